@@ -1,0 +1,184 @@
+//! Parsing Kubernetes manifests (YAML, multi-document, or JSON; `kind: List` too) into typed
+//! objects, strictly: a field the API does not define is an error naming the field, as
+//! `kubectl apply --validate=strict` reports it.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::invalid::{Invalid, Origin};
+use crate::key::ObjectKey;
+use crate::state::Object;
+
+/// Kinds that are valid Kubernetes objects but mean nothing to Portico; they are skipped quietly.
+const IGNORED_KINDS: &[&str] = &[
+    "ConfigMap",
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicaSet",
+    "ServiceAccount",
+    "Role",
+    "RoleBinding",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "BGPPeer",
+    "BGPAdvertisement",
+    "Community",
+    "BFDProfile",
+];
+
+/// One document's outcome.
+pub type Parsed = Result<Object, Invalid>;
+
+/// Parse a file's text. `file` is used in error messages; JSON is detected by the extension.
+pub fn parse_file(file: &str, text: &str) -> Vec<(Origin, Parsed)> {
+    let mut out = Vec::new();
+    let origin = |doc: usize| Origin { file: Some(file.to_owned()), document: Some(doc) };
+    if file.ends_with(".json") {
+        match serde_json::from_str::<Value>(text) {
+            Ok(v) => push_value(&mut out, origin(1), v),
+            Err(e) => out.push((origin(1), Err(unparsable(origin(1), format!("invalid JSON: {e}"))))),
+        }
+        return out;
+    }
+    for (i, doc) in serde_norway::Deserializer::from_str(text).enumerate() {
+        let o = origin(i + 1);
+        match Value::deserialize(doc) {
+            Ok(Value::Null) => {}
+            Ok(v) => push_value(&mut out, o, v),
+            Err(e) => {
+                out.push((o.clone(), Err(unparsable(o, format!("invalid YAML: {e}")))));
+                // The YAML stream cannot be resynchronised after a syntax error.
+                break;
+            }
+        }
+    }
+    out
+}
+
+fn unparsable(origin: Origin, message: String) -> Invalid {
+    Invalid { kind: String::new(), object: None, origin, field: String::new(), message }
+}
+
+fn push_value(out: &mut Vec<(Origin, Parsed)>, origin: Origin, v: Value) {
+    if v.get("kind").and_then(Value::as_str) == Some("List") {
+        if let Some(items) = v.get("items").and_then(Value::as_array) {
+            for item in items {
+                if let Some(r) = parse_value(item.clone()) {
+                    out.push((origin.clone(), r.map_err(|e| e.with_origin(origin.clone()))));
+                }
+            }
+        }
+        return;
+    }
+    if let Some(r) = parse_value(v) {
+        out.push((origin.clone(), r.map_err(|e| e.with_origin(origin))));
+    }
+}
+
+/// Parse one object. `None` for kinds Portico ignores.
+pub fn parse_value(v: Value) -> Option<Parsed> {
+    let Value::Object(map) = &v else {
+        return Some(Err(Invalid {
+            kind: String::new(),
+            object: None,
+            origin: Origin::default(),
+            field: String::new(),
+            message: "a manifest must be a mapping with apiVersion and kind".into(),
+        }));
+    };
+    let api_version = map.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let kind = map.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let meta = map.get("metadata");
+    let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or_default();
+    let namespace = meta.and_then(|m| m.get("namespace")).and_then(Value::as_str);
+    let key = if Object::cluster_scoped(&kind) {
+        ObjectKey::cluster(name)
+    } else {
+        ObjectKey::new(namespace.unwrap_or("default"), name)
+    };
+    let err = |field: &str, msg: String| Invalid::new(&kind, &key, field, msg);
+    if kind.is_empty() {
+        return Some(Err(err("kind", "required".into())));
+    }
+    if api_version.is_empty() {
+        return Some(Err(err("apiVersion", "required".into())));
+    }
+    let parsed = match (api_version.as_str(), kind.as_str()) {
+        ("v1", "Service") => typed(&v, &kind, &key).map(Object::Service),
+        ("v1", "Endpoints") => typed(&v, &kind, &key).map(Object::Endpoints),
+        ("v1", "Pod") => typed(&v, &kind, &key).map(Object::Pod),
+        ("v1", "Node") => typed(&v, &kind, &key).map(Object::Node),
+        ("v1", "Namespace") => typed(&v, &kind, &key).map(Object::Namespace),
+        ("v1", "Secret") => typed(&v, &kind, &key).map(Object::Secret),
+        ("discovery.k8s.io/v1", "EndpointSlice") => typed(&v, &kind, &key).map(Object::EndpointSlice),
+        ("networking.k8s.io/v1", "Ingress") => typed(&v, &kind, &key).map(Object::Ingress),
+        ("networking.k8s.io/v1", "IngressClass") => typed(&v, &kind, &key).map(Object::IngressClass),
+        ("metallb.io/v1beta1", "IPAddressPool") => typed(&v, &kind, &key).map(Object::IPAddressPool),
+        ("metallb.io/v1beta1", "L2Advertisement") => typed(&v, &kind, &key).map(Object::L2Advertisement),
+        (_, k) if IGNORED_KINDS.contains(&k) => return None,
+        (_, "Service" | "Endpoints" | "Pod" | "Node" | "Namespace" | "Secret" | "EndpointSlice" | "Ingress" | "IngressClass"
+        | "IPAddressPool" | "L2Advertisement") => Err(err(
+            "apiVersion",
+            format!("{api_version:?} is not a supported version of {kind}"),
+        )),
+        _ => Err(err("kind", format!("{kind:?} ({api_version}) is not a kind Portico reads"))),
+    };
+    Some(parsed)
+}
+
+/// Deserialize with the failing field's path in the error, then reject unknown fields by
+/// comparing the input with what the typed object serialises back to.
+fn typed<T: DeserializeOwned + Serialize>(v: &Value, kind: &str, key: &ObjectKey) -> Result<T, Invalid> {
+    let obj: T = serde_path_to_error::deserialize(v.clone()).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { String::new() } else { path };
+        Invalid::new(kind, key, field, e.into_inner().to_string())
+    })?;
+    let back = serde_json::to_value(&obj).map_err(|e| Invalid::new(kind, key, "", e.to_string()))?;
+    if let Some(field) = unknown_field(v, &back, String::new()) {
+        return Err(Invalid::new(kind, key, field, "unknown field"));
+    }
+    Ok(obj)
+}
+
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        Value::String(s) => s.is_empty(),
+        _ => false,
+    }
+}
+
+/// The first path present (and non-null) in `input` but absent from `known`.
+fn unknown_field(input: &Value, known: &Value, path: String) -> Option<String> {
+    match (input, known) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in a {
+                if v.is_null() || is_empty(v) {
+                    continue;
+                }
+                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                match b.get(k) {
+                    None => return Some(p),
+                    Some(kv) => {
+                        if let Some(f) = unknown_field(v, kv, p) {
+                            return Some(f);
+                        }
+                    }
+                }
+            }
+            None
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            a.iter().zip(b).enumerate().find_map(|(i, (x, y))| unknown_field(x, y, format!("{path}[{i}]")))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,64 @@
+//! The immutable snapshot every data plane reads. Built by [`crate::translate`], published once
+//! through one `ArcSwap`, never mutated afterwards.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use serde::Serialize;
+
+use crate::endpoints::ServiceEndpoints;
+use crate::invalid::Invalid;
+use crate::key::ObjectKey;
+use crate::metallb::{IPAddressPool, L2Advertisement};
+use crate::service::Service;
+
+/// A `kubernetes.io/tls` Secret's certificate chain and key, as PEM bytes. The gateway parses
+/// them; a Secret that does not parse is reported on the Ingresses that use it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsSecret {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Node {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub addresses: Vec<IpAddr>,
+    pub ready: bool,
+    /// `node.kubernetes.io/exclude-from-external-load-balancers` is set.
+    pub exclude_from_lb: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Increases by one with every publish.
+    pub generation: u64,
+    pub services: BTreeMap<ObjectKey, Arc<Service>>,
+    /// Endpoints of every Service that has any (selector-derived, EndpointSlices or Endpoints).
+    pub endpoints: BTreeMap<ObjectKey, Arc<ServiceEndpoints>>,
+    pub nodes: BTreeMap<String, Arc<Node>>,
+    pub namespaces: BTreeMap<String, Arc<core::Namespace>>,
+    pub ingresses: BTreeMap<ObjectKey, Arc<Ingress>>,
+    pub ingress_classes: BTreeMap<String, Arc<IngressClass>>,
+    /// Valid `kubernetes.io/tls` Secrets.
+    pub tls_secrets: BTreeMap<ObjectKey, Arc<TlsSecret>>,
+    pub ip_address_pools: BTreeMap<ObjectKey, Arc<IPAddressPool>>,
+    pub l2_advertisements: BTreeMap<ObjectKey, Arc<L2Advertisement>>,
+    /// Every object left out of this snapshot, and why.
+    pub errors: Arc<[Invalid]>,
+}
+
+impl Snapshot {
+    pub fn service(&self, key: &ObjectKey) -> Option<&Arc<Service>> {
+        self.services.get(key)
+    }
+
+    pub fn endpoints_of(&self, key: &ObjectKey) -> Option<&Arc<ServiceEndpoints>> {
+        self.endpoints.get(key)
+    }
+}

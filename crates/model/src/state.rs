@@ -1,0 +1,136 @@
+//! `ClusterState`: the raw Kubernetes objects a source has seen, one store per kind. Sources own
+//! and mutate it; [`crate::translate`] reads it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+
+use crate::invalid::{Invalid, Origin};
+use crate::key::ObjectKey;
+use crate::metallb::{IPAddressPool, L2Advertisement};
+
+/// One Kubernetes object of a kind Portico reads.
+#[derive(Clone, Debug)]
+pub enum Object {
+    Service(core::Service),
+    Endpoints(core::Endpoints),
+    EndpointSlice(EndpointSlice),
+    Pod(core::Pod),
+    Node(core::Node),
+    Namespace(core::Namespace),
+    Secret(core::Secret),
+    Ingress(Ingress),
+    IngressClass(IngressClass),
+    IPAddressPool(IPAddressPool),
+    L2Advertisement(L2Advertisement),
+}
+
+impl Object {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Object::Service(_) => "Service",
+            Object::Endpoints(_) => "Endpoints",
+            Object::EndpointSlice(_) => "EndpointSlice",
+            Object::Pod(_) => "Pod",
+            Object::Node(_) => "Node",
+            Object::Namespace(_) => "Namespace",
+            Object::Secret(_) => "Secret",
+            Object::Ingress(_) => "Ingress",
+            Object::IngressClass(_) => "IngressClass",
+            Object::IPAddressPool(_) => "IPAddressPool",
+            Object::L2Advertisement(_) => "L2Advertisement",
+        }
+    }
+
+    /// Whether the kind is cluster-scoped (its key has no namespace).
+    pub fn cluster_scoped(kind: &str) -> bool {
+        matches!(kind, "Node" | "Namespace" | "IngressClass")
+    }
+
+    pub fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        match self {
+            Object::Service(o) => &o.metadata,
+            Object::Endpoints(o) => &o.metadata,
+            Object::EndpointSlice(o) => &o.metadata,
+            Object::Pod(o) => &o.metadata,
+            Object::Node(o) => &o.metadata,
+            Object::Namespace(o) => &o.metadata,
+            Object::Secret(o) => &o.metadata,
+            Object::Ingress(o) => &o.metadata,
+            Object::IngressClass(o) => &o.metadata,
+            Object::IPAddressPool(o) => &o.metadata,
+            Object::L2Advertisement(o) => &o.metadata,
+        }
+    }
+
+    pub fn key(&self) -> ObjectKey {
+        let meta = self.meta();
+        if Self::cluster_scoped(self.kind()) {
+            ObjectKey::cluster(meta.name.clone().unwrap_or_default())
+        } else {
+            ObjectKey::of(meta)
+        }
+    }
+}
+
+/// Every object a source knows, by kind. Cheap to clone (objects are behind `Arc`).
+#[derive(Clone, Debug, Default)]
+pub struct ClusterState {
+    pub services: BTreeMap<ObjectKey, Arc<core::Service>>,
+    pub endpoints: BTreeMap<ObjectKey, Arc<core::Endpoints>>,
+    pub endpoint_slices: BTreeMap<ObjectKey, Arc<EndpointSlice>>,
+    pub pods: BTreeMap<ObjectKey, Arc<core::Pod>>,
+    pub nodes: BTreeMap<ObjectKey, Arc<core::Node>>,
+    pub namespaces: BTreeMap<ObjectKey, Arc<core::Namespace>>,
+    pub secrets: BTreeMap<ObjectKey, Arc<core::Secret>>,
+    pub ingresses: BTreeMap<ObjectKey, Arc<Ingress>>,
+    pub ingress_classes: BTreeMap<ObjectKey, Arc<IngressClass>>,
+    pub ip_address_pools: BTreeMap<ObjectKey, Arc<IPAddressPool>>,
+    pub l2_advertisements: BTreeMap<ObjectKey, Arc<L2Advertisement>>,
+    /// Where each object came from, for error messages.
+    pub origins: BTreeMap<(&'static str, ObjectKey), Origin>,
+    /// Problems the source found before translation (unparsable documents, duplicates).
+    pub invalid: Vec<Invalid>,
+}
+
+impl ClusterState {
+    /// Add an object. A second object with the same kind and key is refused (the first one,
+    /// in the source's order, stays) and reported.
+    pub fn insert(&mut self, obj: Object, origin: Origin) {
+        let kind = obj.kind();
+        let key = obj.key();
+        if key.name.is_empty() {
+            self.invalid.push(
+                Invalid::new(kind, &key, "metadata.name", "a name is required").with_origin(origin),
+            );
+            return;
+        }
+        if let Some(first) = self.origins.get(&(kind, key.clone())) {
+            let msg = format!("duplicate object; the one in {first} is used");
+            self.invalid.push(Invalid::new(kind, &key, "metadata.name", msg).with_origin(origin));
+            return;
+        }
+        self.origins.insert((kind, key.clone()), origin);
+        match obj {
+            Object::Service(o) => drop(self.services.insert(key, Arc::new(o))),
+            Object::Endpoints(o) => drop(self.endpoints.insert(key, Arc::new(o))),
+            Object::EndpointSlice(o) => drop(self.endpoint_slices.insert(key, Arc::new(o))),
+            Object::Pod(o) => drop(self.pods.insert(key, Arc::new(o))),
+            Object::Node(o) => drop(self.nodes.insert(key, Arc::new(o))),
+            Object::Namespace(o) => drop(self.namespaces.insert(key, Arc::new(o))),
+            Object::Secret(o) => drop(self.secrets.insert(key, Arc::new(o))),
+            Object::Ingress(o) => drop(self.ingresses.insert(key, Arc::new(o))),
+            Object::IngressClass(o) => drop(self.ingress_classes.insert(key, Arc::new(o))),
+            Object::IPAddressPool(o) => drop(self.ip_address_pools.insert(key, Arc::new(o))),
+            Object::L2Advertisement(o) => drop(self.l2_advertisements.insert(key, Arc::new(o))),
+        }
+    }
+
+    /// Where an object came from (the API when unknown).
+    pub fn origin(&self, kind: &'static str, key: &ObjectKey) -> Origin {
+        self.origins.get(&(kind, key.clone())).cloned().unwrap_or_default()
+    }
+}
