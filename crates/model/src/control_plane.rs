@@ -50,11 +50,13 @@ pub struct Allocations {
 /// report conflicts. A Service whose requested ClusterIP or NodePort is taken is refused
 /// whole, as the API server would refuse to create it; the Service that had it keeps it.
 pub fn complete(state: &mut ClusterState, cfg: &ControlPlaneConfig, alloc: &mut Allocations) {
-    // Oldest first, then by name: the order the API server would have seen them in.
+    // Oldest first; without timestamps (plain manifests), in the order they are written
+    // (file, then document): the order the API server would have seen them in.
     let mut order: Vec<ObjectKey> = state.services.keys().cloned().collect();
     order.sort_by_key(|k| {
         let ts = state.services[k].metadata.creation_timestamp.as_ref().map(|t| t.0);
-        (ts.is_none(), ts, k.clone())
+        let origin = state.origin("Service", k);
+        (ts.is_none(), ts, origin.file, origin.document, k.clone())
     });
     alloc.cluster_ips.retain(|k, _| state.services.contains_key(k));
     alloc.node_ports.retain(|(k, _), _| state.services.contains_key(k));

@@ -1,0 +1,1 @@
+//! The Kubernetes API source (kube-rs reflectors).
