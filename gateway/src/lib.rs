@@ -1,1 +1,3 @@
 //! placeholder until the crate lands
+pub mod announce;
+pub mod l4;

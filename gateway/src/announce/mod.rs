@@ -1,0 +1,2 @@
+//! Layer-2 announcement of LoadBalancer IPs: ARP for IPv4, NDP for IPv6.
+pub mod election;
