@@ -1,2 +1,5 @@
 //! Layer-2 announcement of LoadBalancer IPs: ARP for IPv4, NDP for IPv6.
+pub mod arp;
 pub mod election;
+pub mod frame;
+pub mod ndp;
