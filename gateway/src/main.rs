@@ -1,1 +1,22 @@
-fn main() {}
+use clap::Parser;
+use gateway::cli::{Cli, Command};
+use portico_runtime::telemetry;
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Some(Command::Get(args)) => gateway::get::run(args).await,
+            Some(Command::Hellok8s { listen, name }) => hellok8s::run(listen, name, tokio_util::sync::CancellationToken::new()).await,
+            Some(Command::Quickstart(args)) => {
+                telemetry::init_logging("info", false);
+                gateway::quickstart::run(args, telemetry::shutdown_on_signals()).await
+            }
+            None => {
+                telemetry::init_logging("info", cli.run.log_json);
+                gateway::app::run(cli.run, telemetry::shutdown_on_signals()).await
+            }
+        }
+    })
+}

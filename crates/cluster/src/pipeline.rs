@@ -6,6 +6,7 @@ use std::time::Instant;
 use portico_model::control_plane::{self, Allocations, ControlPlaneConfig};
 use portico_model::{ClusterState, Snapshot, translate};
 use portico_runtime::Publisher;
+use portico_runtime::metrics::ConfigMetrics;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -24,17 +25,23 @@ pub struct Pipeline {
     control_plane: Option<(ControlPlaneConfig, Allocations)>,
     hooks: Vec<Box<dyn StateHook>>,
     generation: u64,
+    metrics: Option<ConfigMetrics>,
 }
 
 impl Pipeline {
     /// The pipeline for the Kubernetes API source: translation only.
     pub fn kube() -> Self {
-        Self { control_plane: None, hooks: Vec::new(), generation: 0 }
+        Self { control_plane: None, hooks: Vec::new(), generation: 0, metrics: None }
     }
 
     /// The pipeline for standalone mode.
     pub fn standalone(cfg: ControlPlaneConfig) -> Self {
-        Self { control_plane: Some((cfg, Allocations::default())), hooks: Vec::new(), generation: 0 }
+        Self { control_plane: Some((cfg, Allocations::default())), hooks: Vec::new(), generation: 0, metrics: None }
+    }
+
+    pub fn with_metrics(mut self, metrics: ConfigMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     pub fn with_hook(mut self, hook: Box<dyn StateHook>) -> Self {
@@ -75,6 +82,10 @@ impl Pipeline {
                 let services = snap.services.len();
                 let ingresses = snap.ingresses.len();
                 publisher.publish(snap);
+                if let Some(m) = &self.metrics {
+                    m.publishes.inc();
+                    m.generation.set(generation as i64);
+                }
                 info!(generation, services, ingresses, errors, took_us = started.elapsed().as_micros() as u64, "snapshot published");
             }
             tokio::select! {

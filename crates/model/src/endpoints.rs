@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::service::Protocol;
 
@@ -14,7 +14,7 @@ use crate::service::Protocol;
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 /// One endpoint address for one port.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Backend {
     pub addr: SocketAddr,

@@ -1,5 +1,10 @@
 //! Portico's runtime spine: the snapshot publisher, the admin API, metrics and logging.
 
+pub mod admin;
+pub mod metrics;
 pub mod publisher;
+pub mod telemetry;
+pub mod views;
 
+pub use metrics::Metrics;
 pub use publisher::Publisher;

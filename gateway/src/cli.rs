@@ -1,0 +1,149 @@
+//! Command-line interface of the `gateway` binary.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "gateway", version, about = "Portico: Ingress, LoadBalancer and Service proxying for bare-metal Kubernetes")]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the seed tutorial standalone: three hellok8s pods, their Services, and Portico in front.
+    Quickstart(QuickstartArgs),
+    /// Show what a running Portico serves, kubectl-style.
+    Get(GetArgs),
+    /// The hellok8s demo app (used by the quickstart; one process per "pod").
+    #[command(hide = true)]
+    Hellok8s {
+        #[arg(long)]
+        listen: SocketAddr,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Serve a directory of Kubernetes manifests instead of talking to the Kubernetes API.
+    #[arg(long, env = "PORTICO_MANIFESTS")]
+    pub manifests: Option<PathBuf>,
+    /// Admin API (health, readiness, metrics, JSON views).
+    #[arg(long, default_value = "127.0.0.1:9901")]
+    pub admin_addr: SocketAddr,
+    /// Plain HTTP listener of the Ingress router.
+    #[arg(long, default_value = "0.0.0.0:80")]
+    pub http_addr: SocketAddr,
+    /// HTTPS listener of the Ingress router.
+    #[arg(long, default_value = "0.0.0.0:443")]
+    pub https_addr: SocketAddr,
+    /// This node's name (traffic policy Local, L2 election).
+    #[arg(long, env = "NODE_NAME", default_value = "portico-node")]
+    pub node_name: String,
+    /// This node's addresses for NodePorts (repeatable). Standalone default: 127.0.0.1.
+    #[arg(long = "node-ip")]
+    pub node_ips: Vec<IpAddr>,
+    /// Standalone: the range ClusterIPs are assigned from.
+    #[arg(long, default_value = "127.96.0.0/16")]
+    pub service_cidr: ipnet::IpNet,
+    /// Standalone: the NodePort range, as `FIRST-LAST`.
+    #[arg(long, default_value = "30000-32767")]
+    pub node_port_range: String,
+    /// Do not run the embedded Service datapath (ClusterIP/NodePort forwarding).
+    #[arg(long)]
+    pub no_service_proxy: bool,
+    /// Where standalone mode keeps state that must survive restarts (LoadBalancer IPs).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// IngressClass name this gateway serves.
+    #[arg(long, default_value = "portico")]
+    pub ingress_class: String,
+    /// Default certificate (PEM) for unknown server names; a self-signed one is generated if absent.
+    #[arg(long, requires = "default_key")]
+    pub default_cert: Option<PathBuf>,
+    #[arg(long, requires = "default_cert")]
+    pub default_key: Option<PathBuf>,
+    /// Address published in the status of every Ingress served.
+    #[arg(long)]
+    pub publish_address: Option<IpAddr>,
+    /// Copy the EXTERNAL-IP of this LoadBalancer Service (NAMESPACE/NAME) into Ingress status.
+    #[arg(long)]
+    pub publish_service: Option<String>,
+    /// Per-request access log.
+    #[arg(long, value_enum, default_value_t = AccessLog::Off)]
+    pub access_log: AccessLog,
+    /// Logs as JSON lines.
+    #[arg(long)]
+    pub log_json: bool,
+    /// Also allocate LoadBalancer IPs (always on in standalone mode).
+    #[arg(long)]
+    pub allocate: bool,
+    /// Only allocate for Services with this loadBalancerClass (unset: Services without a class).
+    #[arg(long)]
+    pub lb_class: Option<String>,
+    /// Where LoadBalancer listeners forward to.
+    #[arg(long, value_enum, default_value_t = L4Upstream::Endpoints)]
+    pub l4_upstream: L4Upstream,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccessLog {
+    Off,
+    Text,
+    Json,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum L4Upstream {
+    Endpoints,
+    Nodeport,
+}
+
+#[derive(Args, Debug)]
+pub struct QuickstartArgs {
+    /// The example directory to serve (edit it while Portico runs).
+    #[arg(long, default_value = "examples/hellok8s")]
+    pub dir: PathBuf,
+    #[arg(long, default_value = "127.0.0.1:9901")]
+    pub admin_addr: SocketAddr,
+    /// Ingress HTTP listener (unprivileged port so no root is needed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub https_addr: SocketAddr,
+    /// Where LoadBalancer allocations persist (default: a folder in the system temp directory).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct GetArgs {
+    #[arg(value_enum)]
+    pub what: GetWhat,
+    #[arg(long, default_value = "127.0.0.1:9901")]
+    pub admin_addr: SocketAddr,
+    /// `wide` adds columns; `json` prints the raw view.
+    #[arg(short = 'o', long)]
+    pub output: Option<String>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GetWhat {
+    #[value(alias = "svc", alias = "service")]
+    Services,
+    #[value(alias = "ep", alias = "endpoint")]
+    Endpoints,
+    #[value(alias = "ing", alias = "ingress")]
+    Ingresses,
+    #[value(alias = "ipaddresspools", alias = "pool")]
+    Pools,
+    Errors,
+}

@@ -1,0 +1,156 @@
+//! `gateway get ...`: kubectl-style tables from a running instance's admin API.
+
+use std::net::SocketAddr;
+
+use anyhow::{Context, bail};
+use portico_runtime::views::{EndpointsRow, ServiceRow, age};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::cli::{GetArgs, GetWhat};
+
+/// GET `path` from the admin API and parse the JSON body.
+pub async fn fetch_json(admin: SocketAddr, path: &str) -> anyhow::Result<Value> {
+    let mut stream = TcpStream::connect(admin).await.with_context(|| format!("cannot reach the admin API at {admin}: is Portico running?"))?;
+    let req = format!("GET {path} HTTP/1.0\r\nHost: {admin}\r\nAccept: application/json\r\n\r\n");
+    stream.write_all(req.as_bytes()).await?;
+    let mut buf = Vec::new();
+    stream.read_to_end(&mut buf).await?;
+    let text = String::from_utf8_lossy(&buf);
+    let (head, body) = text.split_once("\r\n\r\n").context("malformed HTTP response from the admin API")?;
+    let status = head.split_whitespace().nth(1).unwrap_or("");
+    if status != "200" {
+        bail!("admin API answered {status} for {path}: {}", body.trim());
+    }
+    serde_json::from_str(body).context("admin API returned invalid JSON")
+}
+
+/// Render rows as a left-aligned table with three spaces between columns, as kubectl does.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.len());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let n = cells.len();
+        for (i, c) in cells.into_iter().enumerate() {
+            out.push_str(c);
+            if i + 1 < n {
+                out.push_str(&" ".repeat(widths[i] - c.len() + 3));
+            }
+        }
+        out.push('\n');
+    };
+    line(header.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+fn name(ns: &str, name: &str, all_default: bool) -> String {
+    if all_default { name.to_owned() } else { format!("{ns}/{name}") }
+}
+
+pub async fn run(args: GetArgs) -> anyhow::Result<()> {
+    let now = jiff::Timestamp::now();
+    let path = match args.what {
+        GetWhat::Services => "/api/services",
+        GetWhat::Endpoints => "/api/endpoints",
+        GetWhat::Ingresses => "/api/views/ingresses",
+        GetWhat::Pools => "/api/views/pools",
+        GetWhat::Errors => "/api/errors",
+    };
+    let json = fetch_json(args.admin_addr, path).await?;
+    if args.output.as_deref() == Some("json") {
+        println!("{}", serde_json::to_string_pretty(&json)?);
+        return Ok(());
+    }
+    let out = match args.what {
+        GetWhat::Services => {
+            let rows: Vec<ServiceRow> = serde_json::from_value(json)?;
+            let single_ns = rows.iter().all(|r| r.namespace == "default");
+            let cells: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    vec![name(&r.namespace, &r.name, single_ns), r.type_.clone(), r.cluster_ip.clone(), r.external_ip.clone(), r.ports.clone(), age(r.created.as_deref(), now)]
+                })
+                .collect();
+            table(&["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"], &cells)
+        }
+        GetWhat::Endpoints => {
+            let rows: Vec<EndpointsRow> = serde_json::from_value(json)?;
+            let single_ns = rows.iter().all(|r| r.namespace == "default");
+            let cells: Vec<Vec<String>> =
+                rows.iter().map(|r| vec![name(&r.namespace, &r.name, single_ns), r.endpoints.clone(), age(r.created.as_deref(), now)]).collect();
+            table(&["NAME", "ENDPOINTS", "AGE"], &cells)
+        }
+        GetWhat::Errors => {
+            let rows = json.as_array().cloned().unwrap_or_default();
+            if rows.is_empty() {
+                "No configuration errors.\n".to_owned()
+            } else {
+                let cells: Vec<Vec<String>> = rows
+                    .iter()
+                    .map(|e| {
+                        let s = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+                        let obj = e.get("object").filter(|o| !o.is_null()).map(|o| {
+                            let ns = o.get("namespace").and_then(Value::as_str).unwrap_or("");
+                            let n = o.get("name").and_then(Value::as_str).unwrap_or("");
+                            if ns.is_empty() { n.to_owned() } else { format!("{ns}/{n}") }
+                        });
+                        let origin = e.get("origin").map(|o| {
+                            let f = o.get("file").and_then(Value::as_str).unwrap_or("");
+                            match o.get("document").and_then(Value::as_u64) {
+                                Some(d) if !f.is_empty() => format!("{f}#{d}"),
+                                _ => f.to_owned(),
+                            }
+                        });
+                        vec![s("kind"), obj.unwrap_or_default(), origin.unwrap_or_default(), s("field"), s("message")]
+                    })
+                    .collect();
+                table(&["KIND", "OBJECT", "SOURCE", "FIELD", "ERROR"], &cells)
+            }
+        }
+        GetWhat::Ingresses | GetWhat::Pools => generic_table(&json),
+    };
+    print!("{out}");
+    Ok(())
+}
+
+/// Views contributed by parts are arrays of flat objects whose keys are column names.
+fn generic_table(json: &Value) -> String {
+    let rows = json.as_array().cloned().unwrap_or_default();
+    let Some(first) = rows.first().and_then(Value::as_object) else { return "No resources found.\n".to_owned() };
+    let header: Vec<String> = first.keys().cloned().collect();
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            header
+                .iter()
+                .map(|k| match r.get(k) {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(Value::Null) | None => "<none>".to_owned(),
+                    Some(v) => v.to_string(),
+                })
+                .collect()
+        })
+        .collect();
+    let h: Vec<&str> = header.iter().map(String::as_str).collect();
+    table(&h, &cells)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_like_kubectl() {
+        let t = table(&["NAME", "TYPE"], &[vec!["service-hellok8s-clusterip".into(), "ClusterIP".into()]]);
+        assert_eq!(t, "NAME                         TYPE\nservice-hellok8s-clusterip   ClusterIP\n");
+    }
+}

@@ -1,0 +1,134 @@
+//! `gateway quickstart`: the seed tutorial on one machine, with no cluster and no root. Starts a
+//! real hellok8s process for every Pod in the example directory (bound to the Pod's IP in
+//! 127.0.0.0/8), then serves the directory.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use portico_cluster::manifests::ManifestCache;
+use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{QuickstartArgs, RunArgs};
+
+/// The example directory: as given, else the one in the source tree this binary was built from.
+fn resolve_dir(dir: &Path) -> PathBuf {
+    if dir.is_dir() {
+        return dir.to_path_buf();
+    }
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
+    if built.is_dir() { built } else { dir.to_path_buf() }
+}
+
+/// (pod name, address) for every Pod in `dir` that has an IP.
+async fn pods_in(dir: &Path) -> anyhow::Result<Vec<(String, SocketAddr)>> {
+    let dir = dir.to_path_buf();
+    let state = tokio::task::spawn_blocking(move || ManifestCache::default().scan(&dir).0).await?;
+    let mut pods = Vec::new();
+    for (key, pod) in &state.pods {
+        let Some(ip) = pod.status.as_ref().and_then(|s| s.pod_ip.as_deref()).and_then(|ip| ip.parse().ok()) else { continue };
+        let port = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.iter().flat_map(|c| c.ports.iter().flatten()).next().map(|p| p.container_port))
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(3000);
+        pods.push((key.name.clone(), SocketAddr::new(ip, port)));
+    }
+    Ok(pods)
+}
+
+pub async fn run(args: QuickstartArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let dir = resolve_dir(&args.dir);
+    anyhow::ensure!(dir.is_dir(), "{}: no such directory (run from the repository root)", args.dir.display());
+    let exe = std::env::current_exe().context("cannot find this executable")?;
+
+    let mut children: Vec<Child> = Vec::new();
+    for (name, addr) in pods_in(&dir).await? {
+        let child = Command::new(&exe)
+            .args(["hellok8s", "--listen", &addr.to_string(), "--name", &name])
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start the hellok8s process for {name}"))?;
+        println!("started pod {name} (hellok8s) on {addr}");
+        children.push(child);
+    }
+
+    let state_dir = args.state_dir.clone().unwrap_or_else(|| std::env::temp_dir().join("portico-quickstart"));
+    let run_args = RunArgs {
+        manifests: Some(dir.clone()),
+        admin_addr: args.admin_addr,
+        http_addr: args.http_addr,
+        https_addr: args.https_addr,
+        node_name: "portico-node".into(),
+        node_ips: vec![],
+        service_cidr: "127.96.0.0/16".parse().expect("valid literal"),
+        node_port_range: "30000-32767".into(),
+        no_service_proxy: false,
+        state_dir: Some(state_dir),
+        ingress_class: "portico".into(),
+        default_cert: None,
+        default_key: None,
+        publish_address: Some("127.0.0.1".parse().expect("valid literal")),
+        publish_service: None,
+        access_log: crate::cli::AccessLog::Off,
+        log_json: false,
+        allocate: true,
+        lb_class: None,
+        l4_upstream: crate::cli::L4Upstream::Endpoints,
+    };
+    let admin = args.admin_addr;
+    let shown_dir = dir.display().to_string();
+    tokio::spawn(async move {
+        if let Err(e) = print_instructions(admin, &shown_dir).await {
+            eprintln!("quickstart: {e:#}");
+        }
+    });
+    let result = crate::app::run(run_args, shutdown).await;
+    for mut c in children {
+        let _ = c.kill().await;
+    }
+    result
+}
+
+async fn print_instructions(admin: SocketAddr, dir: &str) -> anyhow::Result<()> {
+    // Wait for the first snapshot and for the Services' datapath to be listening.
+    let mut services = serde_json::Value::Null;
+    for _ in 0..100 {
+        if let Ok(v) = crate::get::fetch_json(admin, "/api/services").await {
+            if v.as_array().is_some_and(|a| !a.is_empty()) {
+                services = v;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut lines = vec![String::new(), "Portico is serving the hellok8s example, standalone (no cluster, no root).".to_owned(), String::new(), "Try:".to_owned()];
+    for s in services.as_array().into_iter().flatten() {
+        let get = |k: &str| s.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+        let (name, type_, cip, ext, ports) = (get("name"), get("type"), get("clusterIp"), get("externalIp"), get("ports"));
+        let Some(first) = ports.split(',').next() else { continue };
+        let port = first.split(['/', ':']).next().unwrap_or("");
+        if !cip.is_empty() && cip != "None" && cip != "<none>" {
+            lines.push(format!("  curl http://{cip}:{port}/        # {name} ({type_}): repeat it, the pod name rotates"));
+        }
+        if let Some(np) = first.split('/').next().and_then(|p| p.split_once(':')).map(|(_, np)| np.to_owned()) {
+            lines.push(format!("  curl http://127.0.0.1:{np}/       # {name} on the node port"));
+        }
+        if type_ == "LoadBalancer" && ext != "<pending>" && !ext.is_empty() {
+            lines.push(format!("  curl http://{ext}:{port}/        # {name} on its EXTERNAL-IP"));
+        }
+    }
+    lines.push(String::new());
+    lines.push(format!("  target/release/gateway get services --admin-addr {admin}"));
+    lines.push(format!("  target/release/gateway get endpoints --admin-addr {admin}"));
+    lines.push(format!("  target/release/gateway get errors --admin-addr {admin}"));
+    lines.push(String::new());
+    lines.push(format!("Edit {dir}/pods.yaml: set a Pod's Ready condition to \"False\" and it leaves the rotation within a second."));
+    lines.push("Press Ctrl-C to stop.".to_owned());
+    println!("{}", lines.join("\n"));
+    Ok(())
+}
