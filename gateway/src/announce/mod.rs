@@ -2,4 +2,6 @@
 pub mod arp;
 pub mod election;
 pub mod frame;
+pub mod link;
 pub mod ndp;
+pub mod responder;
