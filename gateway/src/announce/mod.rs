@@ -3,5 +3,6 @@ pub mod arp;
 pub mod election;
 pub mod frame;
 pub mod link;
+pub mod membership;
 pub mod ndp;
 pub mod responder;
