@@ -1,1 +1,4 @@
-//! placeholder until the crate lands
+//! Portico's node agent: kube-proxy's job in user space. ClusterIP:port and nodeIP:nodePort
+//! frontends forward TCP and UDP to the endpoints of the current snapshot.
+
+pub mod forward;

@@ -1,0 +1,134 @@
+//! Backend selection for one frontend, from the snapshot current when a connection arrives.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use portico_model::{Backend, Snapshot};
+use tokio::time::Instant;
+
+use super::{AffinityTable, Scope, ServiceKey, Target};
+
+/// Why a new connection has nowhere to go. It is dropped (TCP: reset), as kube-proxy drops it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoBackend {
+    #[error("Service {service} does not exist")]
+    NoService { service: ServiceKey },
+    #[error("Service {service} has no port named {port:?}")]
+    NoPort { service: ServiceKey, port: String },
+    #[error("Service {service} port {port:?} has no usable endpoint")]
+    NoEndpoints { service: ServiceKey, port: String },
+    #[error("Service {service} port {port:?} has no usable endpoint on node {node} (traffic policy Local)")]
+    NoLocalEndpoints { service: ServiceKey, port: String, node: String },
+}
+
+/// The backends a connection should try, in order: the chosen one first, then the next ones in
+/// round-robin order (at most `attempts` in all).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pick {
+    pub backends: Vec<SocketAddr>,
+    /// The first backend came from the affinity table.
+    pub sticky: bool,
+    /// The Service's affinity timeout, when it asks for ClientIP affinity.
+    pub affinity: Option<Duration>,
+}
+
+/// The endpoints `target` may send new connections to in `snapshot`: the usable ones (ready, or
+/// serving-and-terminating when none is ready), restricted to this node for `Local` scope, where
+/// the fallback to terminating endpoints is decided among the local ones alone.
+pub fn candidates(snapshot: &Snapshot, target: &Target) -> Result<Arc<[Backend]>, NoBackend> {
+    let service = &target.service;
+    let svc = snapshot.service(service).ok_or_else(|| NoBackend::NoService { service: service.clone() })?;
+    if svc.port_named(&target.port).is_none() {
+        return Err(NoBackend::NoPort { service: service.clone(), port: target.port.clone() });
+    }
+    let port = snapshot.endpoints_of(service).and_then(|e| e.port(&target.port));
+    let found: Arc<[Backend]> = match (&target.scope, port) {
+        (_, None) => Arc::from([]),
+        (Scope::Cluster, Some(p)) => p.usable.clone(),
+        (Scope::Local { node }, Some(p)) => {
+            let local = |b: &&Backend| b.node_name.as_deref() == Some(node.as_str());
+            let ready: Vec<Backend> = p.all.iter().filter(local).filter(|b| b.ready).cloned().collect();
+            if ready.is_empty() {
+                p.all.iter().filter(local).filter(|b| b.serving && b.terminating).cloned().collect()
+            } else {
+                ready.into()
+            }
+        }
+    };
+    if found.is_empty() {
+        return Err(match &target.scope {
+            Scope::Cluster => NoBackend::NoEndpoints { service: service.clone(), port: target.port.clone() },
+            Scope::Local { node } => {
+                NoBackend::NoLocalEndpoints { service: service.clone(), port: target.port.clone(), node: node.clone() }
+            }
+        });
+    }
+    Ok(found)
+}
+
+/// Chooses backends for one frontend: round-robin over the candidates (a counter per frontend),
+/// or the client's remembered backend under ClientIP session affinity.
+#[derive(Debug)]
+pub struct Picker {
+    target: ArcSwap<Target>,
+    next: AtomicUsize,
+    affinity: Arc<AffinityTable>,
+    attempts: usize,
+}
+
+impl Picker {
+    pub fn new(target: Target, affinity: Arc<AffinityTable>, attempts: usize) -> Self {
+        Self { target: ArcSwap::from_pointee(target), next: AtomicUsize::new(0), affinity, attempts: attempts.max(1) }
+    }
+
+    pub fn target(&self) -> Arc<Target> {
+        self.target.load_full()
+    }
+
+    /// Point the frontend at another target; connections already made are not affected.
+    pub fn retarget(&self, target: Target) {
+        self.target.store(Arc::new(target));
+    }
+
+    /// Choose backends for a new connection from `client` at `now`.
+    pub fn pick(&self, snapshot: &Snapshot, client: IpAddr, now: Instant) -> Result<Pick, NoBackend> {
+        let target = self.target.load();
+        let found = candidates(snapshot, &target)?;
+        let n = found.len();
+        let affinity = snapshot
+            .service(&target.service)
+            .and_then(|s| s.session_affinity_timeout)
+            .map(|t| Duration::from_secs(u64::from(t)));
+        if let Some(timeout) = affinity {
+            let remembered = self.affinity.lookup(&target.service, &target.port, client, timeout, now, |addr| {
+                found.iter().any(|b| b.addr == addr)
+            });
+            if let Some(addr) = remembered {
+                let rest = found.iter().map(|b| b.addr).filter(|a| *a != addr);
+                let backends = std::iter::once(addr).chain(rest).take(self.attempts).collect();
+                return Ok(Pick { backends, sticky: true, affinity });
+            }
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        let backends: Vec<SocketAddr> = (0..n.min(self.attempts)).map(|i| found[(start + i) % n].addr).collect();
+        if affinity.is_some() {
+            self.affinity.remember(&target.service, &target.port, client, backends[0], now);
+        }
+        Ok(Pick { backends, sticky: false, affinity })
+    }
+
+    /// Record that `client` ended up on `backend` (after the first choice failed to connect), so
+    /// that its next connections stick to the one that works.
+    pub fn connected(&self, pick: &Pick, client: IpAddr, backend: SocketAddr, now: Instant) {
+        if pick.affinity.is_some() && pick.backends.first() != Some(&backend) {
+            let target = self.target.load();
+            self.affinity.remember(&target.service, &target.port, client, backend, now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,198 @@
+//! Listeners follow the desired set of frontends: new ones are bound, gone ones are stopped
+//! (their connections go on), the rest are left untouched (a changed target is swapped in place).
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use portico_model::Snapshot;
+use portico_runtime::Publisher;
+use serde::Serialize;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::{AffinityTable, Counters, Frontend, Picker, Settings, Target, bind, tcp, udp};
+
+/// What to change to go from the current listeners to the desired ones.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Frontends to bind.
+    pub start: Vec<(Frontend, Target)>,
+    /// Frontends that stay but forward to another target.
+    pub retarget: Vec<(Frontend, Target)>,
+    /// Frontends to close.
+    pub stop: Vec<Frontend>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.start.is_empty() && self.retarget.is_empty() && self.stop.is_empty()
+    }
+
+    /// Replay the plan on `current` (what the reconciler does, minus the sockets).
+    pub fn apply(&self, current: &mut BTreeMap<Frontend, Target>) {
+        for f in &self.stop {
+            current.remove(f);
+        }
+        for (f, t) in self.start.iter().chain(&self.retarget) {
+            current.insert(*f, t.clone());
+        }
+    }
+}
+
+/// The difference between `current` and `desired`. Pure.
+pub fn plan(current: &BTreeMap<Frontend, Target>, desired: &BTreeMap<Frontend, Target>) -> Plan {
+    let mut p = Plan::default();
+    for (f, t) in desired {
+        match current.get(f) {
+            None => p.start.push((*f, t.clone())),
+            Some(old) if old != t => p.retarget.push((*f, t.clone())),
+            Some(_) => {}
+        }
+    }
+    p.stop = current.keys().filter(|f| !desired.contains_key(f)).copied().collect();
+    p
+}
+
+/// A frontend that could not be bound; retried at the next reconcile.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot bind {frontend} for {target}")]
+pub struct BindError {
+    pub frontend: Frontend,
+    pub target: Target,
+    #[source]
+    pub source: io::Error,
+}
+
+/// One listener, for the admin API.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerStatus {
+    pub frontend: Frontend,
+    pub target: Target,
+    pub accepted: u64,
+    pub active: u64,
+    pub no_backend: u64,
+    pub connect_failures: u64,
+    pub dropped_datagrams: u64,
+}
+
+struct Running {
+    picker: Arc<Picker>,
+    counters: Arc<Counters>,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+/// Owns the listeners of one engine. Owned and driven by one task.
+pub struct Reconciler {
+    snapshots: Arc<Publisher<Snapshot>>,
+    affinity: Arc<AffinityTable>,
+    settings: Settings,
+    running: BTreeMap<Frontend, Running>,
+    shutdown: CancellationToken,
+}
+
+impl Reconciler {
+    /// Listeners pick backends from `snapshots`; `shutdown` ends listeners *and* connections.
+    pub fn new(snapshots: Arc<Publisher<Snapshot>>, settings: Settings, shutdown: CancellationToken) -> Self {
+        Self { snapshots, affinity: Arc::new(AffinityTable::new()), settings, running: BTreeMap::new(), shutdown }
+    }
+
+    pub fn affinity(&self) -> &Arc<AffinityTable> {
+        &self.affinity
+    }
+
+    /// The frontends listening now, and their targets.
+    pub fn current(&self) -> BTreeMap<Frontend, Target> {
+        self.running.iter().map(|(f, r)| (*f, (*r.picker.target()).clone())).collect()
+    }
+
+    /// Make the listeners match `desired`. New sockets are bound before old ones are closed.
+    /// Must be called within a tokio runtime. Returns the frontends that could not be bound;
+    /// they are tried again at the next call.
+    pub fn reconcile(&mut self, desired: &BTreeMap<Frontend, Target>) -> Vec<BindError> {
+        let plan = plan(&self.current(), desired);
+        let mut errors = Vec::new();
+        for (frontend, target) in plan.start {
+            match self.start(frontend, target.clone()) {
+                Ok(running) => {
+                    info!(%frontend, %target, "listening");
+                    self.running.insert(frontend, running);
+                }
+                Err(source) => {
+                    let e = BindError { frontend, target, source };
+                    warn!(%frontend, target = %e.target, error = %e.source, "cannot bind; retrying at the next update");
+                    errors.push(e);
+                }
+            }
+        }
+        for (frontend, target) in plan.retarget {
+            if let Some(r) = self.running.get(&frontend) {
+                info!(%frontend, %target, "target changed");
+                r.picker.retarget(target);
+            }
+        }
+        for frontend in plan.stop {
+            if let Some(r) = self.running.remove(&frontend) {
+                info!(%frontend, active = r.counters.active.load(Relaxed), "stopped listening; open connections go on");
+                r.stop.cancel();
+            }
+        }
+        self.affinity.sweep(&self.snapshots.peek(), Instant::now());
+        errors
+    }
+
+    fn start(&self, frontend: Frontend, target: Target) -> io::Result<Running> {
+        let picker = Arc::new(Picker::new(target, self.affinity.clone(), self.settings.connect_attempts));
+        let counters = Arc::new(Counters::default());
+        let stop = CancellationToken::new();
+        let ctx = tcp::Listener {
+            frontend,
+            picker: picker.clone(),
+            snapshots: self.snapshots.clone(),
+            counters: counters.clone(),
+            settings: self.settings.clone(),
+            stop: stop.clone(),
+            shutdown: self.shutdown.clone(),
+        };
+        let task = match frontend.protocol {
+            super::Protocol::Tcp => tokio::spawn(tcp::serve(bind::tcp(frontend.addr, self.settings.backlog)?, ctx)),
+            super::Protocol::Udp => tokio::spawn(udp::serve(bind::udp(frontend.addr)?, ctx)),
+        };
+        Ok(Running { picker, counters, stop, task })
+    }
+
+    /// Every listener and its counters, in frontend order.
+    pub fn status(&self) -> Vec<ListenerStatus> {
+        self.running
+            .iter()
+            .map(|(f, r)| ListenerStatus {
+                frontend: *f,
+                target: (*r.picker.target()).clone(),
+                accepted: r.counters.accepted.load(Relaxed),
+                active: r.counters.active.load(Relaxed),
+                no_backend: r.counters.no_backend.load(Relaxed),
+                connect_failures: r.counters.connect_failures.load(Relaxed),
+                dropped_datagrams: r.counters.dropped_datagrams.load(Relaxed),
+            })
+            .collect()
+    }
+
+    /// Close every listener and wait for the listener tasks to end (connections end with the
+    /// engine's shutdown token, not here).
+    pub async fn stop_all(&mut self) {
+        for (_, r) in std::mem::take(&mut self.running) {
+            r.stop.cancel();
+            if let Err(e) = r.task.await {
+                warn!(error = %e, "listener task failed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
