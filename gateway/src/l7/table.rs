@@ -1,0 +1,165 @@
+//! The route table: every served Ingress merged into hosts and paths, in the Ingress API's
+//! precedence, with backends resolved to endpoints and certificates parsed. Built by one pure
+//! function from a snapshot; published whole; read without locks.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use regex::Regex;
+use rustls::sign::CertifiedKey;
+
+use portico_model::{Invalid, ObjectKey};
+
+use super::annotations::{CanaryRules, Options};
+use super::metrics::RouteMetrics;
+use super::upstream::Upstream;
+
+mod build;
+#[cfg(test)]
+mod tests;
+
+pub use build::BuildContext;
+
+/// How a path rule matches.
+#[derive(Debug)]
+pub enum Matcher {
+    /// `pathType: Exact`.
+    Exact(Box<str>),
+    /// `pathType: Prefix`, element-wise; stored without its trailing slash (`""` for `/`).
+    Prefix(Box<str>),
+    /// `ImplementationSpecific` as ingress-nginx treats it without regex: a string prefix.
+    StrPrefix(Box<str>),
+    /// `use-regex` (or `rewrite-target`): a case-insensitive regex anchored at the start.
+    Regex(Regex),
+}
+
+impl Matcher {
+    pub fn matches(&self, path: &str) -> bool {
+        match self {
+            Matcher::Exact(p) => path == &**p,
+            Matcher::Prefix(p) => {
+                path.starts_with(&**p) && (path.len() == p.len() || path.as_bytes()[p.len()] == b'/')
+            }
+            Matcher::StrPrefix(p) => path.starts_with(&**p),
+            Matcher::Regex(r) => r.is_match(path),
+        }
+    }
+}
+
+/// A canary backend attached to a route.
+#[derive(Debug)]
+pub struct Canary {
+    pub ingress: ObjectKey,
+    pub rules: CanaryRules,
+    pub upstream: Arc<Upstream>,
+    pub metrics: RouteMetrics,
+    /// Spreads weighted traffic exactly: request n goes to the canary when n mod total < weight.
+    pub counter: AtomicU64,
+}
+
+/// What one Ingress path sends traffic to, with its Ingress's options.
+#[derive(Debug)]
+pub struct Route {
+    pub ingress: ObjectKey,
+    /// The rule's path as written (cookie path default, logs).
+    pub path: Box<str>,
+    pub matcher: Matcher,
+    pub options: Arc<Options>,
+    pub upstream: Arc<Upstream>,
+    pub canary: Option<Canary>,
+    /// The route's host is listed in some served Ingress's `spec.tls`.
+    pub tls_host: bool,
+    pub metrics: RouteMetrics,
+}
+
+/// The rules of one host (or of every host), most specific first.
+#[derive(Debug, Default)]
+pub struct HostRules {
+    pub routes: Vec<Arc<Route>>,
+}
+
+impl HostRules {
+    fn find(&self, path: &str) -> Option<&Arc<Route>> {
+        self.routes.iter().find(|r| r.matcher.matches(path))
+    }
+}
+
+/// What a lookup found.
+pub enum Lookup<'a> {
+    Route(&'a Arc<Route>),
+    NotFound,
+}
+
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    /// The snapshot generation this table was built from.
+    pub generation: u64,
+    pub(super) exact: HashMap<Box<str>, HostRules>,
+    /// `*.example.com` is stored under `example.com`.
+    pub(super) wildcard: HashMap<Box<str>, HostRules>,
+    pub(super) any_host: HostRules,
+    pub(super) default_backend: Option<Arc<Route>>,
+    pub(super) certs: HashMap<Box<str>, Arc<CertifiedKey>>,
+    pub(super) wildcard_certs: HashMap<Box<str>, Arc<CertifiedKey>>,
+    /// The Ingresses served, for status and views.
+    pub served: Vec<ObjectKey>,
+    /// Every problem found while building (bad values, missing Secrets, unsupported annotations).
+    pub errors: Arc<[Invalid]>,
+}
+
+/// `Host` header or authority to the name matched: port stripped (IPv6 brackets kept), lower case.
+pub fn normalize_host(host: &str) -> std::borrow::Cow<'_, str> {
+    let name = if host.starts_with('[') {
+        host.find(']').map_or(host, |i| &host[..=i])
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    let name = name.strip_suffix('.').unwrap_or(name);
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    }
+}
+
+/// `a.example.com` -> `example.com`: the key its one-label wildcard is stored under.
+fn wildcard_parent(host: &str) -> Option<&str> {
+    host.split_once('.').map(|(_, rest)| rest).filter(|r| !r.is_empty())
+}
+
+impl RouteTable {
+    /// The hosts' rules for a normalized host name: exact, else the one-label wildcard, else the
+    /// rules without a host.
+    fn host_rules(&self, host: &str) -> &HostRules {
+        if let Some(h) = self.exact.get(host) {
+            return h;
+        }
+        if let Some(h) = wildcard_parent(host).and_then(|p| self.wildcard.get(p)) {
+            return h;
+        }
+        &self.any_host
+    }
+
+    /// Find the route for a request. `host` must be normalized ([`normalize_host`]).
+    pub fn lookup(&self, host: &str, path: &str) -> Lookup<'_> {
+        match self.host_rules(host).find(path).or(self.default_backend.as_ref()) {
+            Some(r) => Lookup::Route(r),
+            None => Lookup::NotFound,
+        }
+    }
+
+    /// The certificate for an SNI name, when some served Ingress has a valid one for it.
+    pub fn cert_for(&self, sni: &str) -> Option<Arc<CertifiedKey>> {
+        let name = normalize_host(sni);
+        if let Some(c) = self.certs.get(&*name) {
+            return Some(c.clone());
+        }
+        wildcard_parent(&name).and_then(|p| self.wildcard_certs.get(p)).cloned()
+    }
+
+    /// Whether a host has a certificate of its own (not the default).
+    pub fn has_cert(&self, host: &str) -> bool {
+        self.cert_for(host).is_some()
+    }
+}

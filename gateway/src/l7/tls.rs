@@ -1,0 +1,139 @@
+//! TLS: certificates from `kubernetes.io/tls` Secrets, parsed once and cached by content; SNI
+//! selection backed by the current route table (so a rotated Secret takes effect on the next
+//! handshake, without a restart and without touching open connections); a default certificate for
+//! every name Portico has no valid certificate for. TLS 1.2 and 1.3 only.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use portico_model::ObjectKey;
+use portico_model::snapshot::TlsSecret;
+use rustls::crypto::ring::sign::any_supported_type;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+
+use super::table::RouteTable;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    #[error("tls.crt holds no PEM certificate")]
+    NoCertificate,
+    #[error("tls.crt is not valid PEM")]
+    BadCertificate(#[source] std::io::Error),
+    #[error("tls.key holds no PEM private key")]
+    NoKey,
+    #[error("tls.key is not valid PEM")]
+    BadKey(#[source] std::io::Error),
+    #[error("the private key is not usable")]
+    UnusableKey(#[source] rustls::Error),
+    #[error("the private key does not belong to the certificate")]
+    Mismatch(#[source] rustls::Error),
+    #[error("could not generate a self-signed certificate")]
+    Generate(#[source] rcgen::Error),
+}
+
+/// Parse a PEM chain and key into a rustls certificate.
+pub fn certified_key(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<CertifiedKey>, CertError> {
+    let chain: Vec<CertificateDer<'static>> =
+        rustls_pemfile::certs(&mut &cert_pem[..]).collect::<Result<_, _>>().map_err(CertError::BadCertificate)?;
+    if chain.is_empty() {
+        return Err(CertError::NoCertificate);
+    }
+    let key: PrivateKeyDer<'static> =
+        rustls_pemfile::private_key(&mut &key_pem[..]).map_err(CertError::BadKey)?.ok_or(CertError::NoKey)?;
+    let signer = any_supported_type(&key).map_err(CertError::UnusableKey)?;
+    let ck = CertifiedKey::new(chain, signer);
+    ck.keys_match().map_err(CertError::Mismatch)?;
+    Ok(Arc::new(ck))
+}
+
+/// A self-signed certificate for names Portico has no certificate for.
+pub fn self_signed() -> Result<Arc<CertifiedKey>, CertError> {
+    let names = vec!["portico.invalid".to_owned()];
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(names).map_err(CertError::Generate)?;
+    certified_key(cert.pem().as_bytes(), signing_key.serialize_pem().as_bytes())
+}
+
+/// Parsed certificates by Secret, reused while the Secret's content is unchanged.
+#[derive(Default)]
+pub struct CertCache {
+    entries: Mutex<HashMap<ObjectKey, (Arc<TlsSecret>, Result<Arc<CertifiedKey>, Arc<CertError>>)>>,
+}
+
+impl CertCache {
+    pub fn get(&self, key: &ObjectKey, secret: &Arc<TlsSecret>) -> Result<Arc<CertifiedKey>, Arc<CertError>> {
+        let mut m = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((s, parsed)) = m.get(key)
+            && (Arc::ptr_eq(s, secret) || **s == **secret)
+        {
+            return parsed.clone();
+        }
+        let parsed = certified_key(&secret.cert_pem, &secret.key_pem).map_err(Arc::new);
+        m.insert(key.clone(), (secret.clone(), parsed.clone()));
+        parsed
+    }
+
+    /// Drop the entries of Secrets that are gone.
+    pub fn retain(&self, keep: impl Fn(&ObjectKey) -> bool) {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).retain(|k, _| keep(k));
+    }
+}
+
+/// Per-SNI certificate selection from the current table.
+#[derive(Debug)]
+pub struct SniResolver {
+    pub table: Arc<ArcSwap<RouteTable>>,
+    pub default: Arc<CertifiedKey>,
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let table = self.table.load();
+        let found = hello.server_name().and_then(|name| table.cert_for(name));
+        Some(found.unwrap_or_else(|| self.default.clone()))
+    }
+}
+
+/// The server configuration: TLS 1.2 and 1.3, ALPN h2 and http/1.1.
+pub fn server_config(resolver: Arc<SniResolver>) -> Result<Arc<rustls::ServerConfig>, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver);
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generated_certificate_parses_and_garbage_does_not() {
+        let rcgen::CertifiedKey { cert, signing_key } =
+            rcgen::generate_simple_self_signed(vec!["a.example.com".into()]).expect("generate");
+        let ok = certified_key(cert.pem().as_bytes(), signing_key.serialize_pem().as_bytes());
+        assert!(ok.is_ok());
+        assert!(matches!(certified_key(b"nonsense", b"nonsense"), Err(CertError::NoCertificate)));
+        let other = rcgen::generate_simple_self_signed(vec!["b.example.com".into()]).expect("generate");
+        let mismatch = certified_key(cert.pem().as_bytes(), other.signing_key.serialize_pem().as_bytes());
+        assert!(matches!(mismatch, Err(CertError::Mismatch(_))), "{mismatch:?}");
+    }
+
+    #[test]
+    fn the_cache_parses_unchanged_secrets_once() {
+        let rcgen::CertifiedKey { cert, signing_key } =
+            rcgen::generate_simple_self_signed(vec!["a.example.com".into()]).expect("generate");
+        let s = Arc::new(TlsSecret { cert_pem: cert.pem().into_bytes(), key_pem: signing_key.serialize_pem().into_bytes() });
+        let cache = CertCache::default();
+        let key = ObjectKey::new("default", "tls");
+        let a = cache.get(&key, &s).expect("valid");
+        let copy = Arc::new((*s).clone());
+        let b = cache.get(&key, &copy).expect("valid");
+        assert!(Arc::ptr_eq(&a, &b), "same content, same parsed certificate");
+    }
+}
