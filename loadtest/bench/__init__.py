@@ -1,0 +1,1 @@
+"""Portico benchmark runner: origins, contenders, wrk, results."""
