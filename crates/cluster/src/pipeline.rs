@@ -1,7 +1,11 @@
 //! The one writer of the snapshot: state in, snapshot out.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
+
+use portico_model::service::Service;
+use portico_model::ObjectKey;
 
 use portico_model::control_plane::{self, Allocations, ControlPlaneConfig};
 use portico_model::{ClusterState, Snapshot, translate};
@@ -26,17 +30,19 @@ pub struct Pipeline {
     hooks: Vec<Box<dyn StateHook>>,
     generation: u64,
     metrics: Option<ConfigMetrics>,
+    /// Services of the previous snapshot: an edit that fails validation keeps the last good one.
+    last_services: BTreeMap<ObjectKey, Arc<Service>>,
 }
 
 impl Pipeline {
     /// The pipeline for the Kubernetes API source: translation only.
     pub fn kube() -> Self {
-        Self { control_plane: None, hooks: Vec::new(), generation: 0, metrics: None }
+        Self { control_plane: None, hooks: Vec::new(), generation: 0, metrics: None, last_services: BTreeMap::new() }
     }
 
     /// The pipeline for standalone mode.
     pub fn standalone(cfg: ControlPlaneConfig) -> Self {
-        Self { control_plane: Some((cfg, Allocations::default())), hooks: Vec::new(), generation: 0, metrics: None }
+        Self { control_plane: Some((cfg, Allocations::default())), hooks: Vec::new(), generation: 0, metrics: None, last_services: BTreeMap::new() }
     }
 
     pub fn with_metrics(mut self, metrics: ConfigMetrics) -> Self {
@@ -59,7 +65,34 @@ impl Pipeline {
             hook.apply(&mut state);
         }
         self.generation += 1;
-        translate(&state, self.generation)
+        let mut snap = translate(&state, self.generation);
+        self.keep_last_good(&mut snap);
+        self.last_services = snap.services.clone();
+        snap
+    }
+
+    /// A Service that was serving and whose new version is invalid keeps serving as it was; the
+    /// error says so. A new invalid Service is simply left out.
+    fn keep_last_good(&self, snap: &mut Snapshot) {
+        let mut errors = snap.errors.to_vec();
+        let mut changed = false;
+        for e in &mut errors {
+            if e.kind != "Service" {
+                continue;
+            }
+            let Some(key) = &e.object else { continue };
+            if snap.services.contains_key(key) {
+                continue;
+            }
+            if let Some(prev) = self.last_services.get(key) {
+                snap.services.insert(key.clone(), prev.clone());
+                e.message.push_str("; the last good version keeps serving");
+                changed = true;
+            }
+        }
+        if changed {
+            snap.errors = errors.into();
+        }
     }
 
     /// Publish a snapshot for every state the source sends, until shutdown or until the source
@@ -95,3 +128,6 @@ impl Pipeline {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -40,3 +40,31 @@ fn metallb_pool_and_tls_secret_parse() {
     );
     assert!(docs.iter().all(|(_, r)| r.is_ok()), "{docs:?}");
 }
+
+mod never_panics {
+    use proptest::prelude::*;
+
+    use super::super::parse_file;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// Whatever bytes a file holds, parsing reports errors and never panics.
+        #[test]
+        fn arbitrary_text(text in "\\PC{0,200}") {
+            let _ = parse_file("fuzz.yaml", &text);
+            let _ = parse_file("fuzz.json", &text);
+        }
+
+        /// Structurally plausible manifests with random values.
+        #[test]
+        fn plausible_services(port in any::<i64>(), name in "[a-zA-Z0-9_.-]{0,20}", proto in "[A-Z]{0,5}", extra in "[a-z]{1,8}") {
+            let text = format!("apiVersion: v1\nkind: Service\nmetadata: {{name: \"{name}\"}}\nspec:\n  ports:\n  - port: {port}\n    protocol: \"{proto}\"\n    {extra}: 1\n");
+            for (_, r) in parse_file("fuzz.yaml", &text) {
+                if let Ok(crate::state::Object::Service(s)) = r {
+                    let key = crate::key::ObjectKey::of(&s.metadata);
+                    let _ = crate::service::from_k8s(&key, &s);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,48 @@
+use portico_model::manifest::parse_file;
+
+use super::*;
+
+fn state(yaml: &str) -> ClusterState {
+    let mut s = ClusterState::default();
+    for (origin, r) in parse_file("svc.yaml", yaml) {
+        match r {
+            Ok(o) => s.insert(o, origin),
+            Err(e) => s.invalid.push(e),
+        }
+    }
+    s
+}
+
+const GOOD: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {type: NodePort, selector: {app: web}, ports: [{port: 80, nodePort: 30080}]}\n";
+
+#[test]
+fn an_invalid_edit_keeps_the_last_good_service() {
+    let mut p = Pipeline::standalone(ControlPlaneConfig::default());
+    let first = p.build(&state(GOOD));
+    let key = ObjectKey::new("default", "web");
+    assert_eq!(first.services[&key].ports[0].node_port, Some(30080));
+
+    // nodePort outside the range: rejected by validation, the previous version keeps serving.
+    let second = p.build(&state(&GOOD.replace("30080", "80")));
+    assert_eq!(second.services[&key].ports[0].node_port, Some(30080));
+    let err = second.errors.iter().find(|e| e.object.as_ref() == Some(&key)).expect("reported");
+    assert!(err.message.ends_with("the last good version keeps serving"), "{err}");
+    assert_eq!(err.field, "spec.ports[0].nodePort");
+    assert_eq!(second.generation, first.generation + 1);
+
+    // Deleting it removes it: deletion is not an error.
+    let third = p.build(&ClusterState::default());
+    assert!(third.services.is_empty());
+    assert!(third.errors.is_empty());
+}
+
+#[test]
+fn a_new_invalid_service_is_left_out_and_others_serve() {
+    let mut p = Pipeline::standalone(ControlPlaneConfig::default());
+    let bad = "---\napiVersion: v1\nkind: Service\nmetadata: {name: bad}\nspec: {sessionAffinity: Sticky}\n";
+    let snap = p.build(&state(&format!("{GOOD}{bad}")));
+    assert!(snap.services.contains_key(&ObjectKey::new("default", "web")));
+    assert!(!snap.services.contains_key(&ObjectKey::new("default", "bad")));
+    let err = snap.errors.iter().find(|e| e.field == "spec.sessionAffinity").expect("reported");
+    assert_eq!(err.origin.file.as_deref(), Some("svc.yaml"));
+}
