@@ -71,11 +71,17 @@ pub struct Frontend {
 
 impl Frontend {
     pub fn tcp(addr: SocketAddr) -> Self {
-        Self { addr, protocol: Protocol::Tcp }
+        Self {
+            addr,
+            protocol: Protocol::Tcp,
+        }
     }
 
     pub fn udp(addr: SocketAddr) -> Self {
-        Self { addr, protocol: Protocol::Udp }
+        Self {
+            addr,
+            protocol: Protocol::Udp,
+        }
     }
 }
 
@@ -184,6 +190,8 @@ impl ActiveGuard {
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
-        self.0.active.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.0
+            .active
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }

@@ -2,3 +2,7 @@
 //! frontends forward TCP and UDP to the endpoints of the current snapshot.
 
 pub mod forward;
+pub mod userspace;
+
+#[cfg(test)]
+mod test_support;

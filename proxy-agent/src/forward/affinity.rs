@@ -57,7 +57,11 @@ impl AffinityTable {
         now: Instant,
         valid: impl FnOnce(SocketAddr) -> bool,
     ) -> Option<SocketAddr> {
-        let key = Key { service: service.clone(), port: port.to_owned(), client };
+        let key = Key {
+            service: service.clone(),
+            port: port.to_owned(),
+            client,
+        };
         let mut entries = self.lock();
         let entry = entries.get_mut(&key)?;
         if now.saturating_duration_since(entry.last) < timeout && valid(entry.backend) {
@@ -69,8 +73,19 @@ impl AffinityTable {
     }
 
     /// Remember that `client` was sent to `backend` at `now`.
-    pub fn remember(&self, service: &ServiceKey, port: &str, client: IpAddr, backend: SocketAddr, now: Instant) {
-        let key = Key { service: service.clone(), port: port.to_owned(), client };
+    pub fn remember(
+        &self,
+        service: &ServiceKey,
+        port: &str,
+        client: IpAddr,
+        backend: SocketAddr,
+        now: Instant,
+    ) {
+        let key = Key {
+            service: service.clone(),
+            port: port.to_owned(),
+            client,
+        };
         self.lock().insert(key, Entry { backend, last: now });
     }
 
@@ -80,8 +95,12 @@ impl AffinityTable {
         let mut entries = self.lock();
         let before = entries.len();
         entries.retain(|k, e| {
-            let timeout = snapshot.service(&k.service).and_then(|s| s.session_affinity_timeout);
-            timeout.is_some_and(|t| now.saturating_duration_since(e.last) < Duration::from_secs(u64::from(t)))
+            let timeout = snapshot
+                .service(&k.service)
+                .and_then(|s| s.session_affinity_timeout);
+            timeout.is_some_and(|t| {
+                now.saturating_duration_since(e.last) < Duration::from_secs(u64::from(t))
+            })
         });
         before - entries.len()
     }

@@ -20,8 +20,14 @@ pub enum NoBackend {
     NoPort { service: ServiceKey, port: String },
     #[error("Service {service} port {port:?} has no usable endpoint")]
     NoEndpoints { service: ServiceKey, port: String },
-    #[error("Service {service} port {port:?} has no usable endpoint on node {node} (traffic policy Local)")]
-    NoLocalEndpoints { service: ServiceKey, port: String, node: String },
+    #[error(
+        "Service {service} port {port:?} has no usable endpoint on node {node} (traffic policy Local)"
+    )]
+    NoLocalEndpoints {
+        service: ServiceKey,
+        port: String,
+        node: String,
+    },
 }
 
 /// The backends a connection should try, in order: the chosen one first, then the next ones in
@@ -40,19 +46,39 @@ pub struct Pick {
 /// the fallback to terminating endpoints is decided among the local ones alone.
 pub fn candidates(snapshot: &Snapshot, target: &Target) -> Result<Arc<[Backend]>, NoBackend> {
     let service = &target.service;
-    let svc = snapshot.service(service).ok_or_else(|| NoBackend::NoService { service: service.clone() })?;
+    let svc = snapshot
+        .service(service)
+        .ok_or_else(|| NoBackend::NoService {
+            service: service.clone(),
+        })?;
     if svc.port_named(&target.port).is_none() {
-        return Err(NoBackend::NoPort { service: service.clone(), port: target.port.clone() });
+        return Err(NoBackend::NoPort {
+            service: service.clone(),
+            port: target.port.clone(),
+        });
     }
-    let port = snapshot.endpoints_of(service).and_then(|e| e.port(&target.port));
+    let port = snapshot
+        .endpoints_of(service)
+        .and_then(|e| e.port(&target.port));
     let found: Arc<[Backend]> = match (&target.scope, port) {
         (_, None) => Arc::from([]),
         (Scope::Cluster, Some(p)) => p.usable.clone(),
         (Scope::Local { node }, Some(p)) => {
             let local = |b: &&Backend| b.node_name.as_deref() == Some(node.as_str());
-            let ready: Vec<Backend> = p.all.iter().filter(local).filter(|b| b.ready).cloned().collect();
+            let ready: Vec<Backend> = p
+                .all
+                .iter()
+                .filter(local)
+                .filter(|b| b.ready)
+                .cloned()
+                .collect();
             if ready.is_empty() {
-                p.all.iter().filter(local).filter(|b| b.serving && b.terminating).cloned().collect()
+                p.all
+                    .iter()
+                    .filter(local)
+                    .filter(|b| b.serving && b.terminating)
+                    .cloned()
+                    .collect()
             } else {
                 ready.into()
             }
@@ -60,10 +86,15 @@ pub fn candidates(snapshot: &Snapshot, target: &Target) -> Result<Arc<[Backend]>
     };
     if found.is_empty() {
         return Err(match &target.scope {
-            Scope::Cluster => NoBackend::NoEndpoints { service: service.clone(), port: target.port.clone() },
-            Scope::Local { node } => {
-                NoBackend::NoLocalEndpoints { service: service.clone(), port: target.port.clone(), node: node.clone() }
-            }
+            Scope::Cluster => NoBackend::NoEndpoints {
+                service: service.clone(),
+                port: target.port.clone(),
+            },
+            Scope::Local { node } => NoBackend::NoLocalEndpoints {
+                service: service.clone(),
+                port: target.port.clone(),
+                node: node.clone(),
+            },
         });
     }
     Ok(found)
@@ -81,7 +112,12 @@ pub struct Picker {
 
 impl Picker {
     pub fn new(target: Target, affinity: Arc<AffinityTable>, attempts: usize) -> Self {
-        Self { target: ArcSwap::from_pointee(target), next: AtomicUsize::new(0), affinity, attempts: attempts.max(1) }
+        Self {
+            target: ArcSwap::from_pointee(target),
+            next: AtomicUsize::new(0),
+            affinity,
+            attempts: attempts.max(1),
+        }
     }
 
     pub fn target(&self) -> Arc<Target> {
@@ -94,7 +130,12 @@ impl Picker {
     }
 
     /// Choose backends for a new connection from `client` at `now`.
-    pub fn pick(&self, snapshot: &Snapshot, client: IpAddr, now: Instant) -> Result<Pick, NoBackend> {
+    pub fn pick(
+        &self,
+        snapshot: &Snapshot,
+        client: IpAddr,
+        now: Instant,
+    ) -> Result<Pick, NoBackend> {
         let target = self.target.load();
         let found = candidates(snapshot, &target)?;
         let n = found.len();
@@ -103,21 +144,40 @@ impl Picker {
             .and_then(|s| s.session_affinity_timeout)
             .map(|t| Duration::from_secs(u64::from(t)));
         if let Some(timeout) = affinity {
-            let remembered = self.affinity.lookup(&target.service, &target.port, client, timeout, now, |addr| {
-                found.iter().any(|b| b.addr == addr)
-            });
+            let remembered = self.affinity.lookup(
+                &target.service,
+                &target.port,
+                client,
+                timeout,
+                now,
+                |addr| found.iter().any(|b| b.addr == addr),
+            );
             if let Some(addr) = remembered {
                 let rest = found.iter().map(|b| b.addr).filter(|a| *a != addr);
-                let backends = std::iter::once(addr).chain(rest).take(self.attempts).collect();
-                return Ok(Pick { backends, sticky: true, affinity });
+                let backends = std::iter::once(addr)
+                    .chain(rest)
+                    .take(self.attempts)
+                    .collect();
+                return Ok(Pick {
+                    backends,
+                    sticky: true,
+                    affinity,
+                });
             }
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
-        let backends: Vec<SocketAddr> = (0..n.min(self.attempts)).map(|i| found[(start + i) % n].addr).collect();
+        let backends: Vec<SocketAddr> = (0..n.min(self.attempts))
+            .map(|i| found[(start + i) % n].addr)
+            .collect();
         if affinity.is_some() {
-            self.affinity.remember(&target.service, &target.port, client, backends[0], now);
+            self.affinity
+                .remember(&target.service, &target.port, client, backends[0], now);
         }
-        Ok(Pick { backends, sticky: false, affinity })
+        Ok(Pick {
+            backends,
+            sticky: false,
+            affinity,
+        })
     }
 
     /// Record that `client` ended up on `backend` (after the first choice failed to connect), so
@@ -125,7 +185,8 @@ impl Picker {
     pub fn connected(&self, pick: &Pick, client: IpAddr, backend: SocketAddr, now: Instant) {
         if pick.affinity.is_some() && pick.backends.first() != Some(&backend) {
             let target = self.target.load();
-            self.affinity.remember(&target.service, &target.port, client, backend, now);
+            self.affinity
+                .remember(&target.service, &target.port, client, backend, now);
         }
     }
 }

@@ -53,7 +53,11 @@ pub fn plan(current: &BTreeMap<Frontend, Target>, desired: &BTreeMap<Frontend, T
             Some(_) => {}
         }
     }
-    p.stop = current.keys().filter(|f| !desired.contains_key(f)).copied().collect();
+    p.stop = current
+        .keys()
+        .filter(|f| !desired.contains_key(f))
+        .copied()
+        .collect();
     p
 }
 
@@ -98,8 +102,18 @@ pub struct Reconciler {
 
 impl Reconciler {
     /// Listeners pick backends from `snapshots`; `shutdown` ends listeners *and* connections.
-    pub fn new(snapshots: Arc<Publisher<Snapshot>>, settings: Settings, shutdown: CancellationToken) -> Self {
-        Self { snapshots, affinity: Arc::new(AffinityTable::new()), settings, running: BTreeMap::new(), shutdown }
+    pub fn new(
+        snapshots: Arc<Publisher<Snapshot>>,
+        settings: Settings,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            snapshots,
+            affinity: Arc::new(AffinityTable::new()),
+            settings,
+            running: BTreeMap::new(),
+            shutdown,
+        }
     }
 
     pub fn affinity(&self) -> &Arc<AffinityTable> {
@@ -108,7 +122,10 @@ impl Reconciler {
 
     /// The frontends listening now, and their targets.
     pub fn current(&self) -> BTreeMap<Frontend, Target> {
-        self.running.iter().map(|(f, r)| (*f, (*r.picker.target()).clone())).collect()
+        self.running
+            .iter()
+            .map(|(f, r)| (*f, (*r.picker.target()).clone()))
+            .collect()
     }
 
     /// Make the listeners match `desired`. New sockets are bound before old ones are closed.
@@ -124,7 +141,11 @@ impl Reconciler {
                     self.running.insert(frontend, running);
                 }
                 Err(source) => {
-                    let e = BindError { frontend, target, source };
+                    let e = BindError {
+                        frontend,
+                        target,
+                        source,
+                    };
                     warn!(%frontend, target = %e.target, error = %e.source, "cannot bind; retrying at the next update");
                     errors.push(e);
                 }
@@ -147,7 +168,11 @@ impl Reconciler {
     }
 
     fn start(&self, frontend: Frontend, target: Target) -> io::Result<Running> {
-        let picker = Arc::new(Picker::new(target, self.affinity.clone(), self.settings.connect_attempts));
+        let picker = Arc::new(Picker::new(
+            target,
+            self.affinity.clone(),
+            self.settings.connect_attempts,
+        ));
         let counters = Arc::new(Counters::default());
         let stop = CancellationToken::new();
         let ctx = tcp::Listener {
@@ -160,10 +185,18 @@ impl Reconciler {
             shutdown: self.shutdown.clone(),
         };
         let task = match frontend.protocol {
-            super::Protocol::Tcp => tokio::spawn(tcp::serve(bind::tcp(frontend.addr, self.settings.backlog)?, ctx)),
+            super::Protocol::Tcp => tokio::spawn(tcp::serve(
+                bind::tcp(frontend.addr, self.settings.backlog)?,
+                ctx,
+            )),
             super::Protocol::Udp => tokio::spawn(udp::serve(bind::udp(frontend.addr)?, ctx)),
         };
-        Ok(Running { picker, counters, stop, task })
+        Ok(Running {
+            picker,
+            counters,
+            stop,
+            task,
+        })
     }
 
     /// Every listener and its counters, in frontend order.

@@ -79,7 +79,8 @@ async fn proxy(mut inbound: TcpStream, client: SocketAddr, ctx: &Listener) {
     drop(snapshot);
     let mut upstream = None;
     for backend in &pick.backends {
-        match tokio::time::timeout(ctx.settings.connect_timeout, TcpStream::connect(backend)).await {
+        match tokio::time::timeout(ctx.settings.connect_timeout, TcpStream::connect(backend)).await
+        {
             Ok(Ok(stream)) => {
                 upstream = Some((stream, *backend));
                 break;
@@ -109,7 +110,11 @@ async fn proxy(mut inbound: TcpStream, client: SocketAddr, ctx: &Listener) {
     }
     debug!(frontend = %ctx.frontend, client = %client, backend = %backend, sticky = pick.sticky, "connected");
     match tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await {
-        Ok((up, down)) => debug!(frontend = %ctx.frontend, backend = %backend, bytes_up = up, bytes_down = down, "connection closed"),
-        Err(e) => debug!(frontend = %ctx.frontend, backend = %backend, error = %e, "connection ended with an error"),
+        Ok((up, down)) => {
+            debug!(frontend = %ctx.frontend, backend = %backend, bytes_up = up, bytes_down = down, "connection closed")
+        }
+        Err(e) => {
+            debug!(frontend = %ctx.frontend, backend = %backend, error = %e, "connection ended with an error")
+        }
     }
 }

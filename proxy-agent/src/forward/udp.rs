@@ -71,7 +71,8 @@ pub(super) async fn serve(socket: UdpSocket, ctx: Listener) {
             && flow.generation != generation
         {
             let target = ctx.picker.target();
-            let still = candidates(&ctx.snapshots.peek(), &target).is_ok_and(|c| c.iter().any(|b| b.addr == flow.backend));
+            let still = candidates(&ctx.snapshots.peek(), &target)
+                .is_ok_and(|c| c.iter().any(|b| b.addr == flow.backend));
             if still {
                 flow.generation = generation;
             } else {
@@ -87,14 +88,29 @@ pub(super) async fn serve(socket: UdpSocket, ctx: Listener) {
                 continue;
             }
             next_id += 1;
-            match open(&socket, client, next_id, generation, now_ms, epoch, &ctx, &flows_done, &expired_tx).await {
+            match open(
+                &socket,
+                client,
+                next_id,
+                generation,
+                now_ms,
+                epoch,
+                &ctx,
+                &flows_done,
+                &expired_tx,
+            )
+            .await
+            {
                 Some(flow) => drop(flows.insert(client, flow)),
                 None => continue,
             }
         }
-        let Some(flow) = flows.get(&client) else { continue };
+        let Some(flow) = flows.get(&client) else {
+            continue;
+        };
         flow.last.store(now_ms, Ordering::Relaxed);
-        if let Err(e) = flow.upstream.try_send(&buf[..n]) {
+        // A UDP send waits only while the socket buffer is full, which is rare and short.
+        if let Err(e) = flow.upstream.send(&buf[..n]).await {
             ctx.counters.dropped_datagrams.fetch_add(1, Relaxed);
             debug!(frontend = %ctx.frontend, backend = %flow.backend, error = %e, "datagram to backend dropped");
         }
@@ -158,11 +174,22 @@ async fn open(
         // The listener may be gone already; then there is no table to clean.
         let _closed = expired.send((client, id));
     });
-    Some(Flow { id, upstream, backend, generation, last, cancel })
+    Some(Flow {
+        id,
+        upstream,
+        backend,
+        generation,
+        last,
+        cancel,
+    })
 }
 
 async fn connect(backend: SocketAddr) -> io::Result<UdpSocket> {
-    let local: IpAddr = if backend.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { Ipv6Addr::UNSPECIFIED.into() };
+    let local: IpAddr = if backend.is_ipv4() {
+        Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        Ipv6Addr::UNSPECIFIED.into()
+    };
     let s = UdpSocket::bind(SocketAddr::new(local, 0)).await?;
     s.connect(backend).await?;
     Ok(s)
@@ -186,7 +213,9 @@ impl Relay {
     async fn run(self) {
         let mut buf = vec![0u8; MAX_DATAGRAM];
         loop {
-            let deadline = self.epoch + std::time::Duration::from_millis(self.last.load(Ordering::Relaxed)) + self.idle;
+            let deadline = self.epoch
+                + std::time::Duration::from_millis(self.last.load(Ordering::Relaxed))
+                + self.idle;
             tokio::select! {
                 _ = self.cancel.cancelled() => break,
                 _ = self.shutdown.cancelled() => break,
@@ -200,7 +229,7 @@ impl Relay {
                 r = self.upstream.recv(&mut buf) => match r {
                     Ok(n) => {
                         self.last.store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
-                        if let Err(e) = self.frontend.try_send_to(&buf[..n], self.client) {
+                        if let Err(e) = self.frontend.send_to(&buf[..n], self.client).await {
                             self.counters.dropped_datagrams.fetch_add(1, Relaxed);
                             debug!(client = %self.client, error = %e, "reply to client dropped");
                         }
