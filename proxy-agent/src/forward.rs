@@ -161,7 +161,8 @@ impl Default for Settings {
     }
 }
 
-/// Per-listener counters, shown by the admin API. Bounded: one set per frontend.
+/// Per-listener counters, shown by the admin API (read live when serialized). Bounded: one set
+/// per frontend.
 #[derive(Debug, Default)]
 pub struct Counters {
     /// TCP connections accepted, or UDP flows opened.
@@ -193,5 +194,35 @@ impl Drop for ActiveGuard {
         self.0
             .active
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The values of [`Counters`] at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CounterValues {
+    pub accepted: u64,
+    pub active: u64,
+    pub no_backend: u64,
+    pub connect_failures: u64,
+    pub dropped_datagrams: u64,
+}
+
+impl Counters {
+    pub fn values(&self) -> CounterValues {
+        use std::sync::atomic::Ordering::Relaxed;
+        CounterValues {
+            accepted: self.accepted.load(Relaxed),
+            active: self.active.load(Relaxed),
+            no_backend: self.no_backend.load(Relaxed),
+            connect_failures: self.connect_failures.load(Relaxed),
+            dropped_datagrams: self.dropped_datagrams.load(Relaxed),
+        }
+    }
+}
+
+impl Serialize for Counters {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.values().serialize(s)
     }
 }

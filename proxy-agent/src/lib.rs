@@ -1,8 +1,181 @@
 //! Portico's node agent: kube-proxy's job in user space. ClusterIP:port and nodeIP:nodePort
 //! frontends forward TCP and UDP to the endpoints of the current snapshot.
+//!
+//! - [`forward`]: the reusable L4 engine (frontends, picker, listeners, reconciler).
+//! - [`userspace`]: which frontends this node serves, reconciled on every publish.
+//! - [`run`]: the whole agent: a source, the pipeline, the datapath and the admin API.
 
 pub mod forward;
 pub mod userspace;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use portico_cluster::manifests::{self, ManifestsConfig};
+use portico_cluster::{Pipeline, state_channel};
+use portico_model::control_plane::ControlPlaneConfig;
+use portico_model::{Invalid, Snapshot};
+use portico_runtime::admin::{self, AdminState};
+use portico_runtime::{Metrics, Publisher};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+pub use userspace::{AgentConfig, Datapath};
+
+/// Everything the agent needs to run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Standalone: read objects from this directory. `None`: the Kubernetes API.
+    pub manifests: Option<PathBuf>,
+    pub agent: AgentConfig,
+    /// Standalone only: where ClusterIPs and NodePorts are allocated from.
+    pub control_plane: ControlPlaneConfig,
+    /// Serve the admin API (health, readiness, metrics, `/api/views/datapath`) here.
+    pub admin_addr: Option<SocketAddr>,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("kube mode not available in proxy-agent yet: use --manifests DIR")]
+    KubeUnavailable,
+    #[error("--manifests {}: not a directory", .0.display())]
+    NotADirectory(PathBuf),
+    #[error("cannot bind the admin API on {addr}")]
+    AdminBind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{component} failed")]
+    Component {
+        component: &'static str,
+        #[source]
+        source: BoxError,
+    },
+    #[error("{component} panicked")]
+    Panicked {
+        component: &'static str,
+        #[source]
+        source: tokio::task::JoinError,
+    },
+}
+
+/// Run the agent until `shutdown`. The first component to fail stops the others.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunError> {
+    let Some(dir) = config.manifests.clone() else {
+        return Err(RunError::KubeUnavailable);
+    };
+    if !tokio::fs::metadata(&dir).await.is_ok_and(|m| m.is_dir()) {
+        return Err(RunError::NotADirectory(dir));
+    }
+    let admin_listener = match config.admin_addr {
+        Some(addr) => Some((
+            addr,
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| RunError::AdminBind { addr, source })?,
+        )),
+        None => None,
+    };
+
+    let metrics = Arc::new(Metrics::new());
+    let snapshots: Arc<Publisher<Snapshot>> = Publisher::new(Snapshot::default());
+    let mut tasks: JoinSet<(&'static str, Result<(), BoxError>)> = JoinSet::new();
+
+    let (tx, rx) = state_channel();
+    {
+        let sd = shutdown.clone();
+        let source = ManifestsConfig::new(dir);
+        tasks.spawn(async move {
+            (
+                "manifests source",
+                manifests::run(source, tx, sd).await.map_err(Into::into),
+            )
+        });
+    }
+    {
+        let pipeline =
+            Pipeline::standalone(config.control_plane.clone()).with_metrics(metrics.config.clone());
+        let (p, sd) = (snapshots.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            pipeline.run(rx, p, sd).await;
+            ("pipeline", Ok(()))
+        });
+    }
+
+    let datapath = Datapath::new(config.agent.clone());
+    let status = datapath.status();
+    {
+        let (p, sd) = (snapshots.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            datapath.run(p, sd).await;
+            ("datapath", Ok(()))
+        });
+    }
+
+    if let Some((addr, listener)) = admin_listener {
+        let (view, errors, ready) = (status.clone(), status.clone(), status);
+        let state = AdminState::new(snapshots.clone(), metrics.clone())
+            .with_view(
+                "datapath",
+                Arc::new(move || serde_json::to_value(&*view.current()).unwrap_or_default()),
+            )
+            .with_errors(Arc::new(move || bind_errors(&errors.current())))
+            .with_ready_check(Arc::new(move || ready.is_ready()));
+        let sd = shutdown.clone();
+        info!(%addr, "admin API listening");
+        tasks.spawn(async move {
+            (
+                "admin API",
+                admin::serve(listener, state, sd).await.map_err(Into::into),
+            )
+        });
+    }
+
+    let mut result = Ok(());
+    while let Some(joined) = tasks.join_next().await {
+        let failure = match joined {
+            Ok((_, Ok(()))) => continue,
+            Ok((component, Err(source))) => RunError::Component { component, source },
+            Err(source) => RunError::Panicked {
+                component: "a task",
+                source,
+            },
+        };
+        error!(error = %failure, "shutting down");
+        shutdown.cancel();
+        if result.is_ok() {
+            result = Err(failure);
+        }
+    }
+    result
+}
+
+/// Frontends that could not be bound, as configuration errors of their Services.
+fn bind_errors(status: &userspace::Status) -> Vec<Invalid> {
+    let binds = status.bind_errors.iter().map(|b| {
+        Invalid::new(
+            "Service",
+            &b.target.service,
+            "",
+            format!("cannot listen on {}: {}", b.frontend, b.error),
+        )
+    });
+    let conflicts = status.conflicts.iter().map(|c| {
+        Invalid::new(
+            "Service",
+            &c.refused.service,
+            "",
+            format!("{} is already served for {}", c.frontend, c.kept),
+        )
+    });
+    binds.chain(conflicts).collect()
+}
 
 #[cfg(test)]
 mod test_support;

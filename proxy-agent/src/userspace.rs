@@ -164,7 +164,7 @@ pub struct BindFailure {
 }
 
 /// What the datapath is doing, for the admin API.
-#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Status {
     /// The snapshot generation last reconciled.
@@ -188,7 +188,7 @@ impl Datapath {
         }
     }
 
-    /// The status, republished after every reconcile. Counters in it are as of that moment.
+    /// The status, republished after every reconcile; the listeners' counters in it are live.
     pub fn status(&self) -> Arc<Publisher<Status>> {
         self.status.clone()
     }

@@ -71,17 +71,14 @@ pub struct BindError {
     pub source: io::Error,
 }
 
-/// One listener, for the admin API.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+/// One listener, for the admin API. The counters are live: read when serialized.
+#[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListenerStatus {
     pub frontend: Frontend,
     pub target: Target,
-    pub accepted: u64,
-    pub active: u64,
-    pub no_backend: u64,
-    pub connect_failures: u64,
-    pub dropped_datagrams: u64,
+    #[serde(flatten)]
+    pub counters: Arc<Counters>,
 }
 
 struct Running {
@@ -199,18 +196,14 @@ impl Reconciler {
         })
     }
 
-    /// Every listener and its counters, in frontend order.
+    /// Every listener and its (live) counters, in frontend order.
     pub fn status(&self) -> Vec<ListenerStatus> {
         self.running
             .iter()
             .map(|(f, r)| ListenerStatus {
                 frontend: *f,
                 target: (*r.picker.target()).clone(),
-                accepted: r.counters.accepted.load(Relaxed),
-                active: r.counters.active.load(Relaxed),
-                no_backend: r.counters.no_backend.load(Relaxed),
-                connect_failures: r.counters.connect_failures.load(Relaxed),
-                dropped_datagrams: r.counters.dropped_datagrams.load(Relaxed),
+                counters: r.counters.clone(),
             })
             .collect()
     }
