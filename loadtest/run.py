@@ -38,6 +38,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--scenarios", help=f"comma-separated subset of: {','.join(ALL)}")
     p.add_argument("--out", type=Path, help="results file (default loadtest/RESULTS.md; smoke: a temporary file)")
     p.add_argument("--bin-dir", type=Path, default=REPO / "target" / "release", help="where gateway and hellok8s are")
+    p.add_argument("--perf", help="comma-separated scenarios in which to profile Portico with perf (one extra, uncounted run)")
     p.add_argument("--keep-tmp", action="store_true", help="keep the generated configurations and logs")
     return p.parse_args(argv)
 
@@ -107,6 +108,10 @@ def document(args: argparse.Namespace, command: str, machine_lines: list[str], r
             "",
         ]
     parts += ["## Goals", "", report.goals_md(gs), ""]
+    for title, prof in runner.profiles.items():
+        parts += [f"## Where Portico's CPU goes: {title}", "",
+                  "`perf record -e cpu-clock -g` on the gateway during one extra run (not counted above); "
+                  "self time by shared object and symbol:", "", "```", prof, "```", ""]
     if runner.failures:
         parts += ["## Problems during this run", "", *[f"- {f.splitlines()[0]}" for f in runner.failures], ""]
     commands = sorted({(s.title, c.samples[0].command) for s in runner.scenarios for c in s.cells.values() if c.samples})
@@ -137,7 +142,7 @@ def main(argv: list[str]) -> int:
     t0 = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix="portico-loadtest-"))
     opts = Options(duration=args.duration, runs=args.runs, bin_dir=args.bin_dir, tmp=tmp, only=only,
-                   log=lambda m: print(m, flush=True))
+                   log=lambda m: print(m, flush=True), perf=set(args.perf.split(",")) if args.perf else set())
     try:
         cert = configs.make_cert(tmp)
         try:

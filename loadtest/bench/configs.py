@@ -307,7 +307,7 @@ def haproxy_conf(tmp: Path, site: Site, cert: Cert, http_port: int, https_port: 
 """
     return f"""global
   nbthread 1
-  maxconn 100000
+  maxconn 4096
   pidfile {tmp}/haproxy.pid
 
 defaults

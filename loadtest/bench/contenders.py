@@ -20,7 +20,6 @@ class Contender:
 
     def __init__(self, tmp: Path, cert: Cert, tag: str):
         self.dir = tmp / f"{self.name}-{tag}"
-        self.dir.mkdir(parents=True, exist_ok=True)
         self.cert = cert
         self.http_port = free_port()
         self.https_port = free_port()
@@ -67,6 +66,7 @@ class Portico(Contender):
         self.l4 = l4
 
     def start(self, site: Site, probe_host: str, bin_dir: Path) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.site = site
         configs.write_manifests(self.manifests, site, self.cert)
         if self.l4 is not None:
@@ -108,6 +108,7 @@ class Nginx(Contender):
     name = "nginx"
 
     def start(self, site: Site, probe_host: str, bin_dir: Path) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.site = site
         self.conf = self.dir / "nginx.conf"
         self.conf.write_text(configs.nginx_conf(self.dir, site, self.cert, self.http_port, self.https_port))
@@ -135,6 +136,7 @@ class HAProxy(Contender):
                                                              self.https_port, self.tcp))
 
     def start(self, site: Site, probe_host: str, bin_dir: Path) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.site = site
         self.conf = self.dir / "haproxy.cfg"
         self._write()

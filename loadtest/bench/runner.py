@@ -5,7 +5,8 @@ wrk's report and the proxy's /proc entries."""
 from __future__ import annotations
 
 import random
-import statistics
+import signal
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ class Options:
     tmp: Path
     only: set[str] | None
     log: callable = print
+    perf: set[str] = field(default_factory=set)  # scenarios to profile Portico in (one extra run)
 
 
 @dataclass
@@ -94,6 +96,21 @@ def measure(pid: int, url: str, load: Load, duration: float) -> Sample:
                   hwm_mb=mem.hwm_kb / 1024, cpu_us=(cpu1 - cpu0) * 1e6 / max(r.requests, 1), command=r.command)
 
 
+def profile(pid: int, url: str, load: Load, duration: float, out: Path) -> str:
+    """One extra run with `perf record` attached to the proxy; the flat profile by symbol."""
+    rec = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "1999", "-g", "-p", str(pid), "-o", str(out)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wrk.run(url, load.script, load.conns, duration, load.env())
+    finally:
+        rec.send_signal(signal.SIGINT)
+        rec.wait(30)
+    rep = subprocess.run(["perf", "report", "--stdio", "--no-children", "-g", "none", "--sort", "dso,symbol",
+                          "--percent-limit", "0.7", "-i", str(out)], capture_output=True, text=True)
+    lines = [line for line in rep.stdout.splitlines() if line.strip() and not line.startswith("#")]
+    return "\n".join(lines[:40]) or rep.stderr.strip()[:500]
+
+
 def direct(url: str, load: Load, duration: float) -> float:
     """Requests per second straight to the origin (no proxy): the headroom check."""
     return wrk.run(url, load.script, load.conns, duration, load.env()).rps
@@ -108,6 +125,7 @@ class Runner:
         self.failures: list[str] = []
         self.headroom: list[tuple[str, float, float]] = []  # (scenario, direct rps, best proxy rps)
         self.propagation: dict[int, dict[str, list[float | None]]] = {}
+        self.profiles: dict[str, str] = {}  # scenario title -> perf report of Portico
 
     def wanted(self, key: str) -> bool:
         return self.opts.only is None or key in self.opts.only
@@ -163,6 +181,11 @@ class Runner:
                                       f"{s.errors} errors, {s.cpu_us:.1f} µs/req, RSS {s.rss_mb:.1f} MB")
                         if c.proc is not None and not c.proc.alive():
                             self.failures.append(f"{title} / {c.name}: exited during the run")
+                portico = next((c for c in running if c.name == "portico"), None)
+                if key in self.opts.perf and portico is not None:
+                    url = url_for(portico, load) if url_for else (portico.https_url() if load.https else portico.http_url())
+                    self.profiles[title] = profile(portico.pid, url, load, self.opts.duration, self.opts.tmp / f"perf-{key}.data")
+                    self.opts.log(f"[{tag}] {title}: profiled Portico in one extra run (not counted)")
                 if origin_url:
                     d = direct(origin_url, load, self.opts.duration)
                     best = max((cell.median("rps") for cell in sc.cells.values() if cell.samples), default=0.0)
@@ -219,6 +242,8 @@ class Runner:
                        churn_site, HELLO, during=churn)
 
     def l4_group(self) -> None:
+        if not self.wanted("l4"):
+            return
         o, tmp, cert = self.origins, self.opts.tmp, self.cert
         pool_ip = f"127.0.{random.randint(100, 250)}.{random.randint(1, 250)}"
         lb_port = free_port(pool_ip)
@@ -259,7 +284,7 @@ class Runner:
                         host = f"new{rep}.{SUFFIX}"
                         site = Site(upstreams=site.upstreams, hosts=[*site.hosts, (host, "hello")])
                         c.apply(site)
-                        t = poll_until_routed("127.0.0.1", c.http_port, host, 10.0)
+                        t = poll_until_routed("127.0.0.1", c.http_port, host, 30.0)
                         times.append(t)
                         self.opts.log(f"[propagation] {n} Ingresses, {c.name}: "
                                       + ("timeout" if t is None else f"{t * 1000:.1f} ms"))
