@@ -1,1 +1,13 @@
-//! placeholder until the crate lands
+//! Test-only helpers for Portico: a fake Kubernetes API server, certificates, echo origins and
+//! binary runners. Never a dependency of a shipped binary.
+
+pub mod fake_api;
+
+pub use fake_api::FakeApiServer;
+
+/// Make ring the process's rustls provider (the dependency graph enables more than one, so
+/// rustls cannot pick by itself). Idempotent.
+pub fn install_crypto_provider() {
+    // An error means a provider is installed already, which is all we need.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
