@@ -101,6 +101,9 @@ pub async fn run(
             r = versions.changed() => if r.is_err() { break },
             r = alive.changed(), if alive_open => if r.is_err() { alive_open = false },
             Some(done) = tasks.join_next() => {
+                if shutdown.is_cancelled() {
+                    break;
+                }
                 let iface = match done {
                     Ok((iface, Err(e))) => { error!(%iface, error = %e, "responder failed"); return Err(e.into()) }
                     Ok((iface, Ok(()))) => iface,

@@ -107,6 +107,14 @@ impl Members {
         }
     }
 
+    /// When the next peer dies if it stays silent.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.last_seen
+            .values()
+            .min()
+            .map(|seen| *seen + self.dead_after)
+    }
+
     /// The alive set at `now`; forgets peers that are dead.
     pub fn alive(&mut self, now: Instant) -> BTreeSet<String> {
         let dead_after = self.dead_after;
@@ -144,6 +152,7 @@ pub async fn run(
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
+            () = sleep_until(members.next_expiry()) => publish(members.alive(Instant::now())),
             _ = tick.tick() => {
                 for peer in &cfg.peers {
                     if let Err(e) = socket.send_to(&heartbeat, peer).await {
@@ -172,6 +181,14 @@ pub async fn run(
         if let Err(e) = socket.send_to(&bye, peer).await {
             debug!(%peer, error = %e, "goodbye not sent");
         }
+    }
+}
+
+/// Sleep until `at`, or forever when there is nothing to wait for.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
