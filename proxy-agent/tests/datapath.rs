@@ -172,9 +172,11 @@ async fn a_pod_that_turns_not_ready_leaves_rotation_within_a_second_and_open_con
             agent.log()
         );
     };
+    eprintln!("c left rotation {left:?} after the edit");
     assert!(
         left < Duration::from_secs(1),
-        "c left rotation only after {left:?}"
+        "c left rotation only after {left:?}\n{}",
+        agent.log()
     );
     let mut seen: Vec<String> = Vec::new();
     for _ in 0..4 {

@@ -15,13 +15,16 @@ use tokio::process::{Child, Command};
 pub struct Agent {
     pub dir: tempfile::TempDir,
     child: Child,
+    /// Outside the manifests directory: writes there would wake the directory watcher.
     log: PathBuf,
+    _log_dir: tempfile::TempDir,
 }
 
 impl Agent {
     /// Start the agent on `dir` (already holding manifests) with extra arguments.
     pub fn start(dir: tempfile::TempDir, args: &[&str]) -> Self {
-        let log = dir.path().join(".agent.log");
+        let log_dir = tempfile::tempdir().expect("tempdir");
+        let log = log_dir.path().join("agent.log");
         let file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_proxy-agent"))
             .arg("--manifests")
@@ -33,7 +36,12 @@ impl Agent {
             .kill_on_drop(true)
             .spawn()
             .expect("start proxy-agent");
-        Self { dir, child, log }
+        Self {
+            dir,
+            child,
+            log,
+            _log_dir: log_dir,
+        }
     }
 
     /// Replace a manifest file atomically (write a hidden file, then rename it).
