@@ -1,1 +1,10 @@
-//! placeholder until the crate lands
+//! Portico's LoadBalancer IP allocation, compatible with MetalLB's `metallb.io` objects and
+//! annotations.
+//!
+//! - [`allocator`]: the pure allocator (pools, assignments, sharing, dual-stack).
+
+// `Invalid` is the workspace's report type for a rejected object; it is built once per bad
+// object, never on a hot path.
+#![allow(clippy::result_large_err)]
+
+pub mod allocator;

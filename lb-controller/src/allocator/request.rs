@@ -1,0 +1,289 @@
+//! What one LoadBalancer Service asks of the allocator, read from its spec and MetalLB's
+//! annotations (`metallb.io/…`, or the legacy `metallb.universe.tf/…` prefix).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use portico_model::service::TrafficPolicy;
+use portico_model::{ObjectKey, Protocol, Service, ServiceType};
+
+use super::pool::Family;
+
+pub const ANNOTATION_ADDRESS_POOL: &str = "metallb.io/address-pool";
+pub const ANNOTATION_LOAD_BALANCER_IPS: &str = "metallb.io/loadBalancerIPs";
+pub const ANNOTATION_ALLOW_SHARED_IP: &str = "metallb.io/allow-shared-ip";
+pub const ANNOTATION_ALLOCATED_FROM_POOL: &str = "metallb.io/ip-allocated-from-pool";
+const LEGACY_PREFIX: &str = "metallb.universe.tf/";
+
+/// The value of a MetalLB annotation, the current prefix first, then the legacy one.
+/// Returns the annotation name that was found, for error messages.
+pub fn annotation<'a>(
+    annotations: &'a BTreeMap<String, String>,
+    name: &'static str,
+) -> Option<(String, &'a str)> {
+    if let Some(v) = annotations.get(name) {
+        return Some((name.to_owned(), v.as_str()));
+    }
+    let suffix = name.strip_prefix("metallb.io/")?;
+    let legacy = format!("{LEGACY_PREFIX}{suffix}");
+    annotations.get(&legacy).map(|v| (legacy, v.as_str()))
+}
+
+/// `spec.ipFamilyPolicy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FamilyPolicy {
+    SingleStack,
+    PreferDualStack,
+    RequireDualStack,
+}
+
+/// Which families a Service wants, the primary one first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Families {
+    pub primary: Family,
+    pub policy: FamilyPolicy,
+}
+
+impl Families {
+    pub const V4: Families = Families {
+        primary: Family::V4,
+        policy: FamilyPolicy::SingleStack,
+    };
+    pub const V6: Families = Families {
+        primary: Family::V6,
+        policy: FamilyPolicy::SingleStack,
+    };
+
+    /// Whether `ips` (already known to be at most one per family) satisfy these families.
+    pub fn satisfied_by(&self, ips: &[IpAddr]) -> bool {
+        let has = |f: Family| ips.iter().any(|ip| Family::of(ip) == f);
+        match self.policy {
+            FamilyPolicy::SingleStack => ips.len() == 1 && has(self.primary),
+            FamilyPolicy::RequireDualStack => ips.len() == 2 && has(Family::V4) && has(Family::V6),
+            FamilyPolicy::PreferDualStack => !ips.is_empty(),
+        }
+    }
+}
+
+/// Who may share an address with whom: MetalLB's rule. Two Services share an IP only when both
+/// carry the same non-empty `allow-shared-ip` key, their ports (protocol + port) are disjoint, and
+/// either both have `externalTrafficPolicy: Cluster` or both are `Local` with identical selectors
+/// (traffic for a Local Service may only reach nodes with its own endpoints).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backends {
+    Cluster,
+    Local(BTreeMap<String, String>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sharing {
+    /// `None`: the Service does not share its address.
+    pub key: Option<String>,
+    pub backends: Backends,
+}
+
+impl Sharing {
+    pub fn exclusive() -> Self {
+        Self {
+            key: None,
+            backends: Backends::Cluster,
+        }
+    }
+
+    /// Why two Services may not share an address, if they may not.
+    pub fn refuses(&self, other: &Sharing) -> Option<&'static str> {
+        match (&self.key, &other.key) {
+            (None, _) | (_, None) => {
+                Some("one of them does not allow sharing (metallb.io/allow-shared-ip)")
+            }
+            (Some(a), Some(b)) if a != b => Some("their allow-shared-ip keys differ"),
+            _ if self.backends != other.backends => Some(
+                "their externalTrafficPolicy is not Cluster for both, nor Local with identical selectors",
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// One port a Service exposes, as far as sharing is concerned.
+pub type PortKey = (Protocol, u16);
+
+/// Everything the allocator needs to know about one eligible Service.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServiceRequest {
+    pub key: ObjectKey,
+    pub labels: BTreeMap<String, String>,
+    /// Labels of the Service's namespace, for pools' `namespaceSelectors`.
+    pub namespace_labels: BTreeMap<String, String>,
+    pub ports: Vec<PortKey>,
+    pub sharing: Sharing,
+    /// `spec.loadBalancerIP` or `metallb.io/loadBalancerIPs`: these addresses or none.
+    pub requested_ips: Vec<IpAddr>,
+    /// Where `requested_ips` came from, for error messages.
+    pub requested_field: String,
+    /// `metallb.io/address-pool`.
+    pub pool: Option<String>,
+    pub families: Families,
+}
+
+/// A Service whose wishes cannot be read. It keeps what it holds and is reported.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct BadRequest {
+    pub key: ObjectKey,
+    pub field: String,
+    pub message: String,
+}
+
+/// Whether this allocator handles the Service: type LoadBalancer, and `spec.loadBalancerClass`
+/// equal to `lb_class` (both unset by default), exactly as MetalLB's `--lb-class` filter.
+pub fn eligible(svc: &Service, lb_class: Option<&str>) -> bool {
+    svc.type_ == ServiceType::LoadBalancer && svc.load_balancer_class.as_deref() == lb_class
+}
+
+impl ServiceRequest {
+    /// A Service that exposes `ports` over TCP, Cluster policy, no annotations: for tests and
+    /// simple callers.
+    pub fn simple(key: ObjectKey) -> Self {
+        Self {
+            key,
+            labels: BTreeMap::new(),
+            namespace_labels: BTreeMap::new(),
+            ports: vec![(Protocol::TCP, 80)],
+            sharing: Sharing::exclusive(),
+            requested_ips: Vec::new(),
+            requested_field: "spec.loadBalancerIP".into(),
+            pool: None,
+            families: Families::V4,
+        }
+    }
+
+    /// Read a validated Service. `namespace_labels` are its namespace's labels (empty if unknown).
+    pub fn from_service(
+        svc: &Service,
+        namespace_labels: &BTreeMap<String, String>,
+    ) -> Result<Self, BadRequest> {
+        let key = svc.key.clone();
+        let bad = |field: String, message: String| BadRequest {
+            key: key.clone(),
+            field,
+            message,
+        };
+        let ann = &svc.annotations;
+
+        let mut requested_ips = Vec::new();
+        let mut ips_field = "spec.loadBalancerIP".to_owned();
+        if let Some((name, value)) =
+            annotation(ann, ANNOTATION_LOAD_BALANCER_IPS).filter(|(_, v)| !v.trim().is_empty())
+        {
+            ips_field = format!("metadata.annotations[{name}]");
+            if svc.load_balancer_ip.is_some() {
+                return Err(bad(
+                    ips_field,
+                    "may not be set together with spec.loadBalancerIP".into(),
+                ));
+            }
+            for part in value.split(',') {
+                let ip = part.trim().parse::<IpAddr>().map_err(|_| {
+                    bad(
+                        ips_field.clone(),
+                        format!("{:?} is not an IP address", part.trim()),
+                    )
+                })?;
+                requested_ips.push(ip);
+            }
+        } else if let Some(ip) = svc.load_balancer_ip {
+            requested_ips.push(ip);
+        }
+        if requested_ips.len() > 2
+            || (requested_ips.len() == 2
+                && Family::of(&requested_ips[0]) == Family::of(&requested_ips[1]))
+        {
+            return Err(bad(
+                ips_field,
+                "at most one IPv4 and one IPv6 address may be requested".into(),
+            ));
+        }
+
+        let policy = match svc.ip_family_policy.as_deref() {
+            None | Some("SingleStack") => FamilyPolicy::SingleStack,
+            Some("PreferDualStack") => FamilyPolicy::PreferDualStack,
+            Some("RequireDualStack") => FamilyPolicy::RequireDualStack,
+            Some(other) => {
+                return Err(bad(
+                    "spec.ipFamilyPolicy".into(),
+                    format!(
+                        "unsupported value {other:?}: expected SingleStack, PreferDualStack or RequireDualStack"
+                    ),
+                ));
+            }
+        };
+        let mut families = Vec::new();
+        for (i, f) in svc.ip_families.iter().enumerate() {
+            families.push(match f.as_str() {
+                "IPv4" => Family::V4,
+                "IPv6" => Family::V6,
+                other => {
+                    return Err(bad(
+                        format!("spec.ipFamilies[{i}]"),
+                        format!("unsupported value {other:?}: expected IPv4 or IPv6"),
+                    ));
+                }
+            });
+        }
+        // The API server always fills ipFamilies; standalone manifests often leave it out, and
+        // then the requested addresses (or the ClusterIP) decide.
+        let primary = families
+            .first()
+            .copied()
+            .or_else(|| requested_ips.first().map(Family::of))
+            .or_else(|| svc.cluster_ips.first().map(Family::of))
+            .unwrap_or(Family::V4);
+        let families = Families { primary, policy };
+        if !requested_ips.is_empty() {
+            let fits = match policy {
+                FamilyPolicy::SingleStack => {
+                    requested_ips.len() == 1 && Family::of(&requested_ips[0]) == primary
+                }
+                FamilyPolicy::RequireDualStack => requested_ips.len() == 2,
+                FamilyPolicy::PreferDualStack => true,
+            };
+            if !fits {
+                return Err(bad(
+                    ips_field,
+                    format!(
+                        "the requested addresses do not match the Service's IP families ({primary}, {policy:?})"
+                    ),
+                ));
+            }
+        }
+
+        let pool = annotation(ann, ANNOTATION_ADDRESS_POOL)
+            .map(|(_, v)| v.trim().to_owned())
+            .filter(|v| !v.is_empty());
+        let key_value = annotation(ann, ANNOTATION_ALLOW_SHARED_IP)
+            .map(|(_, v)| v.to_owned())
+            .filter(|v| !v.is_empty());
+        let backends = match svc.external_traffic_policy {
+            TrafficPolicy::Cluster => Backends::Cluster,
+            TrafficPolicy::Local => Backends::Local(svc.selector.clone().unwrap_or_default()),
+        };
+        let mut ports: Vec<PortKey> = svc.ports.iter().map(|p| (p.protocol, p.port)).collect();
+        ports.sort();
+        ports.dedup();
+        Ok(Self {
+            key,
+            labels: svc.labels.clone(),
+            namespace_labels: namespace_labels.clone(),
+            ports,
+            sharing: Sharing {
+                key: key_value,
+                backends,
+            },
+            requested_ips,
+            requested_field: ips_field,
+            pool,
+            families,
+        })
+    }
+}
