@@ -114,9 +114,9 @@ def document(args: argparse.Namespace, command: str, machine_lines: list[str], r
                   "self time by shared object and symbol:", "", "```", prof, "```", ""]
     if runner.failures:
         parts += ["## Problems during this run", "", *[f"- {f.splitlines()[0]}" for f in runner.failures], ""]
-    commands = sorted({(s.title, c.samples[0].command) for s in runner.scenarios for c in s.cells.values() if c.samples})
+    commands = [(s.title, name, c.samples[0].command) for s in runner.scenarios for name, c in s.cells.items() if c.samples]
     parts += ["## Exact load commands", "", "(URLs are loopback ports the runner picked.)", "",
-              *[f"- {t}: `{cmd}`" for t, cmd in commands], ""]
+              *[f"- {t}, {name}: `{cmd}`" for t, name, cmd in commands], ""]
     parts += [report.NOTES_MARKER, kept_notes.rstrip("\n"), ""]
     return "\n".join(parts)
 
@@ -135,10 +135,10 @@ def main(argv: list[str]) -> int:
         return 2
     out = args.out or (Path(tempfile.gettempdir()) / "portico-loadtest-smoke.md" if args.smoke else HERE / "RESULTS.md")
     command = "python3 loadtest/run.py " + " ".join(shlex.quote(a) for a in argv)
-    # The runner itself (and the pollers it runs) stays off the proxy's CPU.
-    os.sched_setaffinity(0, {1})
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     machine_lines = machine.describe(REPO)
+    # The runner itself (and the pollers it runs) stays off the proxy's CPU.
+    os.sched_setaffinity(0, {1})
     t0 = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix="portico-loadtest-"))
     opts = Options(duration=args.duration, runs=args.runs, bin_dir=args.bin_dir, tmp=tmp, only=only,

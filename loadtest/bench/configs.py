@@ -229,7 +229,8 @@ def nginx_conf(tmp: Path, site: Site, cert: Cert, http_port: int, https_port: in
 """ for name, (ip, port) in site.upstreams.items())
 
     def server(host: str, upstream: str) -> str:
-        ssl = f"    listen 127.0.0.1:{https_port} ssl;\n" if host in site.tls_hosts else ""
+        ssl = (f"    listen 127.0.0.1:{https_port} ssl;\n    ssl_certificate {cert.cert};\n"
+               f"    ssl_certificate_key {cert.key};\n") if host in site.tls_hosts else ""
         return f"""  server {{
     listen 127.0.0.1:{http_port};
 {ssl}    server_name {host};
@@ -248,8 +249,6 @@ def nginx_conf(tmp: Path, site: Site, cert: Cert, http_port: int, https_port: in
   keepalive_timeout 75s;
   server_names_hash_max_size 65536;
   server_names_hash_bucket_size 128;
-  ssl_certificate {cert.cert};
-  ssl_certificate_key {cert.key};
   ssl_protocols TLSv1.2 TLSv1.3;
   proxy_http_version 1.1;
   proxy_set_header Connection "";
@@ -260,6 +259,8 @@ def nginx_conf(tmp: Path, site: Site, cert: Cert, http_port: int, https_port: in
 {upstreams}  server {{
     listen 127.0.0.1:{http_port} default_server;
     listen 127.0.0.1:{https_port} ssl default_server;
+    ssl_certificate {cert.cert};
+    ssl_certificate_key {cert.key};
     return 404;
   }}
 {servers}}}

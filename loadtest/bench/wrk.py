@@ -58,7 +58,7 @@ def command(url: str, script: str, conns: int, duration: float, env: dict[str, s
 def shown(argv: list[str], env: dict[str, str]) -> str:
     """The command as a user would type it from the repository root."""
     root = WRK_DIR.parent.parent
-    parts = [f"{k}={shlex.quote(v)}" for k, v in env.items() if k != "PORTICO_WRK_DIR"]
+    parts = [f"{k}={shlex.quote(v)}" for k, v in env.items() if k != "PORTICO_WRK_DIR" and v]
     parts += [shlex.quote(a.replace(str(root) + "/", "")) for a in argv]
     return " ".join(parts)
 
