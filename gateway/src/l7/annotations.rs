@@ -175,7 +175,11 @@ pub fn parse_size(s: &str) -> Option<Option<u64>> {
         _ => (s, 1),
     };
     let n: u64 = num.parse().ok()?;
-    Some(if n == 0 { None } else { Some(n.checked_mul(mult)?) })
+    Some(if n == 0 {
+        None
+    } else {
+        Some(n.checked_mul(mult)?)
+    })
 }
 
 fn parse_bool(s: &str) -> Option<bool> {
@@ -211,7 +215,11 @@ fn parse_cidrs(s: &str) -> Option<Vec<IpNet>> {
     s.split(',')
         .map(str::trim)
         .filter(|p| !p.is_empty())
-        .map(|p| p.parse::<IpNet>().ok().or_else(|| p.parse::<std::net::IpAddr>().ok().map(IpNet::from)))
+        .map(|p| {
+            p.parse::<IpNet>()
+                .ok()
+                .or_else(|| p.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+        })
         .collect()
 }
 
@@ -230,16 +238,28 @@ pub fn parse(key: &ObjectKey, annotations: &BTreeMap<String, String>) -> Parsed 
             ));
         }
     }
-    Parsed { options: parse_options(key, annotations), unsupported }
+    Parsed {
+        options: parse_options(key, annotations),
+        unsupported,
+    }
 }
 
 fn parse_options(key: &ObjectKey, a: &BTreeMap<String, String>) -> Result<Options, Invalid> {
     let get = |short: &str| a.get(&format!("{PREFIX}{short}")).map(String::as_str);
-    let bad = |short: &str, msg: String| Invalid::new("Ingress", key, format!("metadata.annotations[{PREFIX}{short}]"), msg);
+    let bad = |short: &str, msg: String| {
+        Invalid::new(
+            "Ingress",
+            key,
+            format!("metadata.annotations[{PREFIX}{short}]"),
+            msg,
+        )
+    };
     let boolean = |short: &str, default: bool| -> Result<bool, Invalid> {
         match get(short) {
             None => Ok(default),
-            Some(v) => parse_bool(v).ok_or_else(|| bad(short, format!("{v:?} is not true or false"))),
+            Some(v) => {
+                parse_bool(v).ok_or_else(|| bad(short, format!("{v:?} is not true or false")))
+            }
         }
     };
     let seconds = |short: &str, default: u64| -> Result<Duration, Invalid> {
@@ -247,14 +267,21 @@ fn parse_options(key: &ObjectKey, a: &BTreeMap<String, String>) -> Result<Option
             None => Ok(Duration::from_secs(default)),
             Some(v) => match v.trim().trim_end_matches('s').parse::<u64>() {
                 Ok(n) if n > 0 && n <= 86_400 => Ok(Duration::from_secs(n)),
-                _ => Err(bad(short, format!("{v:?} is not a number of seconds (1-86400)"))),
+                _ => Err(bad(
+                    short,
+                    format!("{v:?} is not a number of seconds (1-86400)"),
+                )),
             },
         }
     };
     let number = |short: &str| -> Result<Option<u64>, Invalid> {
         match get(short) {
             None => Ok(None),
-            Some(v) => v.trim().parse::<u64>().map(Some).map_err(|_| bad(short, format!("{v:?} is not a number"))),
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .map(Some)
+                .map_err(|_| bad(short, format!("{v:?} is not a number"))),
         }
     };
     let mut o = Options {
@@ -271,7 +298,10 @@ fn parse_options(key: &ObjectKey, a: &BTreeMap<String, String>) -> Result<Option
     if let Some(root) = &o.app_root
         && !root.starts_with('/')
     {
-        return Err(bad("app-root", format!("{root:?} must be a path starting with /")));
+        return Err(bad(
+            "app-root",
+            format!("{root:?} must be a path starting with /"),
+        ));
     }
     if let Some(n) = number("proxy-next-upstream-tries")? {
         o.next_upstream_tries = u32::try_from(n).unwrap_or(u32::MAX).max(1);
@@ -282,14 +312,24 @@ fn parse_options(key: &ObjectKey, a: &BTreeMap<String, String>) -> Result<Option
             "HTTPS" => BackendProtocol::Https,
             "GRPC" => BackendProtocol::Grpc,
             "GRPCS" => BackendProtocol::Grpcs,
-            _ => return Err(bad("backend-protocol", format!("{v:?} is not supported: expected HTTP, HTTPS, GRPC or GRPCS"))),
+            _ => {
+                return Err(bad(
+                    "backend-protocol",
+                    format!("{v:?} is not supported: expected HTTP, HTTPS, GRPC or GRPCS"),
+                ));
+            }
         };
     }
     if let Some(v) = get("load-balance") {
         o.balance = match v.trim() {
             "round_robin" => Balance::RoundRobin,
             "ewma" => Balance::Ewma,
-            _ => return Err(bad("load-balance", format!("{v:?} is not supported: expected round_robin or ewma"))),
+            _ => {
+                return Err(bad(
+                    "load-balance",
+                    format!("{v:?} is not supported: expected round_robin or ewma"),
+                ));
+            }
         };
     }
     if let Some(v) = get("upstream-hash-by") {
@@ -298,54 +338,99 @@ fn parse_options(key: &ObjectKey, a: &BTreeMap<String, String>) -> Result<Option
         })?);
     }
     if let Some(v) = get("proxy-body-size") {
-        o.body_limit = parse_size(v).ok_or_else(|| bad("proxy-body-size", format!("{v:?} is not a size such as 8m")))?;
+        o.body_limit = parse_size(v)
+            .ok_or_else(|| bad("proxy-body-size", format!("{v:?} is not a size such as 8m")))?;
     }
     for short in ["whitelist-source-range", "allowlist-source-range"] {
         if let Some(v) = get(short) {
-            let nets = parse_cidrs(v).ok_or_else(|| bad(short, format!("{v:?} is not a comma-separated list of CIDRs")))?;
+            let nets = parse_cidrs(v).ok_or_else(|| {
+                bad(
+                    short,
+                    format!("{v:?} is not a comma-separated list of CIDRs"),
+                )
+            })?;
             o.allow.get_or_insert_with(Vec::new).extend(nets);
         }
     }
-    let redirect = |short: &str, code_key: &str, default: u16| -> Result<Option<(String, u16)>, Invalid> {
-        let Some(url) = get(short) else { return Ok(None) };
-        if url.parse::<http::Uri>().is_err() || http::HeaderValue::from_str(url).is_err() {
-            return Err(bad(short, format!("{url:?} is not a URL")));
-        }
-        let code = match number(code_key)? {
-            None => default,
-            Some(c @ 300..=308) => c as u16,
-            Some(c) => return Err(bad(code_key, format!("{c} is not a redirect status (300-308)"))),
+    let redirect =
+        |short: &str, code_key: &str, default: u16| -> Result<Option<(String, u16)>, Invalid> {
+            let Some(url) = get(short) else {
+                return Ok(None);
+            };
+            if url.parse::<http::Uri>().is_err() || http::HeaderValue::from_str(url).is_err() {
+                return Err(bad(short, format!("{url:?} is not a URL")));
+            }
+            let code = match number(code_key)? {
+                None => default,
+                Some(c @ 300..=308) => c as u16,
+                Some(c) => {
+                    return Err(bad(
+                        code_key,
+                        format!("{c} is not a redirect status (300-308)"),
+                    ));
+                }
+            };
+            Ok(Some((url.to_owned(), code)))
         };
-        Ok(Some((url.to_owned(), code)))
-    };
     o.permanent_redirect = redirect("permanent-redirect", "permanent-redirect-code", 301)?;
     o.temporal_redirect = redirect("temporal-redirect", "temporal-redirect-code", 302)?;
 
     if let Some(v) = get("affinity") {
         if v.trim() != "cookie" {
-            return Err(bad("affinity", format!("{v:?} is not supported: expected cookie")));
+            return Err(bad(
+                "affinity",
+                format!("{v:?} is not supported: expected cookie"),
+            ));
         }
         let persistent = match get("affinity-mode").map(str::trim) {
             None | Some("balanced") => false,
             Some("persistent") => true,
-            Some(m) => return Err(bad("affinity-mode", format!("{m:?}: expected balanced or persistent"))),
+            Some(m) => {
+                return Err(bad(
+                    "affinity-mode",
+                    format!("{m:?}: expected balanced or persistent"),
+                ));
+            }
         };
-        let name = get("session-cookie-name").unwrap_or("INGRESSCOOKIE").trim().to_owned();
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
-            return Err(bad("session-cookie-name", format!("{name:?} is not a valid cookie name")));
+        let name = get("session-cookie-name")
+            .unwrap_or("INGRESSCOOKIE")
+            .trim()
+            .to_owned();
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(bad(
+                "session-cookie-name",
+                format!("{name:?} is not a valid cookie name"),
+            ));
         }
         let samesite = match get("session-cookie-samesite").map(str::trim) {
             None => None,
             Some("None") => Some(SameSite::None),
             Some("Lax") => Some(SameSite::Lax),
             Some("Strict") => Some(SameSite::Strict),
-            Some(s) => return Err(bad("session-cookie-samesite", format!("{s:?}: expected None, Lax or Strict"))),
+            Some(s) => {
+                return Err(bad(
+                    "session-cookie-samesite",
+                    format!("{s:?}: expected None, Lax or Strict"),
+                ));
+            }
         };
         let attr = |short: &str| -> Result<Option<String>, Invalid> {
             match get(short) {
                 None => Ok(None),
-                Some(v) if v.bytes().all(|b| b.is_ascii_graphic() && b != b';' && b != b',') => Ok(Some(v.to_owned())),
-                Some(v) => Err(bad(short, format!("{v:?} may not contain spaces, ';' or ','"))),
+                Some(v)
+                    if v.bytes()
+                        .all(|b| b.is_ascii_graphic() && b != b';' && b != b',') =>
+                {
+                    Ok(Some(v.to_owned()))
+                }
+                Some(v) => Err(bad(
+                    short,
+                    format!("{v:?} may not contain spaces, ';' or ','"),
+                )),
             }
         };
         o.affinity = Some(Affinity {
@@ -366,7 +451,10 @@ fn parse_options(key: &ObjectKey, a: &BTreeMap<String, String>) -> Result<Option
         let weight_total = number("canary-weight-total")?.unwrap_or(100);
         let weight = number("canary-weight")?.unwrap_or(0);
         if weight_total == 0 || weight > weight_total {
-            return Err(bad("canary-weight", format!("{weight} is not within 0-{weight_total}")));
+            return Err(bad(
+                "canary-weight",
+                format!("{weight} is not within 0-{weight_total}"),
+            ));
         }
         let by_header = match get("canary-by-header") {
             None => None,
@@ -391,7 +479,10 @@ mod tests {
     use super::*;
 
     fn parse_map(pairs: &[(&str, &str)]) -> Parsed {
-        let map = pairs.iter().map(|(k, v)| (format!("{PREFIX}{k}"), (*v).to_owned())).collect();
+        let map = pairs
+            .iter()
+            .map(|(k, v)| (format!("{PREFIX}{k}"), (*v).to_owned()))
+            .collect();
         parse(&ObjectKey::new("default", "web"), &map)
     }
 
@@ -415,14 +506,23 @@ mod tests {
 
     #[test]
     fn a_bad_value_names_the_ingress_and_the_annotation() {
-        let e = parse_map(&[("whitelist-source-range", "10.0.0.0/8, nonsense")]).options.expect_err("invalid");
-        assert_eq!(e.field, "metadata.annotations[nginx.ingress.kubernetes.io/whitelist-source-range]");
+        let e = parse_map(&[("whitelist-source-range", "10.0.0.0/8, nonsense")])
+            .options
+            .expect_err("invalid");
+        assert_eq!(
+            e.field,
+            "metadata.annotations[nginx.ingress.kubernetes.io/whitelist-source-range]"
+        );
         assert!(e.to_string().contains("default/web"), "{e}");
     }
 
     #[test]
     fn unsupported_annotations_are_listed_once_each() {
-        let p = parse_map(&[("configuration-snippet", "x"), ("ssl-redirect", "false"), ("enable-cors", "true")]);
+        let p = parse_map(&[
+            ("configuration-snippet", "x"),
+            ("ssl-redirect", "false"),
+            ("enable-cors", "true"),
+        ]);
         let fields: Vec<_> = p.unsupported.iter().map(|i| i.field.as_str()).collect();
         assert_eq!(
             fields,
@@ -449,10 +549,16 @@ mod tests {
         .options
         .expect("valid");
         let a = o.affinity.expect("affinity");
-        assert_eq!((a.name.as_str(), a.max_age, a.samesite), ("route", Some(60), Some(SameSite::None)));
+        assert_eq!(
+            (a.name.as_str(), a.max_age, a.samesite),
+            ("route", Some(60), Some(SameSite::None))
+        );
         let c = o.canary.expect("canary");
         assert_eq!((c.weight, c.weight_total), (30, 100));
         assert_eq!(c.by_header.expect("header").as_str(), "x-canary");
-        assert_eq!(o.hash_by, Some(HashKey::Header(http::HeaderName::from_static("x-user"))));
+        assert_eq!(
+            o.hash_by,
+            Some(HashKey::Header(http::HeaderName::from_static("x-user")))
+        );
     }
 }

@@ -20,20 +20,34 @@ pub struct RouterConfig {
 
 impl Default for RouterConfig {
     fn default() -> Self {
-        Self { class_name: "portico".into(), controller: CONTROLLER.into() }
+        Self {
+            class_name: "portico".into(),
+            controller: CONTROLLER.into(),
+        }
     }
 }
 
 /// The class an Ingress asks for: `spec.ingressClassName`, else the legacy annotation.
 pub fn requested_class(ing: &Ingress) -> Option<&str> {
-    ing.spec.as_ref().and_then(|s| s.ingress_class_name.as_deref()).filter(|s| !s.is_empty()).or_else(|| {
-        ing.metadata.annotations.as_ref().and_then(|a| a.get(LEGACY_CLASS_ANNOTATION)).map(String::as_str)
-    })
+    ing.spec
+        .as_ref()
+        .and_then(|s| s.ingress_class_name.as_deref())
+        .filter(|s| !s.is_empty())
+        .or_else(|| {
+            ing.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(LEGACY_CLASS_ANNOTATION))
+                .map(String::as_str)
+        })
 }
 
 fn class_is_ours(snap: &Snapshot, cfg: &RouterConfig, name: &str) -> bool {
     match snap.ingress_classes.get(name) {
-        Some(class) => class.spec.as_ref().and_then(|s| s.controller.as_deref()) == Some(cfg.controller.as_str()),
+        Some(class) => {
+            class.spec.as_ref().and_then(|s| s.controller.as_deref())
+                == Some(cfg.controller.as_str())
+        }
         // No IngressClass object by that name (plain manifests often have none): the name alone.
         None => name == cfg.class_name,
     }
@@ -41,9 +55,16 @@ fn class_is_ours(snap: &Snapshot, cfg: &RouterConfig, name: &str) -> bool {
 
 fn default_class_is_ours(snap: &Snapshot, cfg: &RouterConfig) -> bool {
     snap.ingress_classes.values().any(|c| {
-        let default = c.metadata.annotations.as_ref().and_then(|a| a.get(DEFAULT_CLASS_ANNOTATION)).map(String::as_str)
+        let default = c
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(DEFAULT_CLASS_ANNOTATION))
+            .map(String::as_str)
             == Some("true");
-        default && c.spec.as_ref().and_then(|s| s.controller.as_deref()) == Some(cfg.controller.as_str())
+        default
+            && c.spec.as_ref().and_then(|s| s.controller.as_deref())
+                == Some(cfg.controller.as_str())
     })
 }
 

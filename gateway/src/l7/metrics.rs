@@ -31,7 +31,9 @@ struct ServiceLabels {
 }
 
 fn duration_histogram() -> Histogram {
-    Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+    Histogram::new([
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ])
 }
 
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
@@ -73,28 +75,88 @@ impl Metrics {
     /// Add every metric to `registry` (the admin `/metrics`).
     pub fn register(self: &Arc<Self>, registry: &mut Registry) {
         let r = registry.sub_registry_with_prefix("portico_ingress");
-        r.register("requests", "Requests by Ingress, Service and status class", self.requests.clone());
-        r.register("request_duration_seconds", "Request duration by Ingress and Service", self.duration.clone());
-        r.register("upstream_connect_errors", "Failed connects to endpoints by Service", self.connect_errors.clone());
-        r.register("tls_handshakes", "Completed TLS handshakes", self.tls_handshakes.clone());
-        r.register("tls_handshake_errors", "Failed TLS handshakes", self.tls_handshake_errors.clone());
-        r.register("open_connections", "Open downstream connections", self.open_connections.clone());
-        r.register("open_upgraded_connections", "Open upgraded (WebSocket) tunnels", self.open_upgrades.clone());
-        r.register("config_publishes", "Route tables published", self.config_publishes.clone());
-        r.register("config_errors", "Problems in the current route table", self.config_errors.clone());
-        r.register("unrouted_requests", "Requests that matched no route", self.unrouted.clone());
+        r.register(
+            "requests",
+            "Requests by Ingress, Service and status class",
+            self.requests.clone(),
+        );
+        r.register(
+            "request_duration_seconds",
+            "Request duration by Ingress and Service",
+            self.duration.clone(),
+        );
+        r.register(
+            "upstream_connect_errors",
+            "Failed connects to endpoints by Service",
+            self.connect_errors.clone(),
+        );
+        r.register(
+            "tls_handshakes",
+            "Completed TLS handshakes",
+            self.tls_handshakes.clone(),
+        );
+        r.register(
+            "tls_handshake_errors",
+            "Failed TLS handshakes",
+            self.tls_handshake_errors.clone(),
+        );
+        r.register(
+            "open_connections",
+            "Open downstream connections",
+            self.open_connections.clone(),
+        );
+        r.register(
+            "open_upgraded_connections",
+            "Open upgraded (WebSocket) tunnels",
+            self.open_upgrades.clone(),
+        );
+        r.register(
+            "config_publishes",
+            "Route tables published",
+            self.config_publishes.clone(),
+        );
+        r.register(
+            "config_errors",
+            "Problems in the current route table",
+            self.config_errors.clone(),
+        );
+        r.register(
+            "unrouted_requests",
+            "Requests that matched no route",
+            self.unrouted.clone(),
+        );
     }
 
     pub fn route(&self, ingress: &str, service: &str) -> RouteMetrics {
         let by_class = CLASSES.map(|c| {
             self.requests
-                .get_or_create(&RequestLabels { ingress: ingress.into(), service: service.into(), status: c.into() })
+                .get_or_create(&RequestLabels {
+                    ingress: ingress.into(),
+                    service: service.into(),
+                    status: c.into(),
+                })
                 .clone()
         });
-        let duration =
-            self.duration.get_or_create(&RouteLabels { ingress: ingress.into(), service: service.into() }).clone();
-        let connect_errors = self.connect_errors.get_or_create(&ServiceLabels { service: service.into() }).clone();
-        RouteMetrics { inner: Some(Arc::new(RouteHandles { by_class, duration, connect_errors })) }
+        let duration = self
+            .duration
+            .get_or_create(&RouteLabels {
+                ingress: ingress.into(),
+                service: service.into(),
+            })
+            .clone();
+        let connect_errors = self
+            .connect_errors
+            .get_or_create(&ServiceLabels {
+                service: service.into(),
+            })
+            .clone();
+        RouteMetrics {
+            inner: Some(Arc::new(RouteHandles {
+                by_class,
+                duration,
+                connect_errors,
+            })),
+        }
     }
 }
 

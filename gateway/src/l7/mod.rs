@@ -4,14 +4,276 @@
 //! ```text
 //! Publisher<Snapshot> -> RouteTable::build (pure) -> one ArcSwap<RouteTable> -> request path
 //! ```
+//! Per-endpoint state (EWMA, ejections) and parsed certificates live beside the table and
+//! survive rebuilds; upstream keepalive pools live in the shared clients.
 
 pub mod annotations;
 pub mod class;
 pub mod metrics;
+pub mod proxy;
+mod server;
+pub mod shared;
 pub mod table;
 pub mod tls;
 pub mod upstream;
+pub mod view;
 
-pub use class::RouterConfig;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context;
+use portico_model::{Invalid, ObjectKey, Snapshot};
+use portico_runtime::publisher::Publisher;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+pub use class::{CONTROLLER, RouterConfig};
 pub use metrics::Metrics;
-pub use table::{Lookup, Route, RouteTable};
+pub use table::{BuildContext, Lookup, Route, RouteTable};
+pub use view::{IngressRow, ingress_view};
+
+/// Access log format (one line per request).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AccessLog {
+    #[default]
+    Off,
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug)]
+pub struct L7Config {
+    pub http_addr: SocketAddr,
+    pub https_addr: SocketAddr,
+    /// The IngressClass name served (default `portico`).
+    pub class_name: String,
+    /// The IngressClass `spec.controller` served.
+    pub controller: String,
+    /// Certificate chain and key (PEM) for names without a certificate; generated when `None`.
+    pub default_cert: Option<(Vec<u8>, Vec<u8>)>,
+    /// `--publish-address`: written to `status.loadBalancer.ingress`.
+    pub publish_address: Option<String>,
+    /// `--publish-service NS/NAME`: copy that LoadBalancer Service's EXTERNAL-IP instead.
+    pub publish_service: Option<ObjectKey>,
+    pub access_log: AccessLog,
+    /// `Strict-Transport-Security` max-age on HTTPS responses of TLS hosts; off when `None`.
+    pub hsts_max_age: Option<u64>,
+    /// How long shutdown waits for in-flight requests.
+    pub drain_timeout: Duration,
+}
+
+impl Default for L7Config {
+    fn default() -> Self {
+        Self {
+            http_addr: SocketAddr::from(([0, 0, 0, 0], 80)),
+            https_addr: SocketAddr::from(([0, 0, 0, 0], 443)),
+            class_name: "portico".into(),
+            controller: CONTROLLER.into(),
+            default_cert: None,
+            publish_address: None,
+            publish_service: None,
+            access_log: AccessLog::Off,
+            hsts_max_age: None,
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl L7Config {
+    pub fn router(&self) -> RouterConfig {
+        RouterConfig {
+            class_name: self.class_name.clone(),
+            controller: self.controller.clone(),
+        }
+    }
+}
+
+/// A handle on a running (or about to run) router: readiness, errors and views for the admin API.
+#[derive(Clone)]
+pub struct L7 {
+    shared: Arc<shared::Shared>,
+    cfg: Arc<L7Config>,
+}
+
+impl L7 {
+    pub fn new(cfg: L7Config, metrics: Arc<Metrics>, https_port: Option<u16>) -> Self {
+        let shared = shared::Shared::new(
+            cfg.router(),
+            metrics,
+            cfg.access_log,
+            cfg.hsts_max_age,
+            https_port,
+        );
+        Self {
+            shared: Arc::new(shared),
+            cfg: Arc::new(cfg),
+        }
+    }
+
+    /// A route table from a published snapshot is serving.
+    pub fn is_ready(&self) -> bool {
+        self.shared.is_ready()
+    }
+
+    /// The current route table (one `Arc`).
+    pub fn table(&self) -> Arc<RouteTable> {
+        self.shared.table.load_full()
+    }
+
+    /// Problems of the current table: bad values, missing Secrets, unsupported annotations.
+    pub fn errors(&self) -> Arc<[Invalid]> {
+        self.shared.table.load().errors.clone()
+    }
+
+    /// Rows for `gateway get ingresses`.
+    pub fn ingress_view(&self, snap: &Snapshot) -> Vec<IngressRow> {
+        let addr = view::publish_address(
+            snap,
+            self.cfg.publish_address.as_deref(),
+            self.cfg.publish_service.as_ref(),
+        );
+        view::ingress_view(snap, &self.shared.router, addr.as_deref())
+    }
+
+    /// Build and publish the table for `snap`; logs each problem once.
+    fn rebuild(&self, snap: &Snapshot, reported: &mut HashSet<String>) {
+        let s = &self.shared;
+        let ctx = BuildContext {
+            registry: &s.registry,
+            certs: &s.certs,
+            metrics: Some(&s.metrics),
+        };
+        let (table, errors) = RouteTable::build_with(snap, &s.router, &ctx);
+        let mut now = HashSet::with_capacity(errors.len());
+        for e in &errors {
+            let line = e.to_string();
+            if !reported.contains(&line) {
+                warn!(object = ?e.object, field = %e.field, "ingress problem: {line}");
+            }
+            now.insert(line);
+        }
+        *reported = now;
+        let routes = table.served.len();
+        s.metrics.config_errors.set(errors.len() as i64);
+        s.metrics.config_publishes.inc();
+        s.table.store(Arc::new(table));
+        s.ready.store(true, Ordering::Release);
+        info!(
+            generation = snap.generation,
+            ingresses = routes,
+            errors = errors.len(),
+            "route table published"
+        );
+    }
+
+    /// Serve until `shutdown`, then drain (bounded by `drain_timeout`).
+    pub async fn serve(
+        &self,
+        http: TcpListener,
+        https: Option<TcpListener>,
+        snapshots: Arc<Publisher<Snapshot>>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let tls = match &https {
+            None => None,
+            Some(_) => {
+                let default = match &self.cfg.default_cert {
+                    Some((c, k)) => tls::certified_key(c, k).context("the default certificate")?,
+                    None => tls::self_signed().context("generating the default certificate")?,
+                };
+                let resolver = Arc::new(tls::SniResolver {
+                    table: self.shared.table.clone(),
+                    default,
+                });
+                Some(TlsAcceptor::from(
+                    tls::server_config(resolver).context("TLS configuration")?,
+                ))
+            }
+        };
+
+        // The table follows the snapshots: rebuilt on every publish, swapped whole.
+        let this = self.clone();
+        let pubs = snapshots.clone();
+        let stop = shutdown.clone();
+        let reload = tokio::spawn(async move {
+            let mut rx = pubs.subscribe();
+            let mut reported = HashSet::new();
+            loop {
+                if pubs.is_ready() {
+                    this.rebuild(&pubs.current(), &mut reported);
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    r = rx.changed() => if r.is_err() { return },
+                }
+            }
+        });
+
+        let tracker = TaskTracker::new();
+        let conn_stop = CancellationToken::new();
+        let mut loops = Vec::new();
+        let http_addr = http.local_addr().ok();
+        loops.push(tokio::spawn(server::accept_loop(
+            self.shared.clone(),
+            http,
+            None,
+            tracker.clone(),
+            conn_stop.clone(),
+        )));
+        if let (Some(l), Some(acceptor)) = (https, tls) {
+            info!(http = ?http_addr, https = ?l.local_addr().ok(), "ingress listeners up");
+            loops.push(tokio::spawn(server::accept_loop(
+                self.shared.clone(),
+                l,
+                Some(acceptor),
+                tracker.clone(),
+                conn_stop.clone(),
+            )));
+        }
+
+        shutdown.cancelled().await;
+        // Stop accepting, then ask every connection to finish its in-flight requests.
+        conn_stop.cancel();
+        for l in loops {
+            if let Err(e) = l.await {
+                warn!(error = %e, "accept loop ended abnormally");
+            }
+        }
+        tracker.close();
+        if tokio::time::timeout(self.cfg.drain_timeout, tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!(
+                open = tracker.len(),
+                "drain timed out; closing the remaining connections"
+            );
+        }
+        reload.abort();
+        Ok(())
+    }
+}
+
+/// Run the router on already-bound listeners until `shutdown`.
+pub async fn run(
+    cfg: L7Config,
+    http: TcpListener,
+    https: Option<TcpListener>,
+    snapshots: Arc<Publisher<Snapshot>>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let https_port = https
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .map(|a| a.port());
+    L7::new(cfg, metrics, https_port)
+        .serve(http, https, snapshots, shutdown)
+        .await
+}

@@ -39,7 +39,8 @@ impl Matcher {
         match self {
             Matcher::Exact(p) => path == &**p,
             Matcher::Prefix(p) => {
-                path.starts_with(&**p) && (path.len() == p.len() || path.as_bytes()[p.len()] == b'/')
+                path.starts_with(&**p)
+                    && (path.len() == p.len() || path.as_bytes()[p.len()] == b'/')
             }
             Matcher::StrPrefix(p) => path.starts_with(&**p),
             Matcher::Regex(r) => r.is_match(path),
@@ -125,7 +126,9 @@ pub fn normalize_host(host: &str) -> std::borrow::Cow<'_, str> {
 
 /// `a.example.com` -> `example.com`: the key its one-label wildcard is stored under.
 fn wildcard_parent(host: &str) -> Option<&str> {
-    host.split_once('.').map(|(_, rest)| rest).filter(|r| !r.is_empty())
+    host.split_once('.')
+        .map(|(_, rest)| rest)
+        .filter(|r| !r.is_empty())
 }
 
 impl RouteTable {
@@ -143,7 +146,11 @@ impl RouteTable {
 
     /// Find the route for a request. `host` must be normalized ([`normalize_host`]).
     pub fn lookup(&self, host: &str, path: &str) -> Lookup<'_> {
-        match self.host_rules(host).find(path).or(self.default_backend.as_ref()) {
+        match self
+            .host_rules(host)
+            .find(path)
+            .or(self.default_backend.as_ref())
+        {
             Some(r) => Lookup::Route(r),
             None => Lookup::NotFound,
         }
@@ -155,7 +162,9 @@ impl RouteTable {
         if let Some(c) = self.certs.get(&*name) {
             return Some(c.clone());
         }
-        wildcard_parent(&name).and_then(|p| self.wildcard_certs.get(p)).cloned()
+        wildcard_parent(&name)
+            .and_then(|p| self.wildcard_certs.get(p))
+            .cloned()
     }
 
     /// Whether a host has a certificate of its own (not the default).

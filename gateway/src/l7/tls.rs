@@ -36,13 +36,15 @@ pub enum CertError {
 
 /// Parse a PEM chain and key into a rustls certificate.
 pub fn certified_key(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<CertifiedKey>, CertError> {
-    let chain: Vec<CertificateDer<'static>> =
-        rustls_pemfile::certs(&mut &cert_pem[..]).collect::<Result<_, _>>().map_err(CertError::BadCertificate)?;
+    let chain: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut &cert_pem[..])
+        .collect::<Result<_, _>>()
+        .map_err(CertError::BadCertificate)?;
     if chain.is_empty() {
         return Err(CertError::NoCertificate);
     }
-    let key: PrivateKeyDer<'static> =
-        rustls_pemfile::private_key(&mut &key_pem[..]).map_err(CertError::BadKey)?.ok_or(CertError::NoKey)?;
+    let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut &key_pem[..])
+        .map_err(CertError::BadKey)?
+        .ok_or(CertError::NoKey)?;
     let signer = any_supported_type(&key).map_err(CertError::UnusableKey)?;
     let ck = CertifiedKey::new(chain, signer);
     ck.keys_match().map_err(CertError::Mismatch)?;
@@ -54,7 +56,10 @@ pub fn self_signed() -> Result<Arc<CertifiedKey>, CertError> {
     let names = vec!["portico.invalid".to_owned()];
     let rcgen::CertifiedKey { cert, signing_key } =
         rcgen::generate_simple_self_signed(names).map_err(CertError::Generate)?;
-    certified_key(cert.pem().as_bytes(), signing_key.serialize_pem().as_bytes())
+    certified_key(
+        cert.pem().as_bytes(),
+        signing_key.serialize_pem().as_bytes(),
+    )
 }
 
 /// Parsed certificates by Secret, reused while the Secret's content is unchanged.
@@ -64,7 +69,11 @@ pub struct CertCache {
 }
 
 impl CertCache {
-    pub fn get(&self, key: &ObjectKey, secret: &Arc<TlsSecret>) -> Result<Arc<CertifiedKey>, Arc<CertError>> {
+    pub fn get(
+        &self,
+        key: &ObjectKey,
+        secret: &Arc<TlsSecret>,
+    ) -> Result<Arc<CertifiedKey>, Arc<CertError>> {
         let mut m = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((s, parsed)) = m.get(key)
             && (Arc::ptr_eq(s, secret) || **s == **secret)
@@ -78,7 +87,10 @@ impl CertCache {
 
     /// Drop the entries of Secrets that are gone.
     pub fn retain(&self, keep: impl Fn(&ObjectKey) -> bool) {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).retain(|k, _| keep(k));
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|k, _| keep(k));
     }
 }
 
@@ -98,7 +110,9 @@ impl ResolvesServerCert for SniResolver {
 }
 
 /// The server configuration: TLS 1.2 and 1.3, ALPN h2 and http/1.1.
-pub fn server_config(resolver: Arc<SniResolver>) -> Result<Arc<rustls::ServerConfig>, rustls::Error> {
+pub fn server_config(
+    resolver: Arc<SniResolver>,
+) -> Result<Arc<rustls::ServerConfig>, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
@@ -116,19 +130,35 @@ mod tests {
     fn a_generated_certificate_parses_and_garbage_does_not() {
         let rcgen::CertifiedKey { cert, signing_key } =
             rcgen::generate_simple_self_signed(vec!["a.example.com".into()]).expect("generate");
-        let ok = certified_key(cert.pem().as_bytes(), signing_key.serialize_pem().as_bytes());
+        let ok = certified_key(
+            cert.pem().as_bytes(),
+            signing_key.serialize_pem().as_bytes(),
+        );
         assert!(ok.is_ok());
-        assert!(matches!(certified_key(b"nonsense", b"nonsense"), Err(CertError::NoCertificate)));
-        let other = rcgen::generate_simple_self_signed(vec!["b.example.com".into()]).expect("generate");
-        let mismatch = certified_key(cert.pem().as_bytes(), other.signing_key.serialize_pem().as_bytes());
-        assert!(matches!(mismatch, Err(CertError::Mismatch(_))), "{mismatch:?}");
+        assert!(matches!(
+            certified_key(b"nonsense", b"nonsense"),
+            Err(CertError::NoCertificate)
+        ));
+        let other =
+            rcgen::generate_simple_self_signed(vec!["b.example.com".into()]).expect("generate");
+        let mismatch = certified_key(
+            cert.pem().as_bytes(),
+            other.signing_key.serialize_pem().as_bytes(),
+        );
+        assert!(
+            matches!(mismatch, Err(CertError::Mismatch(_))),
+            "{mismatch:?}"
+        );
     }
 
     #[test]
     fn the_cache_parses_unchanged_secrets_once() {
         let rcgen::CertifiedKey { cert, signing_key } =
             rcgen::generate_simple_self_signed(vec!["a.example.com".into()]).expect("generate");
-        let s = Arc::new(TlsSecret { cert_pem: cert.pem().into_bytes(), key_pem: signing_key.serialize_pem().into_bytes() });
+        let s = Arc::new(TlsSecret {
+            cert_pem: cert.pem().into_bytes(),
+            key_pem: signing_key.serialize_pem().into_bytes(),
+        });
         let cache = CertCache::default();
         let key = ObjectKey::new("default", "tls");
         let a = cache.get(&key, &s).expect("valid");

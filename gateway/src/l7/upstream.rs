@@ -36,7 +36,11 @@ impl EndpointState {
     pub fn observe_latency(&self, d: Duration) {
         let sample = d.as_micros().min(u64::MAX as u128) as u64;
         let old = self.ewma_us.load(Ordering::Relaxed);
-        let new = if old == 0 { sample } else { (old * 7 + sample) / 8 };
+        let new = if old == 0 {
+            sample
+        } else {
+            (old * 7 + sample) / 8
+        };
         self.ewma_us.store(new.max(1), Ordering::Relaxed);
     }
 }
@@ -81,7 +85,10 @@ impl EndpointRegistry {
         let n = s.connect_failures.fetch_add(1, Ordering::Relaxed) + 1;
         if n >= EJECT_AFTER {
             s.connect_failures.store(0, Ordering::Relaxed);
-            s.ejected_until_ms.store(self.clock.now_ms() + EJECT_FOR.as_millis() as u64, Ordering::Relaxed);
+            s.ejected_until_ms.store(
+                self.clock.now_ms() + EJECT_FOR.as_millis() as u64,
+                Ordering::Relaxed,
+            );
             return true;
         }
         false
@@ -140,7 +147,10 @@ pub struct Upstream {
 
 impl std::fmt::Debug for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upstream").field("service", &self.service).field("target", &self.target).finish()
+        f.debug_struct("Upstream")
+            .field("service", &self.service)
+            .field("target", &self.target)
+            .finish()
     }
 }
 
@@ -154,7 +164,14 @@ impl Upstream {
             _ => None,
         };
         let label = service.to_string().into();
-        Self { service, label, target, balance, continuum, rr: AtomicUsize::new(0) }
+        Self {
+            service,
+            label,
+            target,
+            balance,
+            continuum,
+            rr: AtomicUsize::new(0),
+        }
     }
 
     pub fn endpoints(&self) -> &[Endpoint] {
@@ -170,7 +187,12 @@ impl Upstream {
 
     /// Choose an endpoint, skipping ejected ones and `exclude` (already tried) when possible.
     /// `hash` is the request's hash key when `upstream-hash-by` applies.
-    pub fn pick(&self, now_ms: u64, exclude: &[SocketAddr], hash: Option<&[u8]>) -> Option<&Endpoint> {
+    pub fn pick(
+        &self,
+        now_ms: u64,
+        exclude: &[SocketAddr],
+        hash: Option<&[u8]>,
+    ) -> Option<&Endpoint> {
         let eps = self.endpoints();
         if eps.is_empty() {
             return None;
@@ -187,9 +209,9 @@ impl Upstream {
         }
         let start = self.rr.fetch_add(1, Ordering::Relaxed);
         match self.balance {
-            Balance::RoundRobin => {
-                (0..eps.len()).map(|i| &eps[(start + i) % eps.len()]).find(|e| self.usable(e, now_ms, exclude))
-            }
+            Balance::RoundRobin => (0..eps.len())
+                .map(|i| &eps[(start + i) % eps.len()])
+                .find(|e| self.usable(e, now_ms, exclude)),
             Balance::Ewma => {
                 let score = |e: &Endpoint| {
                     let ewma = e.state.ewma_us.load(Ordering::Relaxed).max(1);
@@ -202,12 +224,18 @@ impl Upstream {
             }
         }
         // Every endpoint ejected or tried: fall back to any not yet tried (better than a 503).
-        .or_else(|| (0..eps.len()).map(|i| &eps[(start + i) % eps.len()]).find(|e| !exclude.contains(&e.addr)))
+        .or_else(|| {
+            (0..eps.len())
+                .map(|i| &eps[(start + i) % eps.len()])
+                .find(|e| !exclude.contains(&e.addr))
+        })
     }
 
     /// The endpoint an affinity cookie names, when it is still there and not ejected.
     pub fn by_cookie(&self, value: &str, now_ms: u64) -> Option<&Endpoint> {
-        self.endpoints().iter().find(|e| &*e.cookie == value && self.usable(e, now_ms, &[]))
+        self.endpoints()
+            .iter()
+            .find(|e| &*e.cookie == value && self.usable(e, now_ms, &[]))
     }
 }
 
@@ -215,7 +243,12 @@ impl Upstream {
 mod tests {
     use super::*;
 
-    fn upstream(addrs: &[&str], balance: Balance, hashed: bool, reg: &EndpointRegistry) -> Upstream {
+    fn upstream(
+        addrs: &[&str],
+        balance: Balance,
+        hashed: bool,
+        reg: &EndpointRegistry,
+    ) -> Upstream {
         let svc = ObjectKey::new("default", "web");
         let eps = addrs
             .iter()
@@ -235,8 +268,15 @@ mod tests {
     #[test]
     fn round_robin_visits_every_endpoint_in_turn() {
         let reg = EndpointRegistry::default();
-        let u = upstream(&["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"], Balance::RoundRobin, false, &reg);
-        let picks: Vec<_> = (0..6).map(|_| u.pick(0, &[], None).expect("some").addr.to_string()).collect();
+        let u = upstream(
+            &["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"],
+            Balance::RoundRobin,
+            false,
+            &reg,
+        );
+        let picks: Vec<_> = (0..6)
+            .map(|_| u.pick(0, &[], None).expect("some").addr.to_string())
+            .collect();
         assert_eq!(picks[..3], picks[3..]);
         let mut first = picks[..3].to_vec();
         first.sort();
@@ -246,23 +286,38 @@ mod tests {
     #[test]
     fn an_endpoint_failing_to_connect_three_times_is_skipped_for_a_while() {
         let reg = EndpointRegistry::default();
-        let u = upstream(&["10.0.0.1:80", "10.0.0.2:80"], Balance::RoundRobin, false, &reg);
+        let u = upstream(
+            &["10.0.0.1:80", "10.0.0.2:80"],
+            Balance::RoundRobin,
+            false,
+            &reg,
+        );
         let bad = &u.endpoints()[0];
         assert!(!reg.connect_failed(&bad.state));
         assert!(!reg.connect_failed(&bad.state));
         assert!(reg.connect_failed(&bad.state));
         for _ in 0..4 {
-            assert_eq!(u.pick(0, &[], None).expect("some").addr, u.endpoints()[1].addr);
+            assert_eq!(
+                u.pick(0, &[], None).expect("some").addr,
+                u.endpoints()[1].addr
+            );
         }
         let later = EJECT_FOR.as_millis() as u64 + 1;
-        let picks: Vec<_> = (0..2).map(|_| u.pick(later, &[], None).expect("some").addr).collect();
+        let picks: Vec<_> = (0..2)
+            .map(|_| u.pick(later, &[], None).expect("some").addr)
+            .collect();
         assert!(picks.contains(&bad.addr), "back after the ejection window");
     }
 
     #[test]
     fn retries_exclude_what_was_tried() {
         let reg = EndpointRegistry::default();
-        let u = upstream(&["10.0.0.1:80", "10.0.0.2:80"], Balance::RoundRobin, false, &reg);
+        let u = upstream(
+            &["10.0.0.1:80", "10.0.0.2:80"],
+            Balance::RoundRobin,
+            false,
+            &reg,
+        );
         let first = u.pick(0, &[], None).expect("some").addr;
         let second = u.pick(0, &[first], None).expect("some").addr;
         assert_ne!(first, second);
@@ -272,7 +327,12 @@ mod tests {
     #[test]
     fn hashing_is_stable_and_spreads() {
         let reg = EndpointRegistry::default();
-        let u = upstream(&["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"], Balance::RoundRobin, true, &reg);
+        let u = upstream(
+            &["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"],
+            Balance::RoundRobin,
+            true,
+            &reg,
+        );
         let mut seen = std::collections::BTreeSet::new();
         for user in 0..50 {
             let key = format!("user-{user}");
@@ -288,10 +348,17 @@ mod tests {
     fn ewma_prefers_the_faster_endpoint() {
         let reg = EndpointRegistry::default();
         let u = upstream(&["10.0.0.1:80", "10.0.0.2:80"], Balance::Ewma, false, &reg);
-        u.endpoints()[0].state.observe_latency(Duration::from_millis(50));
-        u.endpoints()[1].state.observe_latency(Duration::from_millis(1));
+        u.endpoints()[0]
+            .state
+            .observe_latency(Duration::from_millis(50));
+        u.endpoints()[1]
+            .state
+            .observe_latency(Duration::from_millis(1));
         for _ in 0..5 {
-            assert_eq!(u.pick(0, &[], None).expect("some").addr, u.endpoints()[1].addr);
+            assert_eq!(
+                u.pick(0, &[], None).expect("some").addr,
+                u.endpoints()[1].addr
+            );
         }
     }
 
@@ -300,7 +367,10 @@ mod tests {
         let a: SocketAddr = "10.0.0.1:80".parse().expect("literal");
         let svc = ObjectKey::new("default", "web");
         assert_eq!(cookie_value(&svc, a), cookie_value(&svc, a));
-        assert_ne!(cookie_value(&svc, a), cookie_value(&ObjectKey::new("default", "api"), a));
+        assert_ne!(
+            cookie_value(&svc, a),
+            cookie_value(&ObjectKey::new("default", "api"), a)
+        );
         assert_eq!(cookie_value(&svc, a).len(), 20);
     }
 }

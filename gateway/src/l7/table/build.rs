@@ -60,7 +60,9 @@ struct Builder<'a> {
 }
 
 fn host_key(host: Option<&str>) -> Result<HostKey, String> {
-    let Some(h) = host.filter(|h| !h.is_empty()) else { return Ok(HostKey::Any) };
+    let Some(h) = host.filter(|h| !h.is_empty()) else {
+        return Ok(HostKey::Any);
+    };
     let h = h.to_ascii_lowercase();
     if let Some(rest) = h.strip_prefix("*.") {
         if rest.is_empty() || rest.contains('*') {
@@ -69,7 +71,9 @@ fn host_key(host: Option<&str>) -> Result<HostKey, String> {
         return Ok(HostKey::Wildcard(rest.to_owned()));
     }
     if h.contains('*') || h.contains(':') || h.contains('/') {
-        return Err(format!("{h:?} is not a valid host (no ports, paths or inner wildcards)"));
+        return Err(format!(
+            "{h:?} is not a valid host (no ports, paths or inner wildcards)"
+        ));
     }
     Ok(HostKey::Exact(h))
 }
@@ -84,13 +88,22 @@ fn matcher(path: &str, path_type: &str, options: &Options) -> Result<(Matcher, u
         "Prefix" if regex => (compile(path)?, 1),
         "Prefix" => (Matcher::Prefix(path.trim_end_matches('/').into()), 1),
         "ImplementationSpecific" if regex => (compile(path)?, 2),
-        "ImplementationSpecific" => (Matcher::StrPrefix(if path.is_empty() { "/" } else { path }.into()), 2),
-        other => return Err(format!("unsupported value {other:?}: expected Exact, Prefix or ImplementationSpecific")),
+        "ImplementationSpecific" => (
+            Matcher::StrPrefix(if path.is_empty() { "/" } else { path }.into()),
+            2,
+        ),
+        other => {
+            return Err(format!(
+                "unsupported value {other:?}: expected Exact, Prefix or ImplementationSpecific"
+            ));
+        }
     })
 }
 
 fn compile(path: &str) -> Result<Matcher, String> {
-    Regex::new(&format!("(?i)^{path}")).map(Matcher::Regex).map_err(|e| format!("{path:?} is not a valid regex: {e}"))
+    Regex::new(&format!("(?i)^{path}"))
+        .map(Matcher::Regex)
+        .map_err(|e| format!("{path:?} is not a valid regex: {e}"))
 }
 
 fn creation(ing: &Ingress) -> (bool, Option<jiff::Timestamp>) {
@@ -99,19 +112,43 @@ fn creation(ing: &Ingress) -> (bool, Option<jiff::Timestamp>) {
 }
 
 impl<'a> Builder<'a> {
-    fn upstream(&mut self, ns: &str, b: &IngressBackend, options: &Options, field: &str) -> Result<Arc<Upstream>, Invalid> {
+    fn upstream(
+        &mut self,
+        ns: &str,
+        b: &IngressBackend,
+        options: &Options,
+        field: &str,
+    ) -> Result<Arc<Upstream>, Invalid> {
         let Some(svc_ref) = &b.service else {
-            return Err(invalid_field(ns, field, "resource backends are not supported; use a Service"));
+            return Err(invalid_field(
+                ns,
+                field,
+                "resource backends are not supported; use a Service",
+            ));
         };
         let svc_key = ObjectKey::new(ns, svc_ref.name.clone());
         let port = svc_ref.port.as_ref();
-        let (number, name) = (port.and_then(|p| p.number), port.and_then(|p| p.name.clone()));
+        let (number, name) = (
+            port.and_then(|p| p.number),
+            port.and_then(|p| p.name.clone()),
+        );
         if number.is_none() && name.is_none() {
-            return Err(invalid_field(ns, &format!("{field}.service.port"), "a port number or name is required"));
+            return Err(invalid_field(
+                ns,
+                &format!("{field}.service.port"),
+                "a port number or name is required",
+            ));
         }
-        let port_desc = name.clone().unwrap_or_else(|| number.unwrap_or_default().to_string());
+        let port_desc = name
+            .clone()
+            .unwrap_or_else(|| number.unwrap_or_default().to_string());
         let hashed = options.hash_by.is_some();
-        let ukey = (svc_key.clone(), port_desc.clone(), options.balance == annotations::Balance::Ewma, hashed);
+        let ukey = (
+            svc_key.clone(),
+            port_desc.clone(),
+            options.balance == annotations::Balance::Ewma,
+            hashed,
+        );
         if let Some(u) = self.upstreams.get(&ukey) {
             return Ok(u.clone());
         }
@@ -125,12 +162,21 @@ impl<'a> Builder<'a> {
                 });
                 match (svc.type_, sp) {
                     (ServiceType::ExternalName, _) => {
-                        let port = sp.map(|p| p.port).or_else(|| number.and_then(|n| u16::try_from(n).ok())).unwrap_or(80);
+                        let port = sp
+                            .map(|p| p.port)
+                            .or_else(|| number.and_then(|n| u16::try_from(n).ok()))
+                            .unwrap_or(80);
                         let ext = svc.external_name.clone().unwrap_or_default();
                         match format!("{ext}:{port}").parse::<Authority>() {
                             Ok(a) => Target::External(a),
                             Err(_) => {
-                                return Err(invalid_field(ns, field, format!("ExternalName {ext:?} of Service {svc_key} is not a host name")));
+                                return Err(invalid_field(
+                                    ns,
+                                    field,
+                                    format!(
+                                        "ExternalName {ext:?} of Service {svc_key} is not a host name"
+                                    ),
+                                ));
                             }
                         }
                     }
@@ -142,7 +188,11 @@ impl<'a> Builder<'a> {
                         ));
                     }
                     (_, Some(sp)) => {
-                        let usable = self.snap.endpoints_of(&svc_key).and_then(|e| e.port(&sp.name)).map(|p| p.usable.clone());
+                        let usable = self
+                            .snap
+                            .endpoints_of(&svc_key)
+                            .and_then(|e| e.port(&sp.name))
+                            .map(|p| p.usable.clone());
                         let eps: Box<[Endpoint]> = usable
                             .iter()
                             .flat_map(|u| u.iter())
@@ -156,7 +206,11 @@ impl<'a> Builder<'a> {
                                 })
                             })
                             .collect();
-                        if eps.is_empty() { Target::NoEndpoints } else { Target::Endpoints(eps) }
+                        if eps.is_empty() {
+                            Target::NoEndpoints
+                        } else {
+                            Target::Endpoints(eps)
+                        }
                     }
                 }
             }
@@ -167,7 +221,10 @@ impl<'a> Builder<'a> {
     }
 
     fn metrics(&self, ingress: &ObjectKey, upstream: &Upstream) -> RouteMetrics {
-        self.ctx.metrics.map(|m| m.route(&ingress.to_string(), &upstream.label)).unwrap_or_default()
+        self.ctx
+            .metrics
+            .map(|m| m.route(&ingress.to_string(), &upstream.label))
+            .unwrap_or_default()
     }
 }
 
@@ -186,22 +243,52 @@ impl RouteTable {
     pub fn build(snap: &Snapshot, cfg: &RouterConfig) -> (RouteTable, Vec<Invalid>) {
         let registry = EndpointRegistry::default();
         let certs = CertCache::default();
-        Self::build_with(snap, cfg, &BuildContext { registry: &registry, certs: &certs, metrics: None })
+        Self::build_with(
+            snap,
+            cfg,
+            &BuildContext {
+                registry: &registry,
+                certs: &certs,
+                metrics: None,
+            },
+        )
     }
 
-    pub fn build_with(snap: &Snapshot, cfg: &RouterConfig, ctx: &BuildContext<'_>) -> (RouteTable, Vec<Invalid>) {
-        let mut b = Builder { snap, ctx, errors: Vec::new(), upstreams: HashMap::new() };
+    pub fn build_with(
+        snap: &Snapshot,
+        cfg: &RouterConfig,
+        ctx: &BuildContext<'_>,
+    ) -> (RouteTable, Vec<Invalid>) {
+        let mut b = Builder {
+            snap,
+            ctx,
+            errors: Vec::new(),
+            upstreams: HashMap::new(),
+        };
 
         // Served Ingresses, oldest first (conflicts go to the older one).
-        let mut ours: Vec<(&ObjectKey, &Arc<Ingress>)> =
-            snap.ingresses.iter().filter(|(_, ing)| class::is_ours(snap, cfg, ing)).collect();
+        let mut ours: Vec<(&ObjectKey, &Arc<Ingress>)> = snap
+            .ingresses
+            .iter()
+            .filter(|(_, ing)| class::is_ours(snap, cfg, ing))
+            .collect();
         ours.sort_by_key(|(k, ing)| (creation(ing), (*k).clone()));
         let mut served = Vec::new();
         for (key, ing) in ours {
-            let parsed = annotations::parse(key, ing.metadata.annotations.as_ref().unwrap_or(&Default::default()));
+            let parsed = annotations::parse(
+                key,
+                ing.metadata
+                    .annotations
+                    .as_ref()
+                    .unwrap_or(&Default::default()),
+            );
             b.errors.extend(parsed.unsupported);
             match parsed.options {
-                Ok(options) => served.push(Served { key: key.clone(), ing, options: Arc::new(options) }),
+                Ok(options) => served.push(Served {
+                    key: key.clone(),
+                    ing,
+                    options: Arc::new(options),
+                }),
                 Err(e) => b.errors.push(e),
             }
         }
@@ -211,22 +298,39 @@ impl RouteTable {
         let mut certs: HashMap<Box<str>, Arc<CertifiedKey>> = HashMap::new();
         let mut wildcard_certs: HashMap<Box<str>, Arc<CertifiedKey>> = HashMap::new();
         for s in served.iter().filter(|s| s.options.canary.is_none()) {
-            for (i, tls) in s.ing.spec.iter().flat_map(|sp| sp.tls.iter().flatten()).enumerate() {
-                let hosts: Vec<HostKey> = tls.hosts.iter().flatten().filter_map(|h| host_key(Some(h)).ok()).collect();
+            for (i, tls) in s
+                .ing
+                .spec
+                .iter()
+                .flat_map(|sp| sp.tls.iter().flatten())
+                .enumerate()
+            {
+                let hosts: Vec<HostKey> = tls
+                    .hosts
+                    .iter()
+                    .flatten()
+                    .filter_map(|h| host_key(Some(h)).ok())
+                    .collect();
                 tls_hosts.extend(hosts.iter().cloned());
-                let Some(secret) = tls.secret_name.as_deref().filter(|n| !n.is_empty()) else { continue };
+                let Some(secret) = tls.secret_name.as_deref().filter(|n| !n.is_empty()) else {
+                    continue;
+                };
                 let skey = ObjectKey::new(s.key.namespace.clone(), secret);
                 let field = format!("spec.tls[{i}].secretName");
                 let cert = match snap.tls_secrets.get(&skey) {
                     None => {
-                        let msg = format!("Secret {skey} is missing or not a valid kubernetes.io/tls Secret; its hosts get the default certificate");
+                        let msg = format!(
+                            "Secret {skey} is missing or not a valid kubernetes.io/tls Secret; its hosts get the default certificate"
+                        );
                         b.errors.push(Invalid::new("Ingress", &s.key, field, msg));
                         continue;
                     }
                     Some(secret) => match ctx.certs.get(&skey, secret) {
                         Ok(c) => c,
                         Err(e) => {
-                            let msg = format!("Secret {skey}: {e}; its hosts get the default certificate");
+                            let msg = format!(
+                                "Secret {skey}: {e}; its hosts get the default certificate"
+                            );
                             b.errors.push(Invalid::new("Ingress", &s.key, field, msg));
                             continue;
                         }
@@ -234,8 +338,14 @@ impl RouteTable {
                 };
                 for h in hosts {
                     match h {
-                        HostKey::Exact(h) => drop(certs.entry(h.into()).or_insert_with(|| cert.clone())),
-                        HostKey::Wildcard(h) => drop(wildcard_certs.entry(h.into()).or_insert_with(|| cert.clone())),
+                        HostKey::Exact(h) => {
+                            drop(certs.entry(h.into()).or_insert_with(|| cert.clone()))
+                        }
+                        HostKey::Wildcard(h) => drop(
+                            wildcard_certs
+                                .entry(h.into())
+                                .or_insert_with(|| cert.clone()),
+                        ),
                         HostKey::Any => {}
                     }
                 }
@@ -245,7 +355,9 @@ impl RouteTable {
         let host_has_tls = |h: &HostKey| match h {
             HostKey::Exact(name) => {
                 tls_hosts.contains(h)
-                    || name.split_once('.').is_some_and(|(_, p)| tls_hosts.contains(&HostKey::Wildcard(p.to_owned())))
+                    || name
+                        .split_once('.')
+                        .is_some_and(|(_, p)| tls_hosts.contains(&HostKey::Wildcard(p.to_owned())))
             }
             HostKey::Wildcard(_) => tls_hosts.contains(h),
             HostKey::Any => false,
@@ -254,16 +366,32 @@ impl RouteTable {
         // Canary backends, keyed by the host and path they shadow.
         let mut canaries: HashMap<(HostKey, String), (Canary, String)> = HashMap::new();
         for s in served.iter().filter(|s| s.options.canary.is_some()) {
-            let Some(rules) = s.options.canary.clone() else { continue };
-            for (ri, rule) in s.ing.spec.iter().flat_map(|sp| sp.rules.iter().flatten()).enumerate() {
-                let Ok(host) = host_key(rule.host.as_deref()) else { continue };
+            let Some(rules) = s.options.canary.clone() else {
+                continue;
+            };
+            for (ri, rule) in s
+                .ing
+                .spec
+                .iter()
+                .flat_map(|sp| sp.rules.iter().flatten())
+                .enumerate()
+            {
+                let Ok(host) = host_key(rule.host.as_deref()) else {
+                    continue;
+                };
                 for (pi, p) in rule.http.iter().flat_map(|h| h.paths.iter()).enumerate() {
                     let field = format!("spec.rules[{ri}].http.paths[{pi}].backend");
                     match b.upstream(&s.key.namespace, &p.backend, &s.options, &field) {
                         Ok(upstream) => {
                             let metrics = b.metrics(&s.key, &upstream);
                             let path = p.path.clone().unwrap_or_else(|| "/".into());
-                            let c = Canary { ingress: s.key.clone(), rules: rules.clone(), upstream, metrics, counter: AtomicU64::new(0) };
+                            let c = Canary {
+                                ingress: s.key.clone(),
+                                rules: rules.clone(),
+                                upstream,
+                                metrics,
+                                counter: AtomicU64::new(0),
+                            };
                             canaries.entry((host.clone(), path)).or_insert((c, field));
                         }
                         Err(e) => b.errors.push(on_ingress(e, &s.key)),
@@ -276,10 +404,15 @@ impl RouteTable {
         let mut pending: Vec<Pending> = Vec::new();
         let mut default_backend = None;
         let mut seq = 0usize;
-        let mut served_ok: Vec<ObjectKey> =
-            served.iter().filter(|s| s.options.canary.is_some()).map(|s| s.key.clone()).collect();
+        let mut served_ok: Vec<ObjectKey> = served
+            .iter()
+            .filter(|s| s.options.canary.is_some())
+            .map(|s| s.key.clone())
+            .collect();
         for s in served.iter().filter(|s| s.options.canary.is_none()) {
-            let Some(spec) = s.ing.spec.as_ref() else { continue };
+            let Some(spec) = s.ing.spec.as_ref() else {
+                continue;
+            };
             let mut routes_of_this: Vec<Pending> = Vec::new();
             let mut failed = None;
             if let Some(def) = &spec.default_backend
@@ -306,7 +439,12 @@ impl RouteTable {
                 let host = match host_key(rule.host.as_deref()) {
                     Ok(h) => h,
                     Err(msg) => {
-                        failed = Some(Invalid::new("Ingress", &s.key, format!("spec.rules[{ri}].host"), msg));
+                        failed = Some(Invalid::new(
+                            "Ingress",
+                            &s.key,
+                            format!("spec.rules[{ri}].host"),
+                            msg,
+                        ));
                         break;
                     }
                 };
@@ -316,19 +454,31 @@ impl RouteTable {
                     let (m, rank) = match matcher(&path, &p.path_type, &s.options) {
                         Ok(m) => m,
                         Err(msg) => {
-                            let f = if msg.starts_with("unsupported") { "pathType" } else { "path" };
-                            failed = Some(Invalid::new("Ingress", &s.key, format!("{field}.{f}"), msg));
+                            let f = if msg.starts_with("unsupported") {
+                                "pathType"
+                            } else {
+                                "path"
+                            };
+                            failed =
+                                Some(Invalid::new("Ingress", &s.key, format!("{field}.{f}"), msg));
                             break 'rules;
                         }
                     };
-                    let upstream = match b.upstream(&s.key.namespace, &p.backend, &s.options, &format!("{field}.backend")) {
+                    let upstream = match b.upstream(
+                        &s.key.namespace,
+                        &p.backend,
+                        &s.options,
+                        &format!("{field}.backend"),
+                    ) {
                         Ok(u) => u,
                         Err(e) => {
                             failed = Some(on_ingress(e, &s.key));
                             break 'rules;
                         }
                     };
-                    let canary = canaries.remove(&(host.clone(), path.clone())).map(|(c, _)| c);
+                    let canary = canaries
+                        .remove(&(host.clone(), path.clone()))
+                        .map(|(c, _)| c);
                     let metrics = b.metrics(&s.key, &upstream);
                     seq += 1;
                     routes_of_this.push(Pending {
@@ -362,12 +512,21 @@ impl RouteTable {
             }
         }
         for ((host, path), (c, field)) in canaries {
-            let msg = format!("no served Ingress has host {host:?} and path {path:?}; the canary is not used");
-            b.errors.push(Invalid::new("Ingress", &c.ingress, field, msg));
+            let msg = format!(
+                "no served Ingress has host {host:?} and path {path:?}; the canary is not used"
+            );
+            b.errors
+                .push(Invalid::new("Ingress", &c.ingress, field, msg));
         }
 
         pending.sort_by_key(|p| p.order);
-        let mut table = RouteTable { generation: snap.generation, default_backend, certs, wildcard_certs, ..Default::default() };
+        let mut table = RouteTable {
+            generation: snap.generation,
+            default_backend,
+            certs,
+            wildcard_certs,
+            ..Default::default()
+        };
         for p in pending {
             let rules: &mut HostRules = match p.host {
                 HostKey::Exact(h) => table.exact.entry(h.into()).or_default(),
@@ -401,4 +560,3 @@ impl Ord for HostKey {
         k(self).cmp(&k(other))
     }
 }
-

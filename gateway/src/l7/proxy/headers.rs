@@ -1,0 +1,215 @@
+//! Header handling: hop-by-hop removal, X-Forwarded-*, X-Real-IP, X-Request-ID, rewrites.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use http::Uri;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery};
+
+use super::{ConnInfo, HOP_BY_HOP, ProxyError};
+use crate::l7::table::{Matcher, Route};
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Whether the request asks for a protocol upgrade (WebSocket and others).
+pub fn is_upgrade(h: &HeaderMap) -> bool {
+    h.contains_key(header::UPGRADE)
+        && h.get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
+}
+
+fn remove_hop_by_hop(h: &mut HeaderMap) {
+    let named: Vec<HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        h.remove(n);
+    }
+    for n in &HOP_BY_HOP {
+        h.remove(n);
+    }
+}
+
+/// A unique request id: a per-process random-ish seed and a counter.
+fn request_id() -> HeaderValue {
+    static SEED: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let seed = *SEED.get_or_init(|| {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        (t.as_nanos() as u64) ^ u64::from(std::process::id()).rotate_left(32)
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let v = format!("{seed:016x}{:016x}", n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+fn ip_value(ip: std::net::IpAddr) -> HeaderValue {
+    HeaderValue::from_str(&ip.to_string()).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
+/// Prepare the request headers for the upstream.
+pub fn forwarded(h: &mut HeaderMap, conn: &ConnInfo, authority: Option<&Authority>, upgrade: bool) {
+    let upgrade_value = if upgrade {
+        h.get(header::UPGRADE).cloned()
+    } else {
+        None
+    };
+    remove_hop_by_hop(h);
+    if let Some(v) = upgrade_value {
+        h.insert(header::UPGRADE, v);
+        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+    // HTTP/2 requests carry the host in the authority only.
+    if !h.contains_key(header::HOST)
+        && let Some(a) = authority
+        && let Ok(v) = HeaderValue::from_str(a.as_str())
+    {
+        h.insert(header::HOST, v);
+    }
+    let peer = conn.peer.ip();
+    let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prev) => {
+            HeaderValue::from_str(&format!("{prev}, {peer}")).unwrap_or_else(|_| ip_value(peer))
+        }
+        None => ip_value(peer),
+    };
+    h.insert(X_FORWARDED_FOR.clone(), xff);
+    h.insert(X_REAL_IP.clone(), ip_value(peer));
+    h.insert(
+        X_FORWARDED_PROTO.clone(),
+        HeaderValue::from_static(if conn.tls { "https" } else { "http" }),
+    );
+    if let Some(host) = h.get(header::HOST).cloned() {
+        h.insert(X_FORWARDED_HOST.clone(), host);
+    }
+    h.insert(
+        X_FORWARDED_PORT.clone(),
+        HeaderValue::from(conn.local.port()),
+    );
+    if !h.contains_key(&X_REQUEST_ID) {
+        h.insert(X_REQUEST_ID.clone(), request_id());
+    }
+}
+
+/// Remove hop-by-hop headers from an upstream response (kept on 101: they carry the upgrade).
+pub fn strip_response(h: &mut HeaderMap) {
+    if h.contains_key(header::UPGRADE) {
+        return;
+    }
+    remove_hop_by_hop(h);
+}
+
+/// `$1` -> `${1}` so that `regex` reads the group number alone, as nginx does.
+fn nginx_template(t: &str) -> String {
+    let mut out = String::with_capacity(t.len() + 4);
+    let b = t.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'$' && i + 1 < b.len() && b[i + 1].is_ascii_digit() {
+            let mut j = i + 1;
+            while j < b.len() && b[j].is_ascii_digit() {
+                j += 1;
+            }
+            out.push_str("${");
+            out.push_str(&t[i + 1..j]);
+            out.push('}');
+            i = j;
+        } else {
+            out.push(b[i] as char);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// The path and query sent upstream: the original, or `rewrite-target` with capture groups.
+pub fn rewritten(route: &Route, uri: &Uri) -> Result<PathAndQuery, ProxyError> {
+    let Some(target) = &route.options.rewrite_target else {
+        return Ok(uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/")));
+    };
+    let path = uri.path();
+    let mut new = match &route.matcher {
+        Matcher::Regex(re) => match re.captures(path) {
+            Some(c) => {
+                let mut dst = String::new();
+                c.expand(&nginx_template(target), &mut dst);
+                dst
+            }
+            None => target.clone(),
+        },
+        _ => target.clone(),
+    };
+    if !new.starts_with('/') {
+        new.insert(0, '/');
+    }
+    if let Some(q) = uri.query() {
+        new.push(if new.contains('?') { '&' } else { '?' });
+        new.push_str(q);
+    }
+    PathAndQuery::try_from(new).map_err(|e| ProxyError::BadRequest(e.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nginx_groups_become_regex_groups() {
+        assert_eq!(nginx_template("/$2"), "/${2}");
+        assert_eq!(nginx_template("/v1/$1abc"), "/v1/${1}abc");
+        assert_eq!(nginx_template("/plain"), "/plain");
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_go() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::HOST, HeaderValue::from_static("a.example.com"));
+        h.insert(
+            X_FORWARDED_FOR.clone(),
+            HeaderValue::from_static("192.0.2.1"),
+        );
+        let conn = ConnInfo {
+            peer: "127.0.0.9:5555".parse().expect("literal"),
+            local: "127.0.0.1:8080".parse().expect("literal"),
+            tls: false,
+        };
+        forwarded(&mut h, &conn, None, false);
+        assert!(
+            h.get("x-secret").is_none()
+                && h.get("keep-alive").is_none()
+                && h.get(header::CONNECTION).is_none()
+        );
+        assert_eq!(h[&X_FORWARDED_FOR], "192.0.2.1, 127.0.0.9");
+        assert_eq!(h[&X_REAL_IP], "127.0.0.9");
+        assert_eq!(h[&X_FORWARDED_PROTO], "http");
+        assert_eq!(h[&X_FORWARDED_HOST], "a.example.com");
+        assert_eq!(h[&X_FORWARDED_PORT], "8080");
+        assert_eq!(h[&X_REQUEST_ID].len(), 32);
+    }
+}

@@ -1,0 +1,131 @@
+//! Listeners: accept loops for plain HTTP and TLS, one hyper connection per socket (HTTP/1.1 with
+//! keepalive and upgrades, HTTP/2 by ALPN or prior knowledge), and a bounded graceful drain.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, warn};
+
+use super::proxy::{self, ConnInfo};
+use super::shared::Shared;
+
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn builder() -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(60));
+    b.http2().timer(TokioTimer::new());
+    b
+}
+
+async fn serve_io<I>(shared: Arc<Shared>, info: ConnInfo, io: I, shutdown: CancellationToken)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let b = builder();
+    let svc = service_fn(move |req| proxy::handle(shared.clone(), info, req));
+    let conn = b.serve_connection_with_upgrades(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                debug!(peer = %info.peer, error = %e, "connection ended with an error");
+            }
+        }
+        _ = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            if let Err(e) = conn.await {
+                debug!(peer = %info.peer, error = %e, "connection ended with an error while draining");
+            }
+        }
+    }
+}
+
+/// Accept until `shutdown`; connections are tracked so the caller can drain them.
+pub async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of descriptors and the like: back off instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let local = match stream.local_addr() {
+            Ok(a) => a,
+            Err(_) => continue,
+        };
+        let shared = shared.clone();
+        let shutdown = shutdown.clone();
+        let tls = tls.clone();
+        tracker.spawn(async move {
+            let metrics = shared.metrics.clone();
+            metrics.open_connections.inc();
+            match tls {
+                None => {
+                    serve_io(
+                        shared,
+                        ConnInfo {
+                            peer,
+                            local,
+                            tls: false,
+                        },
+                        stream,
+                        shutdown,
+                    )
+                    .await
+                }
+                Some(acceptor) => {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(tls_stream)) => {
+                            metrics.tls_handshakes.inc();
+                            serve_io(
+                                shared,
+                                ConnInfo {
+                                    peer,
+                                    local,
+                                    tls: true,
+                                },
+                                tls_stream,
+                                shutdown,
+                            )
+                            .await
+                        }
+                        Ok(Err(e)) => {
+                            metrics.tls_handshake_errors.inc();
+                            debug!(%peer, error = %e, "TLS handshake failed");
+                        }
+                        Err(_) => {
+                            metrics.tls_handshake_errors.inc();
+                            debug!(%peer, "TLS handshake timed out");
+                        }
+                    }
+                }
+            }
+            metrics.open_connections.dec();
+        });
+    }
+}

@@ -1,0 +1,146 @@
+//! State shared by every connection: the published route table (one `ArcSwap`), the caches that
+//! survive rebuilds, the upstream clients (keepalive pools per endpoint) and metrics.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use http::header::{HeaderMap, HeaderValue};
+use http::{Method, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tracing::info;
+
+use super::AccessLog;
+use super::class::RouterConfig;
+use super::metrics::Metrics;
+use super::proxy::{ConnInfo, ProxyBody};
+use super::table::{Route, RouteTable};
+use super::tls::CertCache;
+use super::upstream::EndpointRegistry;
+
+pub type UpstreamClient = Client<HttpConnector, ProxyBody>;
+
+pub struct Shared {
+    pub table: Arc<ArcSwap<RouteTable>>,
+    pub registry: EndpointRegistry,
+    pub certs: CertCache,
+    pub metrics: Arc<Metrics>,
+    /// HTTP/1.1 with a keepalive pool per endpoint.
+    pub client: UpstreamClient,
+    /// HTTP/2 with prior knowledge, for `backend-protocol: GRPC`.
+    pub h2_client: UpstreamClient,
+    pub router: RouterConfig,
+    pub access_log: AccessLog,
+    pub hsts: Option<HeaderValue>,
+    /// The HTTPS listener's port, for redirects.
+    pub https_port: Option<u16>,
+    /// A table built from a published snapshot is in place.
+    pub ready: AtomicBool,
+}
+
+fn connector(connect_timeout: Duration) -> HttpConnector {
+    let mut c = HttpConnector::new();
+    c.set_connect_timeout(Some(connect_timeout));
+    c.set_nodelay(true);
+    c.enforce_http(true);
+    c
+}
+
+impl Shared {
+    pub fn new(
+        router: RouterConfig,
+        metrics: Arc<Metrics>,
+        access_log: AccessLog,
+        hsts_max_age: Option<u64>,
+        https_port: Option<u16>,
+    ) -> Self {
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(512)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(connector(Duration::from_secs(5)));
+        let h2_client = Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(connector(Duration::from_secs(5)));
+        let hsts = hsts_max_age
+            .and_then(|s| HeaderValue::from_str(&format!("max-age={s}; includeSubDomains")).ok());
+        Self {
+            table: Arc::new(ArcSwap::from_pointee(RouteTable::default())),
+            registry: EndpointRegistry::default(),
+            certs: CertCache::default(),
+            metrics,
+            client,
+            h2_client,
+            router,
+            access_log,
+            hsts,
+            https_port,
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub fn access_log_enabled(&self) -> bool {
+        self.access_log != AccessLog::Off
+    }
+
+    /// HSTS on HTTPS responses of hosts with TLS, when enabled.
+    pub fn hsts(&self, conn: &ConnInfo, route: &Route, headers: &mut HeaderMap) {
+        if let Some(v) = &self.hsts
+            && conn.tls
+            && route.tls_host
+        {
+            headers.insert(http::header::STRICT_TRANSPORT_SECURITY, v.clone());
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn log_line(
+        &self,
+        conn: &ConnInfo,
+        method: &Method,
+        uri: &Uri,
+        host: &str,
+        route: Option<&Route>,
+        status: u16,
+        elapsed: Duration,
+    ) {
+        let ingress = route.map(|r| r.ingress.to_string()).unwrap_or_default();
+        let service = route
+            .map(|r| r.upstream.label.to_string())
+            .unwrap_or_default();
+        let ms = elapsed.as_secs_f64() * 1000.0;
+        match self.access_log {
+            AccessLog::Off => {}
+            AccessLog::Text => info!(
+                target: "portico::access",
+                client = %conn.peer.ip(), %method, host, path = %uri.path(), status, ingress, service,
+                duration_ms = ms,
+                "request"
+            ),
+            AccessLog::Json => {
+                let line = serde_json::json!({
+                    "client": conn.peer.ip().to_string(),
+                    "method": method.as_str(),
+                    "host": host,
+                    "path": uri.path(),
+                    "status": status,
+                    "ingress": ingress,
+                    "service": service,
+                    "tls": conn.tls,
+                    "duration_ms": ms,
+                });
+                info!(target: "portico::access", "{line}");
+            }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Views of the served Ingresses, for `gateway get ingresses` and the admin API, and the status
+//! Portico publishes on them.
+
+use serde::Serialize;
+
+use portico_model::{ObjectKey, Snapshot};
+
+use super::class::{self, RouterConfig};
+
+/// One row of `gateway get ingresses`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IngressRow {
+    pub namespace: String,
+    pub name: String,
+    pub class: Option<String>,
+    pub hosts: Vec<String>,
+    /// The address published in `status.loadBalancer.ingress` (empty when none is configured).
+    pub address: Option<String>,
+    /// `80` or `80, 443` when the Ingress has TLS.
+    pub ports: String,
+}
+
+/// The Ingresses Portico serves, sorted by namespace and name.
+pub fn ingress_view(snap: &Snapshot, cfg: &RouterConfig, address: Option<&str>) -> Vec<IngressRow> {
+    snap.ingresses
+        .iter()
+        .filter(|(_, ing)| class::is_ours(snap, cfg, ing))
+        .map(|(key, ing): (&ObjectKey, _)| {
+            let spec = ing.spec.as_ref();
+            let mut hosts: Vec<String> = spec
+                .and_then(|s| s.rules.as_ref())
+                .map(|r| {
+                    r.iter()
+                        .map(|r| r.host.clone().unwrap_or_else(|| "*".into()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            hosts.dedup();
+            let tls = spec
+                .and_then(|s| s.tls.as_ref())
+                .is_some_and(|t| !t.is_empty());
+            IngressRow {
+                namespace: key.namespace.clone(),
+                name: key.name.clone(),
+                class: class::requested_class(ing).map(str::to_owned),
+                hosts,
+                address: address.map(str::to_owned),
+                ports: if tls { "80, 443".into() } else { "80".into() },
+            }
+        })
+        .collect()
+}
+
+/// The `status.loadBalancer` Portico writes on every Ingress it serves.
+pub fn load_balancer_status(
+    address: &str,
+) -> k8s_openapi::api::networking::v1::IngressLoadBalancerStatus {
+    use k8s_openapi::api::networking::v1::IngressLoadBalancerIngress;
+    let entry = if address.parse::<std::net::IpAddr>().is_ok() {
+        IngressLoadBalancerIngress {
+            ip: Some(address.to_owned()),
+            ..Default::default()
+        }
+    } else {
+        IngressLoadBalancerIngress {
+            hostname: Some(address.to_owned()),
+            ..Default::default()
+        }
+    };
+    k8s_openapi::api::networking::v1::IngressLoadBalancerStatus {
+        ingress: Some(vec![entry]),
+    }
+}
+
+/// The address to publish: `--publish-address`, else the EXTERNAL-IP of `--publish-service`.
+pub fn publish_address(
+    snap: &Snapshot,
+    address: Option<&str>,
+    service: Option<&ObjectKey>,
+) -> Option<String> {
+    if let Some(a) = address {
+        return Some(a.to_owned());
+    }
+    let svc = snap.service(service?)?;
+    svc.load_balancer_ingress.first().map(ToString::to_string)
+}
