@@ -61,9 +61,20 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
 
     let admin_state = AdminState::new(snapshots.clone(), metrics.clone());
 
-    // The Service datapath for this node (standalone: on by default): wired in once
-    // proxy_agent::userspace lands.
-    let _ = (standalone, IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let mut admin_state = admin_state;
+
+    // The Service datapath for this node (ClusterIP and NodePort forwarding).
+    if !args.no_service_proxy {
+        let node_ips = if args.node_ips.is_empty() && standalone { vec![IpAddr::V4(Ipv4Addr::LOCALHOST)] } else { args.node_ips.clone() };
+        let datapath = proxy_agent::userspace::Datapath::new(proxy_agent::userspace::AgentConfig::new(args.node_name.clone(), node_ips));
+        let status = datapath.status();
+        admin_state = admin_state.with_view("datapath", Arc::new(move || serde_json::to_value(&*status.current()).unwrap_or_default()));
+        let (p, sd) = (snapshots.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            datapath.run(p, sd).await;
+            Ok(())
+        });
+    }
 
     {
         let sd = shutdown.clone();

@@ -1,3 +1,9 @@
-//! placeholder until the crate lands
+//! Portico's edge binary as a library: `main.rs` only parses arguments and calls into here.
+
+pub mod app;
+pub mod cli;
+pub mod get;
+pub mod quickstart;
 pub mod announce;
 pub mod l4;
+pub mod l7;
