@@ -2,9 +2,11 @@
 //! annotations.
 //!
 //! - [`allocator`]: the pure allocator (pools, assignments, sharing, dual-stack).
+//! - [`standalone`]: the manifests-mode hook, with its state file.
 
 // `Invalid` is the workspace's report type for a rejected object; it is built once per bad
 // object, never on a hot path.
 #![allow(clippy::result_large_err)]
 
 pub mod allocator;
+pub mod standalone;
