@@ -16,7 +16,7 @@ use portico_model::{ServiceType, Snapshot};
 use portico_runtime::Publisher;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use crate::forward::{Frontend, ListenerStatus, Protocol, Reconciler, Scope, Settings, Target};
 
@@ -205,23 +205,18 @@ impl Datapath {
         }
         let mut retry = tokio::time::interval(self.cfg.retry_every);
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_errors: Vec<String> = Vec::new();
+        let mut last_conflicts: Vec<Conflict> = Vec::new();
         loop {
             versions.borrow_and_update();
             let snapshot = snapshots.current();
             let desired = desired_frontends(&snapshot, &self.cfg);
-            for c in &desired.conflicts {
-                warn!(frontend = %c.frontend, kept = %c.kept, refused = %c.refused, "two Services want one frontend");
+            if desired.conflicts != last_conflicts {
+                for c in &desired.conflicts {
+                    warn!(frontend = %c.frontend, kept = %c.kept, refused = %c.refused, "two Services want one frontend");
+                }
+                last_conflicts = desired.conflicts.clone();
             }
             let errors = reconciler.reconcile(&desired.frontends);
-            let texts: Vec<String> = errors
-                .iter()
-                .map(|e| format!("{e}: {}", e.source))
-                .collect();
-            if texts.is_empty() && !last_errors.is_empty() {
-                info!("every frontend is bound");
-            }
-            last_errors = texts;
             self.status.publish(Status {
                 generation: snapshot.generation,
                 listening: reconciler.status(),

@@ -94,6 +94,8 @@ pub struct Reconciler {
     affinity: Arc<AffinityTable>,
     settings: Settings,
     running: BTreeMap<Frontend, Running>,
+    /// The last bind error of each frontend that failed, so a lasting failure is logged once.
+    failing: BTreeMap<Frontend, String>,
     shutdown: CancellationToken,
 }
 
@@ -109,6 +111,7 @@ impl Reconciler {
             affinity: Arc::new(AffinityTable::new()),
             settings,
             running: BTreeMap::new(),
+            failing: BTreeMap::new(),
             shutdown,
         }
     }
@@ -131,10 +134,12 @@ impl Reconciler {
     pub fn reconcile(&mut self, desired: &BTreeMap<Frontend, Target>) -> Vec<BindError> {
         let plan = plan(&self.current(), desired);
         let mut errors = Vec::new();
+        self.failing.retain(|f, _| desired.contains_key(f));
         for (frontend, target) in plan.start {
             match self.start(frontend, target.clone()) {
                 Ok(running) => {
-                    info!(%frontend, %target, "listening");
+                    let retried = self.failing.remove(&frontend).is_some();
+                    info!(%frontend, %target, retried, "listening");
                     self.running.insert(frontend, running);
                 }
                 Err(source) => {
@@ -143,7 +148,12 @@ impl Reconciler {
                         target,
                         source,
                     };
-                    warn!(%frontend, target = %e.target, error = %e.source, "cannot bind; retrying at the next update");
+                    let text = e.source.to_string();
+                    // A lasting failure is logged once, not at every retry.
+                    if self.failing.get(&frontend) != Some(&text) {
+                        warn!(%frontend, target = %e.target, error = %text, "cannot bind; retrying at the next update");
+                        self.failing.insert(frontend, text);
+                    }
                     errors.push(e);
                 }
             }

@@ -30,8 +30,8 @@ struct Flow {
     id: u64,
     upstream: Arc<UdpSocket>,
     backend: SocketAddr,
-    /// The snapshot generation the backend was last checked against.
-    generation: u64,
+    /// The publisher version (count of publishes) the backend was last checked against.
+    version: u64,
     /// Milliseconds since the listener's epoch of the last datagram either way.
     last: Arc<AtomicU64>,
     cancel: CancellationToken,
@@ -66,15 +66,15 @@ pub(super) async fn serve(socket: UdpSocket, ctx: Listener) {
             },
         };
         let now_ms = epoch.elapsed().as_millis() as u64;
-        let generation = ctx.snapshots.peek().generation;
+        let version = ctx.snapshots.version();
         if let Some(flow) = flows.get_mut(&client)
-            && flow.generation != generation
+            && flow.version != version
         {
             let target = ctx.picker.target();
             let still = candidates(&ctx.snapshots.peek(), &target)
                 .is_ok_and(|c| c.iter().any(|b| b.addr == flow.backend));
             if still {
-                flow.generation = generation;
+                flow.version = version;
             } else {
                 debug!(frontend = %ctx.frontend, client = %client, backend = %flow.backend, "endpoint gone; re-picking the flow");
                 flow.cancel.cancel();
@@ -92,7 +92,7 @@ pub(super) async fn serve(socket: UdpSocket, ctx: Listener) {
                 &socket,
                 client,
                 next_id,
-                generation,
+                version,
                 now_ms,
                 epoch,
                 &ctx,
@@ -124,7 +124,7 @@ async fn open(
     socket: &Arc<UdpSocket>,
     client: SocketAddr,
     id: u64,
-    generation: u64,
+    version: u64,
     now_ms: u64,
     epoch: Instant,
     ctx: &Listener,
@@ -178,7 +178,7 @@ async fn open(
         id,
         upstream,
         backend,
-        generation,
+        version,
         last,
         cancel,
     })

@@ -297,3 +297,64 @@ async fn udp_round_trips_and_idle_flows_expire() {
     );
     r.stop_all().await;
 }
+
+/// A UDP backend answering `name:payload`.
+async fn udp_backend(addr: &str, name: &'static str) -> SocketAddr {
+    let s = UdpSocket::bind(addr).await.expect("bind");
+    let local = s.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, from)) = s.recv_from(&mut buf).await {
+            let mut reply = format!("{name}:").into_bytes();
+            reply.extend_from_slice(&buf[..n]);
+            s.send_to(&reply, from).await.ok();
+        }
+    });
+    local
+}
+
+fn udp_snapshot(backends: &[SocketAddr]) -> Snapshot {
+    let port = backends[0].port();
+    let ips: Vec<String> = backends
+        .iter()
+        .map(|b| format!("{{ip: \"{}\"}}", b.ip()))
+        .collect();
+    snapshot(&format!(
+        "---\napiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec: {{ports: [{{port: 53, targetPort: {port}, protocol: UDP}}]}}\n---\napiVersion: v1\nkind: Endpoints\nmetadata: {{name: web}}\nsubsets:\n- addresses: [{}]\n  ports: [{{port: {port}, protocol: UDP}}]\n",
+        ips.join(", ")
+    ))
+}
+
+#[tokio::test]
+async fn a_udp_flow_whose_endpoint_left_is_moved_to_a_remaining_one() {
+    let one = udp_backend("127.88.6.10:0", "one").await;
+    let two = udp_backend(&format!("127.88.6.11:{}", one.port()), "two").await;
+    let snapshots = Publisher::new(udp_snapshot(&[one, two]));
+    let mut r = Reconciler::new(
+        snapshots.clone(),
+        Settings::default(),
+        CancellationToken::new(),
+    );
+    let front = Frontend::udp("127.88.6.1:5353".parse().expect("addr"));
+    assert!(r.reconcile(&BTreeMap::from([(front, t("web"))])).is_empty());
+    let client = UdpSocket::bind("127.0.0.1:0").await.expect("client");
+    let mut buf = [0u8; 1500];
+    let mut ask = async |payload: &str| {
+        client
+            .send_to(payload.as_bytes(), front.addr)
+            .await
+            .expect("send");
+        let (n, _) = tokio::time::timeout(Duration::from_secs(2), client.recv_from(&mut buf))
+            .await
+            .expect("reply")
+            .expect("recv");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert_eq!(ask("a").await, "one:a");
+    assert_eq!(ask("b").await, "one:b", "the flow sticks to its backend");
+    // `one` leaves the endpoints: the flow's next datagram goes to `two`.
+    snapshots.publish(udp_snapshot(&[two]));
+    assert_eq!(ask("c").await, "two:c");
+    assert_eq!(ask("d").await, "two:d");
+    r.stop_all().await;
+}
