@@ -339,13 +339,13 @@ impl RouteTable {
                 for h in hosts {
                     match h {
                         HostKey::Exact(h) => {
-                            drop(certs.entry(h.into()).or_insert_with(|| cert.clone()))
+                            certs.entry(h.into()).or_insert_with(|| cert.clone());
                         }
-                        HostKey::Wildcard(h) => drop(
+                        HostKey::Wildcard(h) => {
                             wildcard_certs
                                 .entry(h.into())
-                                .or_insert_with(|| cert.clone()),
-                        ),
+                                .or_insert_with(|| cert.clone());
+                        }
                         HostKey::Any => {}
                     }
                 }
