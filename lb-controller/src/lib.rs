@@ -3,10 +3,12 @@
 //!
 //! - [`allocator`]: the pure allocator (pools, assignments, sharing, dual-stack).
 //! - [`standalone`]: the manifests-mode hook, with its state file.
+//! - [`crds`]: the CustomResourceDefinitions, generated from the Rust types.
 
 // `Invalid` is the workspace's report type for a rejected object; it is built once per bad
 // object, never on a hot path.
 #![allow(clippy::result_large_err)]
 
 pub mod allocator;
+pub mod crds;
 pub mod standalone;
