@@ -35,6 +35,8 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
 
     let admin_listener = TcpListener::bind(args.admin_addr).await.with_context(|| format!("cannot bind the admin API on {}", args.admin_addr))?;
+    let http_listener = TcpListener::bind(args.http_addr).await.with_context(|| format!("cannot bind the HTTP listener on {}", args.http_addr))?;
+    let https_listener = TcpListener::bind(args.https_addr).await.with_context(|| format!("cannot bind the HTTPS listener on {}", args.https_addr))?;
 
     // Source and pipeline.
     let (tx, rx) = state_channel();
@@ -74,6 +76,51 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
             datapath.run(p, sd).await;
             Ok(())
         });
+    }
+
+    // The Ingress router.
+    {
+        let default_cert = match (&args.default_cert, &args.default_key) {
+            (Some(c), Some(k)) => Some((
+                tokio::fs::read(c).await.with_context(|| format!("--default-cert {}", c.display()))?,
+                tokio::fs::read(k).await.with_context(|| format!("--default-key {}", k.display()))?,
+            )),
+            _ => None,
+        };
+        let publish_service = match &args.publish_service {
+            None => None,
+            Some(s) => {
+                let (ns, name) = s.split_once('/').context("--publish-service must be NAMESPACE/NAME")?;
+                Some(portico_model::ObjectKey::new(ns, name))
+            }
+        };
+        let cfg = crate::l7::L7Config {
+            http_addr: args.http_addr,
+            https_addr: args.https_addr,
+            class_name: args.ingress_class.clone(),
+            default_cert,
+            publish_address: args.publish_address.map(|a| a.to_string()),
+            publish_service,
+            access_log: match args.access_log {
+                crate::cli::AccessLog::Off => crate::l7::AccessLog::Off,
+                crate::cli::AccessLog::Text => crate::l7::AccessLog::Text,
+                crate::cli::AccessLog::Json => crate::l7::AccessLog::Json,
+            },
+            ..Default::default()
+        };
+        let l7_metrics = Arc::new(crate::l7::Metrics::default());
+        metrics.with_registry(|r| l7_metrics.register(r));
+        let https_port = https_listener.local_addr().ok().map(|a| a.port());
+        let l7 = crate::l7::L7::new(cfg, l7_metrics, https_port);
+        let (v, e, r) = (l7.clone(), l7.clone(), l7.clone());
+        let snaps = snapshots.clone();
+        admin_state = admin_state
+            .with_view("ingresses", Arc::new(move || serde_json::to_value(v.ingress_view(&snaps.current())).unwrap_or_default()))
+            .with_errors(Arc::new(move || e.errors().to_vec()))
+            .with_ready_check(Arc::new(move || r.is_ready()));
+        let (p, sd) = (snapshots.clone(), shutdown.clone());
+        info!(http = %args.http_addr, https = %args.https_addr, "ingress router listening");
+        tasks.spawn(async move { l7.serve(http_listener, Some(https_listener), p, sd).await });
     }
 
     {

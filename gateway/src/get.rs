@@ -116,7 +116,22 @@ pub async fn run(args: GetArgs) -> anyhow::Result<()> {
                 table(&["KIND", "OBJECT", "SOURCE", "FIELD", "ERROR"], &cells)
             }
         }
-        GetWhat::Ingresses | GetWhat::Pools => generic_table(&json),
+        GetWhat::Ingresses => {
+            let rows = json.as_array().cloned().unwrap_or_default();
+            let single_ns = rows.iter().all(|r| r.get("namespace").and_then(Value::as_str) == Some("default"));
+            let cells: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    let s = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+                    let hosts: Vec<String> = r.get("hosts").and_then(Value::as_array).into_iter().flatten().filter_map(|h| h.as_str().map(str::to_owned)).collect();
+                    let class = r.get("class").and_then(Value::as_str).unwrap_or("<none>").to_owned();
+                    let address = r.get("address").and_then(Value::as_str).unwrap_or("").to_owned();
+                    vec![name(&s("namespace"), &s("name"), single_ns), class, hosts.join(","), address, s("ports")]
+                })
+                .collect();
+            table(&["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS"], &cells)
+        }
+        GetWhat::Pools => generic_table(&json),
     };
     print!("{out}");
     Ok(())

@@ -22,6 +22,23 @@ fn resolve_dir(dir: &Path) -> PathBuf {
     if built.is_dir() { built } else { dir.to_path_buf() }
 }
 
+/// (host, first path, has TLS) of every Ingress rule in `dir`, for the instructions.
+async fn ingress_rules(dir: &Path) -> Vec<(String, String, bool)> {
+    let dir = dir.to_path_buf();
+    let Ok(state) = tokio::task::spawn_blocking(move || ManifestCache::default().scan(&dir).0).await else { return vec![] };
+    let mut out = Vec::new();
+    for ing in state.ingresses.values() {
+        let Some(spec) = &ing.spec else { continue };
+        let tls_hosts: Vec<&String> = spec.tls.iter().flatten().flat_map(|t| t.hosts.iter().flatten()).collect();
+        for rule in spec.rules.iter().flatten() {
+            let Some(host) = &rule.host else { continue };
+            let path = rule.http.as_ref().and_then(|h| h.paths.first()).and_then(|p| p.path.clone()).unwrap_or_else(|| "/".into());
+            out.push((host.clone(), path, tls_hosts.contains(&host)));
+        }
+    }
+    out
+}
+
 /// (pod name, address) for every Pod in `dir` that has an IP.
 async fn pods_in(dir: &Path) -> anyhow::Result<Vec<(String, SocketAddr)>> {
     let dir = dir.to_path_buf();
@@ -81,8 +98,10 @@ pub async fn run(args: QuickstartArgs, shutdown: CancellationToken) -> anyhow::R
     };
     let admin = args.admin_addr;
     let shown_dir = dir.display().to_string();
+    let rules = ingress_rules(&dir).await;
+    let (http, https) = (args.http_addr, args.https_addr);
     tokio::spawn(async move {
-        if let Err(e) = print_instructions(admin, &shown_dir).await {
+        if let Err(e) = print_instructions(admin, &shown_dir, &rules, http, https).await {
             eprintln!("quickstart: {e:#}");
         }
     });
@@ -93,7 +112,7 @@ pub async fn run(args: QuickstartArgs, shutdown: CancellationToken) -> anyhow::R
     result
 }
 
-async fn print_instructions(admin: SocketAddr, dir: &str) -> anyhow::Result<()> {
+async fn print_instructions(admin: SocketAddr, dir: &str, rules: &[(String, String, bool)], http: SocketAddr, https: SocketAddr) -> anyhow::Result<()> {
     // Wait for the first snapshot and for the Services' datapath to be listening.
     let mut services = serde_json::Value::Null;
     for _ in 0..100 {
@@ -122,8 +141,19 @@ async fn print_instructions(admin: SocketAddr, dir: &str) -> anyhow::Result<()> 
             lines.push(format!("  curl http://{ext}:{port}/        # {name} on its EXTERNAL-IP"));
         }
     }
+    for (host, path, tls) in rules {
+        if *tls {
+            let (ip, port) = (https.ip(), https.port());
+            lines.push(format!("  curl -k --resolve {host}:{port}:{ip} https://{host}:{port}{path}     # Ingress, TLS by SNI"));
+            lines.push(format!("  curl -k -c /tmp/portico-jar -b /tmp/portico-jar --resolve {host}:{port}:{ip} https://{host}:{port}{path}     # cookie affinity: one pod"));
+            lines.push(format!("  curl -i -H 'Host: {host}' http://{http}{path}     # 308 redirect to HTTPS"));
+        } else {
+            lines.push(format!("  curl -H 'Host: {host}' http://{http}{path}     # Ingress"));
+        }
+    }
     lines.push(String::new());
     lines.push(format!("  target/release/gateway get services --admin-addr {admin}"));
+    lines.push(format!("  target/release/gateway get ingresses --admin-addr {admin}"));
     lines.push(format!("  target/release/gateway get endpoints --admin-addr {admin}"));
     lines.push(format!("  target/release/gateway get errors --admin-addr {admin}"));
     lines.push(String::new());
