@@ -6,6 +6,7 @@
 //! - [`run`]: the whole agent: a source, the pipeline, the datapath and the admin API.
 
 pub mod forward;
+pub mod metrics;
 pub mod userspace;
 
 use std::net::SocketAddr;
@@ -110,6 +111,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
 
     let datapath = Datapath::new(config.agent.clone());
     let status = datapath.status();
+    let collector = crate::metrics::DatapathCollector::new(status.clone());
+    metrics.with_registry(|registry| registry.register_collector(Box::new(collector)));
     {
         let (p, sd) = (snapshots.clone(), shutdown.clone());
         tasks.spawn(async move {

@@ -107,6 +107,9 @@ async fn new_connections_go_round_robin_over_every_ready_pod_via_cluster_ip_and_
         "{view}"
     );
     assert!(view.contains("\"accepted\""), "{view}");
+    let metrics = http_get("127.63.1.2:9901", "/metrics").await;
+    let series = "portico_proxy_connections_total{service=\"default/echo\",port=\"\",protocol=\"tcp\",frontend=\"127.62.1.10:7000\"}";
+    assert!(metrics.contains(series), "{metrics}");
     agent.stop().await;
 }
 
@@ -380,4 +383,39 @@ async fn external_traffic_policy_local_keeps_node_port_traffic_on_this_node() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     agent.stop().await;
+}
+
+#[tokio::test]
+async fn without_manifests_kube_mode_is_refused_with_a_clear_error() {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_proxy-agent"))
+        .env_remove("PORTICO_MANIFESTS")
+        .output()
+        .await
+        .expect("run proxy-agent");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("kube mode not available in proxy-agent yet"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_manifests_path_that_is_not_a_directory_is_named() {
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_proxy-agent"))
+        .arg("--manifests")
+        .arg(file.path())
+        .output()
+        .await
+        .expect("run proxy-agent");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "--manifests {}: not a directory",
+            file.path().display()
+        )),
+        "{err}"
+    );
 }
