@@ -38,6 +38,8 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
     let http_listener = TcpListener::bind(args.http_addr).await.with_context(|| format!("cannot bind the HTTP listener on {}", args.http_addr))?;
     let https_listener = TcpListener::bind(args.https_addr).await.with_context(|| format!("cannot bind the HTTPS listener on {}", args.https_addr))?;
 
+    let mut admin_state = AdminState::new(snapshots.clone(), metrics.clone());
+
     // Source and pipeline.
     let (tx, rx) = state_channel();
     let standalone = args.manifests.is_some();
@@ -52,7 +54,24 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
         drop(tx);
         anyhow::bail!("the Kubernetes API source is not wired in yet: use --manifests DIR");
     };
-    let pipeline = pipeline.with_metrics(metrics.config.clone());
+    let mut pipeline = pipeline.with_metrics(metrics.config.clone());
+    // LoadBalancer IP allocation: always standalone (Portico is the whole control plane there);
+    // against the API only with --allocate (normally the lb-controller Deployment does it).
+    if standalone {
+        let hook = lb_controller::standalone::AllocateHook::new(lb_controller::standalone::HookConfig {
+            state_dir: args.state_dir.clone(),
+            lb_class: args.lb_class.clone(),
+        })
+        .context("loading the LoadBalancer allocation state")?;
+        let view = hook.view();
+        let pools = view.clone();
+        admin_state = admin_state
+            .with_view("pools", Arc::new(move || serde_json::to_value(&pools.current().pools).unwrap_or_default()))
+            .with_view("allocations", Arc::new(move || serde_json::to_value(&*view.current()).unwrap_or_default()));
+        pipeline = pipeline.with_hook(Box::new(hook));
+    } else if args.allocate {
+        anyhow::bail!("--allocate against the Kubernetes API is not available in the gateway yet: run the lb-controller Deployment");
+    }
     {
         let (p, sd) = (snapshots.clone(), shutdown.clone());
         tasks.spawn(async move {
@@ -61,9 +80,6 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
         });
     }
 
-    let admin_state = AdminState::new(snapshots.clone(), metrics.clone());
-
-    let mut admin_state = admin_state;
 
     // The Service datapath for this node (ClusterIP and NodePort forwarding).
     if !args.no_service_proxy {
@@ -121,6 +137,37 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
         let (p, sd) = (snapshots.clone(), shutdown.clone());
         info!(http = %args.http_addr, https = %args.https_addr, "ingress router listening");
         tasks.spawn(async move { l7.serve(http_listener, Some(https_listener), p, sd).await });
+    }
+
+    // LoadBalancer listeners on every EXTERNAL-IP.
+    {
+        let cfg = crate::l4::L4Config {
+            upstream: match args.l4_upstream {
+                crate::cli::L4Upstream::Endpoints => crate::l4::Upstream::Endpoints,
+                crate::cli::L4Upstream::Nodeport => crate::l4::Upstream::NodePort,
+            },
+            ..Default::default()
+        };
+        let (views_tx, views_rx) = tokio::sync::watch::channel(Vec::<crate::l4::ListenerView>::new());
+        admin_state = admin_state.with_view("loadbalancers", Arc::new(move || {
+            let rows: Vec<serde_json::Value> = views_rx
+                .borrow()
+                .iter()
+                .map(|v| {
+                    serde_json::json!({
+                        "frontend": v.frontend.to_string(), "service": v.target.to_string(), "accepted": v.accepted,
+                        "active": v.active, "noUpstream": v.no_upstream, "connectFailures": v.connect_failures,
+                        "droppedDatagrams": v.dropped_datagrams,
+                    })
+                })
+                .collect();
+            serde_json::Value::Array(rows)
+        }));
+        let l4 = crate::l4::L4::new(cfg, snapshots.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            l4.run(Some(views_tx)).await;
+            Ok(())
+        });
     }
 
     {
