@@ -259,9 +259,9 @@ pub(super) async fn serve_udp(socket: UdpSocket, ctx: Arc<Ctx>) {
         let sent = if target.proxy_protocol {
             let mut d = proxy_protocol::header(Transport::Datagram, client, ctx.frontend.addr);
             d.extend_from_slice(&buf[..n]);
-            flow.upstream.try_send(&d)
+            flow.upstream.send(&d).await
         } else {
-            flow.upstream.try_send(&buf[..n])
+            flow.upstream.send(&buf[..n]).await
         };
         if let Err(e) = sent {
             ctx.counters.dropped_datagrams.fetch_add(1, Relaxed);

@@ -164,3 +164,6 @@ pub fn desired(snap: &Snapshot, cfg: &L4Config) -> BTreeMap<Frontend, L4Target> 
     }
     out
 }
+
+#[cfg(test)]
+mod tests;
