@@ -358,3 +358,38 @@ async fn a_udp_flow_whose_endpoint_left_is_moved_to_a_remaining_one() {
     assert_eq!(ask("d").await, "two:d");
     r.stop_all().await;
 }
+
+#[tokio::test]
+async fn a_changed_target_is_swapped_in_place_without_rebinding() {
+    let one = tcp_backend("127.88.8.10:0", "one").await;
+    let two = tcp_backend("127.88.8.11:0", "two").await;
+    let yaml = |name: &str, b: SocketAddr| {
+        format!(
+            "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec: {{ports: [{{port: 80}}]}}\n---\napiVersion: v1\nkind: Endpoints\nmetadata: {{name: {name}}}\nsubsets:\n- addresses: [{{ip: \"{}\"}}]\n  ports: [{{port: {}}}]\n",
+            b.ip(),
+            b.port()
+        )
+    };
+    let snapshots = Publisher::new(snapshot(&(yaml("web", one) + &yaml("api", two))));
+    let mut r = Reconciler::new(snapshots, Settings::default(), CancellationToken::new());
+    let front = f("127.88.8.1:8080");
+    assert!(r.reconcile(&BTreeMap::from([(front, t("web"))])).is_empty());
+    let (mut open, name) = hello(front.addr).await.expect("web");
+    assert_eq!(name, "one");
+    // The frontend now belongs to another Service: same socket, new connections go there.
+    assert!(r.reconcile(&BTreeMap::from([(front, t("api"))])).is_empty());
+    assert_eq!(hello(front.addr).await.expect("api").1, "two");
+    let st = r.status();
+    assert_eq!(st[0].target, t("api"));
+    assert_eq!(
+        st[0].counters.values().accepted,
+        2,
+        "the same listener, counters kept"
+    );
+    open.write_all(b"x").await.expect("write");
+    let mut b = [0u8; 1];
+    open.read_exact(&mut b)
+        .await
+        .expect("the first connection still goes to one");
+    r.stop_all().await;
+}
