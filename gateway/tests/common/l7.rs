@@ -73,6 +73,14 @@ async fn origin_handle(
         );
         return Ok(r);
     }
+    if let Some(ms) = req
+        .uri()
+        .query()
+        .and_then(|q| q.strip_prefix("sleep="))
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
     let host = req
         .headers()
         .get(http::header::HOST)
