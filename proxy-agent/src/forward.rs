@@ -21,10 +21,15 @@ mod udp;
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use portico_model::ObjectKey;
+use portico_model::{ObjectKey, Snapshot};
+use portico_runtime::Publisher;
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 pub use affinity::AffinityTable;
 pub use picker::{NoBackend, Pick, Picker, candidates};
@@ -161,28 +166,40 @@ impl Default for Settings {
     }
 }
 
+/// What a listener task needs.
+pub(crate) struct Listener {
+    pub(crate) frontend: Frontend,
+    pub(crate) picker: Arc<Picker>,
+    pub(crate) snapshots: Arc<Publisher<Snapshot>>,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) settings: Settings,
+    /// Stops accepting; connections already made go on.
+    pub(crate) stop: CancellationToken,
+    /// Ends everything, connections included.
+    pub(crate) shutdown: CancellationToken,
+}
+
 /// Per-listener counters, shown by the admin API (read live when serialized). Bounded: one set
 /// per frontend.
 #[derive(Debug, Default)]
 pub struct Counters {
     /// TCP connections accepted, or UDP flows opened.
-    pub accepted: std::sync::atomic::AtomicU64,
+    pub accepted: AtomicU64,
     /// TCP connections or UDP flows open now.
-    pub active: std::sync::atomic::AtomicU64,
+    pub active: AtomicU64,
     /// New connections or flows dropped because no endpoint was usable.
-    pub no_backend: std::sync::atomic::AtomicU64,
+    pub no_backend: AtomicU64,
     /// TCP connect attempts to a backend that failed or timed out.
-    pub connect_failures: std::sync::atomic::AtomicU64,
+    pub connect_failures: AtomicU64,
     /// UDP datagrams dropped (flow table full, socket buffer full).
-    pub dropped_datagrams: std::sync::atomic::AtomicU64,
+    pub dropped_datagrams: AtomicU64,
 }
 
 /// Keeps `Counters::active` right however a connection task ends.
-struct ActiveGuard(std::sync::Arc<Counters>);
+struct ActiveGuard(Arc<Counters>);
 
 impl ActiveGuard {
-    fn new(counters: std::sync::Arc<Counters>) -> Self {
-        use std::sync::atomic::Ordering::Relaxed;
+    fn new(counters: Arc<Counters>) -> Self {
         counters.accepted.fetch_add(1, Relaxed);
         counters.active.fetch_add(1, Relaxed);
         Self(counters)
@@ -191,9 +208,7 @@ impl ActiveGuard {
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
-        self.0
-            .active
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.0.active.fetch_sub(1, Relaxed);
     }
 }
 
@@ -210,7 +225,6 @@ pub struct CounterValues {
 
 impl Counters {
     pub fn values(&self) -> CounterValues {
-        use std::sync::atomic::Ordering::Relaxed;
         CounterValues {
             accepted: self.accepted.load(Relaxed),
             active: self.active.load(Relaxed),

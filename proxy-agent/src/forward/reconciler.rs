@@ -14,7 +14,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::{AffinityTable, Counters, Frontend, Picker, Settings, Target, bind, tcp, udp};
+use super::{
+    AffinityTable, Counters, Frontend, Listener, Picker, Settings, Target, bind, tcp, udp,
+};
 
 /// What to change to go from the current listeners to the desired ones.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -182,7 +184,7 @@ impl Reconciler {
         ));
         let counters = Arc::new(Counters::default());
         let stop = CancellationToken::new();
-        let ctx = tcp::Listener {
+        let ctx = Listener {
             frontend,
             picker: picker.clone(),
             snapshots: self.snapshots.clone(),

@@ -5,27 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use portico_model::Snapshot;
-use portico_runtime::Publisher;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use super::{ActiveGuard, Counters, Frontend, Picker, Settings};
-
-/// What a listener task needs.
-pub(super) struct Listener {
-    pub frontend: Frontend,
-    pub picker: Arc<Picker>,
-    pub snapshots: Arc<Publisher<Snapshot>>,
-    pub counters: Arc<Counters>,
-    pub settings: Settings,
-    /// Stops accepting; connections already made go on.
-    pub stop: CancellationToken,
-    /// Ends everything, connections included.
-    pub shutdown: CancellationToken,
-}
+use super::{ActiveGuard, Listener};
 
 /// Accept until `stop` or `shutdown`. Each connection runs in its own task, which only
 /// `shutdown` ends: stopping the listener closes the socket and nothing else.

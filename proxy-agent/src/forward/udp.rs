@@ -20,8 +20,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use super::tcp::Listener;
-use super::{ActiveGuard, candidates};
+use super::{ActiveGuard, Listener, candidates};
 
 /// The largest UDP payload.
 const MAX_DATAGRAM: usize = 65_535;
@@ -61,6 +60,8 @@ pub(super) async fn serve(socket: UdpSocket, ctx: Listener) {
                 Err(e) => {
                     // ICMP errors and the like surface here on some kernels; nothing to do.
                     debug!(frontend = %ctx.frontend, error = %e, "recv failed");
+                    // Never spin on a lasting error.
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                     continue;
                 }
             },
