@@ -1,1 +1,392 @@
-//! The Kubernetes API source (kube-rs reflectors).
+//! The Kubernetes API source: one kube-runtime reflector (watcher + store) per kind, and one task
+//! that turns the stores into a whole [`ClusterState`] after every change.
+//!
+//! - Nothing is sent before every kind has finished its initial list (a kind the API server does
+//!   not serve, such as MetalLB's CRDs when MetalLB is not installed, counts as listed and empty;
+//!   it fills in by itself if the CRD appears later).
+//! - Changes are debounced ([`DEBOUNCE`], at most [`MAX_DELAY`] under a constant stream) so a
+//!   burst becomes one state.
+//! - Watch errors are logged and retried with kube-runtime's default backoff. A store is never
+//!   cleared by an error: after a `410 Expired` the watcher re-lists and the store is swapped in
+//!   one step when the new list is complete.
+//! - Pods are not watched: in kube mode EndpointSlices are the endpoints source, and a Pod
+//!   reflector would cost memory and a rebuild on every Pod status change.
+//!
+//! The state shares the reflectors' `Arc`s (no object is copied per rebuild); the API server
+//! guarantees one object per kind and key, which is what [`ClusterState::insert`] would check.
+
+pub mod status;
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Node, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use kube::api::{ApiResource, DynamicObject};
+use kube::runtime::reflector::{self, Store, store::Writer};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+use portico_model::metallb::{IPAddressPool, L2Advertisement};
+use portico_model::{ClusterState, Invalid, ObjectKey};
+use serde::de::DeserializeOwned;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::StateTx;
+
+/// Quiet time after a change before the state is rebuilt.
+pub const DEBOUNCE: Duration = Duration::from_millis(5);
+/// The longest a change waits under a constant stream of changes.
+pub const MAX_DELAY: Duration = Duration::from_millis(100);
+
+/// A client as kubectl would build one: `KUBECONFIG`, else `~/.kube/config`, else the in-cluster
+/// service account.
+pub async fn client_from_env() -> anyhow::Result<Client> {
+    Ok(Client::try_default().await?)
+}
+
+/// One reflected kind: its store and whether its initial list is done.
+struct Reflected<K: Resource + 'static>
+where
+    K::DynamicType: Eq + Hash + Clone,
+{
+    store: Store<K>,
+    ready: watch::Receiver<bool>,
+}
+
+/// Start the reflector of one kind on `tasks`. `optional` kinds that the API server does not
+/// serve (404) count as listed and empty.
+fn reflect<K>(
+    tasks: &mut JoinSet<()>,
+    api: Api<K>,
+    config: watcher::Config,
+    kind: &'static str,
+    optional: bool,
+    changed: Arc<Notify>,
+) -> Reflected<K>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
+{
+    reflect_into(
+        tasks,
+        Writer::default(),
+        api,
+        config,
+        kind,
+        optional,
+        changed,
+    )
+}
+
+fn reflect_into<K>(
+    tasks: &mut JoinSet<()>,
+    writer: Writer<K>,
+    api: Api<K>,
+    config: watcher::Config,
+    kind: &'static str,
+    optional: bool,
+    changed: Arc<Notify>,
+) -> Reflected<K>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone + Send + Sync,
+{
+    let store = writer.as_reader();
+    let (ready_tx, ready) = watch::channel(false);
+    let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
+    tasks.spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        let mut absent = false;
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(watcher::Event::InitDone) => {
+                    if absent {
+                        info!(kind, "now served by the API server");
+                        absent = false;
+                    }
+                    debug!(kind, "listed");
+                    ready_tx.send_replace(true);
+                    changed.notify_one();
+                }
+                Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) => changed.notify_one(),
+                Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {}
+                Err(watcher::Error::InitialListFailed(kube::Error::Api(status))) if optional && status.code == 404 => {
+                    if !absent {
+                        warn!(kind, "not served by the API server (CRD not installed?); treated as empty until it is");
+                        absent = true;
+                    }
+                    if !*ready_tx.borrow() {
+                        ready_tx.send_replace(true);
+                        changed.notify_one();
+                    }
+                }
+                Err(e) => warn!(kind, error = %e, "watch failed; retrying with backoff, the objects already known keep serving"),
+            }
+        }
+    });
+    Reflected { store, ready }
+}
+
+struct Stores {
+    services: Reflected<Service>,
+    endpoint_slices: Reflected<EndpointSlice>,
+    nodes: Reflected<Node>,
+    namespaces: Reflected<Namespace>,
+    secrets: Reflected<Secret>,
+    ingresses: Reflected<Ingress>,
+    ingress_classes: Reflected<IngressClass>,
+    // Custom resources are read untyped and converted one by one: the API server only checks
+    // them against the CRD's schema, and one object our types refuse must not stop the kind.
+    ip_address_pools: Reflected<DynamicObject>,
+    l2_advertisements: Reflected<DynamicObject>,
+}
+
+impl Stores {
+    fn start(client: &Client, tasks: &mut JoinSet<()>, changed: &Arc<Notify>) -> Self {
+        let cfg = watcher::Config::default;
+        let c = || changed.clone();
+        Self {
+            services: reflect(
+                tasks,
+                Api::all(client.clone()),
+                cfg(),
+                "Service",
+                false,
+                c(),
+            ),
+            endpoint_slices: reflect(
+                tasks,
+                Api::all(client.clone()),
+                cfg(),
+                "EndpointSlice",
+                false,
+                c(),
+            ),
+            nodes: reflect(tasks, Api::all(client.clone()), cfg(), "Node", false, c()),
+            namespaces: reflect(
+                tasks,
+                Api::all(client.clone()),
+                cfg(),
+                "Namespace",
+                false,
+                c(),
+            ),
+            secrets: reflect(
+                tasks,
+                Api::all(client.clone()),
+                cfg().fields("type=kubernetes.io/tls"),
+                "Secret",
+                false,
+                c(),
+            ),
+            ingresses: reflect(
+                tasks,
+                Api::all(client.clone()),
+                cfg(),
+                "Ingress",
+                false,
+                c(),
+            ),
+            ingress_classes: reflect(
+                tasks,
+                Api::all(client.clone()),
+                cfg(),
+                "IngressClass",
+                false,
+                c(),
+            ),
+            ip_address_pools: reflect_custom::<IPAddressPool>(tasks, client, "IPAddressPool", c()),
+            l2_advertisements: reflect_custom::<L2Advertisement>(
+                tasks,
+                client,
+                "L2Advertisement",
+                c(),
+            ),
+        }
+    }
+
+    fn readiness(&self) -> Vec<watch::Receiver<bool>> {
+        vec![
+            self.services.ready.clone(),
+            self.endpoint_slices.ready.clone(),
+            self.nodes.ready.clone(),
+            self.namespaces.ready.clone(),
+            self.secrets.ready.clone(),
+            self.ingresses.ready.clone(),
+            self.ingress_classes.ready.clone(),
+            self.ip_address_pools.ready.clone(),
+            self.l2_advertisements.ready.clone(),
+        ]
+    }
+
+    /// The whole state, from what the stores hold now.
+    fn state(&self) -> ClusterState {
+        let mut invalid = Vec::new();
+        let ip_address_pools = custom(&self.ip_address_pools.store, "IPAddressPool", &mut invalid);
+        let l2_advertisements = custom(
+            &self.l2_advertisements.store,
+            "L2Advertisement",
+            &mut invalid,
+        );
+        ClusterState {
+            services: namespaced(&self.services.store),
+            endpoint_slices: namespaced(&self.endpoint_slices.store),
+            nodes: cluster_scoped(&self.nodes.store),
+            namespaces: cluster_scoped(&self.namespaces.store),
+            secrets: namespaced(&self.secrets.store),
+            ingresses: namespaced(&self.ingresses.store),
+            ingress_classes: cluster_scoped(&self.ingress_classes.store),
+            ip_address_pools,
+            l2_advertisements,
+            invalid,
+            ..ClusterState::default()
+        }
+    }
+}
+
+fn reflect_custom<K>(
+    tasks: &mut JoinSet<()>,
+    client: &Client,
+    kind: &'static str,
+    changed: Arc<Notify>,
+) -> Reflected<DynamicObject>
+where
+    K: Resource<DynamicType = ()>,
+{
+    let ar = ApiResource::erase::<K>(&());
+    let api = Api::all_with(client.clone(), &ar);
+    reflect_into(
+        tasks,
+        Writer::new(ar),
+        api,
+        watcher::Config::default(),
+        kind,
+        true,
+        changed,
+    )
+}
+
+/// Typed custom resources from untyped ones; those that do not convert are reported.
+fn custom<K>(
+    store: &Store<DynamicObject>,
+    kind: &'static str,
+    invalid: &mut Vec<Invalid>,
+) -> BTreeMap<ObjectKey, Arc<K>>
+where
+    K: Resource + DeserializeOwned,
+{
+    let mut out = BTreeMap::new();
+    for obj in store.state() {
+        let key = ObjectKey::of(&obj.metadata);
+        let mut value = match serde_json::to_value(&*obj) {
+            Ok(v) => v,
+            Err(e) => {
+                invalid.push(Invalid::new(kind, &key, "", format!("cannot be read: {e}")));
+                continue;
+            }
+        };
+        // Every field of MetalLB's specs is optional, so the CRDs allow leaving out `spec`.
+        if let Some(o) = value.as_object_mut() {
+            o.entry("spec").or_insert_with(|| serde_json::json!({}));
+        }
+        match serde_json::from_value::<K>(value) {
+            Ok(k) => drop(out.insert(key, Arc::new(k))),
+            Err(e) => invalid.push(Invalid::new(
+                kind,
+                &key,
+                "spec",
+                format!("does not match the {kind} schema: {e}"),
+            )),
+        }
+    }
+    out
+}
+
+fn namespaced<K: Resource + Clone + 'static>(store: &Store<K>) -> BTreeMap<ObjectKey, Arc<K>>
+where
+    K::DynamicType: Eq + Hash + Clone,
+{
+    store
+        .state()
+        .into_iter()
+        .map(|o| (ObjectKey::of(o.meta()), o))
+        .collect()
+}
+
+fn cluster_scoped<K: Resource + Clone + 'static>(store: &Store<K>) -> BTreeMap<ObjectKey, Arc<K>>
+where
+    K::DynamicType: Eq + Hash + Clone,
+{
+    store
+        .state()
+        .into_iter()
+        .map(|o| {
+            (
+                ObjectKey::cluster(o.meta().name.clone().unwrap_or_default()),
+                o,
+            )
+        })
+        .collect()
+}
+
+/// Reflect the cluster into `tx` until shutdown.
+pub async fn run(client: Client, tx: StateTx, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let changed = Arc::new(Notify::new());
+    let mut tasks = JoinSet::new();
+    let stores = Stores::start(&client, &mut tasks, &changed);
+
+    for mut ready in stores.readiness() {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            r = ready.wait_for(|r| *r) => { r?; }
+        }
+    }
+    info!(
+        took_ms = started.elapsed().as_millis() as u64,
+        "initial lists done"
+    );
+
+    loop {
+        let t = Instant::now();
+        let state = stores.state();
+        let (services, slices, ingresses) = (
+            state.services.len(),
+            state.endpoint_slices.len(),
+            state.ingresses.len(),
+        );
+        tx.send_replace(Some(Arc::new(state)));
+        debug!(
+            services,
+            slices,
+            ingresses,
+            took_us = t.elapsed().as_micros() as u64,
+            "cluster state sent"
+        );
+
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = changed.notified() => {}
+        }
+        // Coalesce a burst: wait for quiet, but not forever.
+        let deadline = tokio::time::Instant::now() + MAX_DELAY;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = changed.notified() => {}
+                _ = tokio::time::sleep(DEBOUNCE) => break,
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+    }
+    tasks.abort_all();
+    Ok(())
+}

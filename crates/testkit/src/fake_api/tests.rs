@@ -531,3 +531,28 @@ async fn unknown_resources_are_404_and_discovery_lists_known_ones() {
         .expect("watch");
     drop(stream.try_collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn held_lists_wait_until_released() {
+    let fake = FakeApiServer::start().await;
+    fake.apply(svc("a", "one", json!({})));
+    fake.hold_lists(true);
+    let client = fake.client();
+    let lists: Vec<_> = (0..12)
+        .map(|_| {
+            let api = Api::<Service>::all(client.clone());
+            tokio::spawn(async move { api.list(&ListParams::default()).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(lists.iter().all(|l| !l.is_finished()));
+    fake.hold_lists(false);
+    for list in lists {
+        let got = tokio::time::timeout(Duration::from_secs(5), list)
+            .await
+            .expect("released")
+            .expect("task")
+            .expect("list");
+        assert_eq!(got.items.len(), 1);
+    }
+}
