@@ -1,6 +1,7 @@
 //! Test-only helpers for Portico: a fake Kubernetes API server, certificates, echo origins and
 //! binary runners. Never a dependency of a shipped binary.
 
+pub mod certs;
 pub mod fake_api;
 
 pub use fake_api::FakeApiServer;
