@@ -3,8 +3,10 @@
 
 pub mod certs;
 pub mod fake_api;
+pub mod origin;
 
 pub use fake_api::FakeApiServer;
+pub use origin::{Origin, free_addr, free_port, wait_for_http};
 
 /// Make ring the process's rustls provider (the dependency graph enables more than one, so
 /// rustls cannot pick by itself). Idempotent.
