@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use portico_cluster::manifests::{self, ManifestsConfig};
-use portico_cluster::{Pipeline, state_channel};
+use portico_cluster::{Pipeline, kube_source, state_channel};
 use portico_model::control_plane::ControlPlaneConfig;
 use portico_model::{Invalid, Snapshot};
 use portico_runtime::admin::{self, AdminState};
@@ -29,7 +29,8 @@ pub use userspace::{AgentConfig, Datapath};
 /// Everything the agent needs to run.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Standalone: read objects from this directory. `None`: the Kubernetes API.
+    /// Standalone: read objects from this directory. `None`: the Kubernetes API (KUBECONFIG,
+    /// ~/.kube/config or the in-cluster service account).
     pub manifests: Option<PathBuf>,
     pub agent: AgentConfig,
     /// Standalone only: where ClusterIPs and NodePorts are allocated from.
@@ -42,8 +43,10 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("kube mode not available in proxy-agent yet: use --manifests DIR")]
-    KubeUnavailable,
+    #[error(
+        "no Kubernetes API configuration found (KUBECONFIG, ~/.kube/config or in-cluster); use --manifests DIR to run standalone"
+    )]
+    NoKubeConfig(#[source] BoxError),
     #[error("--manifests {}: not a directory", .0.display())]
     NotADirectory(PathBuf),
     #[error("cannot bind the admin API on {addr}")]
@@ -68,11 +71,10 @@ pub enum RunError {
 
 /// Run the agent until `shutdown`. The first component to fail stops the others.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunError> {
-    let Some(dir) = config.manifests.clone() else {
-        return Err(RunError::KubeUnavailable);
-    };
-    if !tokio::fs::metadata(&dir).await.is_ok_and(|m| m.is_dir()) {
-        return Err(RunError::NotADirectory(dir));
+    if let Some(dir) = &config.manifests
+        && !tokio::fs::metadata(dir).await.is_ok_and(|m| m.is_dir())
+    {
+        return Err(RunError::NotADirectory(dir.clone()));
     }
     let admin_listener = match config.admin_addr {
         Some(addr) => Some((
@@ -89,19 +91,33 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     let mut tasks: JoinSet<(&'static str, Result<(), BoxError>)> = JoinSet::new();
 
     let (tx, rx) = state_channel();
+    let sd = shutdown.clone();
+    let pipeline = match config.manifests.clone() {
+        Some(dir) => {
+            let source = ManifestsConfig::new(dir);
+            tasks.spawn(async move {
+                (
+                    "manifests source",
+                    manifests::run(source, tx, sd).await.map_err(Into::into),
+                )
+            });
+            Pipeline::standalone(config.control_plane.clone())
+        }
+        None => {
+            let client = kube_source::client_from_env()
+                .await
+                .map_err(|e| RunError::NoKubeConfig(e.into()))?;
+            tasks.spawn(async move {
+                (
+                    "Kubernetes API source",
+                    kube_source::run(client, tx, sd).await.map_err(Into::into),
+                )
+            });
+            Pipeline::kube()
+        }
+    };
     {
-        let sd = shutdown.clone();
-        let source = ManifestsConfig::new(dir);
-        tasks.spawn(async move {
-            (
-                "manifests source",
-                manifests::run(source, tx, sd).await.map_err(Into::into),
-            )
-        });
-    }
-    {
-        let pipeline =
-            Pipeline::standalone(config.control_plane.clone()).with_metrics(metrics.config.clone());
+        let pipeline = pipeline.with_metrics(metrics.config.clone());
         let (p, sd) = (snapshots.clone(), shutdown.clone());
         tasks.spawn(async move {
             pipeline.run(rx, p, sd).await;

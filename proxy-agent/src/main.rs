@@ -16,8 +16,8 @@ use proxy_agent::{AgentConfig, Config, RunError};
 #[derive(Parser, Debug)]
 #[command(name = "proxy-agent", version)]
 struct Args {
-    /// Run standalone from the manifests in this directory (watched for changes) instead of
-    /// the Kubernetes API.
+    /// Run standalone from the manifests in this directory (watched for changes). Without it
+    /// the agent reads the Kubernetes API (KUBECONFIG, ~/.kube/config or in-cluster).
     #[arg(long, env = "PORTICO_MANIFESTS")]
     manifests: Option<PathBuf>,
     /// This node's name: traffic policy `Local` keeps to endpoints on this node.
@@ -100,10 +100,9 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(RunError::KubeUnavailable) => {
-            eprintln!(
-                "proxy-agent: kube mode not available in proxy-agent yet; run it with --manifests DIR"
-            );
+        // Nothing to run against: a usage error, like a bad flag.
+        Err(e @ RunError::NoKubeConfig(_)) => {
+            eprintln!("proxy-agent: {:#}", anyhow::Error::from(e));
             ExitCode::from(2)
         }
         Err(e) => {

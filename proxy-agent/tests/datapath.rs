@@ -386,16 +386,21 @@ async fn external_traffic_policy_local_keeps_node_port_traffic_on_this_node() {
 }
 
 #[tokio::test]
-async fn without_manifests_kube_mode_is_refused_with_a_clear_error() {
+async fn without_manifests_and_without_any_api_configuration_the_agent_says_so() {
+    let home = tempfile::tempdir().expect("tempdir");
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_proxy-agent"))
         .env_remove("PORTICO_MANIFESTS")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .env("KUBECONFIG", home.path().join("missing"))
+        .env("HOME", home.path())
         .output()
         .await
         .expect("run proxy-agent");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("kube mode not available in proxy-agent yet"),
+        err.contains("no Kubernetes API configuration found") && err.contains("--manifests DIR"),
         "{err}"
     );
 }

@@ -82,7 +82,12 @@ pub fn write_manifest(dir: &Path, name: &str, text: &str) {
 
 /// A TCP backend on `ip` (port chosen by the kernel) that writes `name\n`, then echoes.
 pub async fn tcp_backend(ip: &str, name: &'static str) -> SocketAddr {
-    let l = TcpListener::bind((ip, 0)).await.expect("bind backend");
+    tcp_backend_on(ip, 0, name).await
+}
+
+/// The same on a given port.
+pub async fn tcp_backend_on(ip: &str, port: u16, name: &'static str) -> SocketAddr {
+    let l = TcpListener::bind((ip, port)).await.expect("bind backend");
     let addr = l.local_addr().expect("addr");
     tokio::spawn(async move {
         while let Ok((mut s, _)) = l.accept().await {
