@@ -4,6 +4,7 @@
 //! - [`allocator`]: the pure allocator (pools, assignments, sharing, dual-stack).
 //! - [`standalone`]: the manifests-mode hook, with its state file.
 //! - [`crds`]: the CustomResourceDefinitions, generated from the Rust types.
+//! - [`kube`]: kube mode: the controller behind a Lease.
 
 // `Invalid` is the workspace's report type for a rejected object; it is built once per bad
 // object, never on a hot path.
@@ -11,4 +12,5 @@
 
 pub mod allocator;
 pub mod crds;
+pub mod kube;
 pub mod standalone;

@@ -146,7 +146,10 @@ impl AllocateHook {
 }
 
 /// Eligible Services, oldest first (then in manifest order), as requests.
-fn wanted(state: &ClusterState, lb_class: Option<&str>) -> Vec<Result<ServiceRequest, BadRequest>> {
+pub(crate) fn wanted(
+    state: &ClusterState,
+    lb_class: Option<&str>,
+) -> Vec<Result<ServiceRequest, BadRequest>> {
     let ns_labels: BTreeMap<&str, BTreeMap<String, String>> = state
         .namespaces
         .iter()
