@@ -1,10 +1,12 @@
 //! Test-only helpers for Portico: a fake Kubernetes API server, certificates, echo origins and
 //! binary runners. Never a dependency of a shipped binary.
 
+pub mod bin;
 pub mod certs;
 pub mod fake_api;
 pub mod origin;
 
+pub use bin::{ChildGuard, cargo_bin};
 pub use fake_api::FakeApiServer;
 pub use origin::{Origin, free_addr, free_port, wait_for_http};
 
