@@ -258,7 +258,7 @@ async fn probe(authority: &str, path: &str) -> Result<u16, String> {
     s.write_all(req.as_bytes())
         .await
         .map_err(|e| format!("write: {e}"))?;
-    let mut buf = vec![0u8; 64];
+    let mut buf = [0u8; 64];
     let mut n = 0;
     while n < 12 {
         let m = s
