@@ -68,6 +68,10 @@ pub(super) async fn serve(socket: UdpSocket, ctx: Listener) {
         };
         let now_ms = epoch.elapsed().as_millis() as u64;
         let version = ctx.snapshots.version();
+        // A flow whose relay ended (idle) but whose removal is still in the channel is gone.
+        if flows.get(&client).is_some_and(|f| f.cancel.is_cancelled()) {
+            flows.remove(&client);
+        }
         if let Some(flow) = flows.get_mut(&client)
             && flow.version != version
         {
@@ -240,6 +244,8 @@ impl Relay {
                 },
             }
         }
+        // Marks the flow as gone for the listener, before its removal message arrives.
+        self.cancel.cancel();
         drop(self.guard);
     }
 }

@@ -393,3 +393,34 @@ async fn a_changed_target_is_swapped_in_place_without_rebinding() {
         .expect("the first connection still goes to one");
     r.stop_all().await;
 }
+
+#[tokio::test]
+async fn the_udp_flow_table_is_bounded() {
+    let one = udp_backend("127.88.9.10:0", "one").await;
+    let settings = Settings {
+        udp_max_flows: 1,
+        ..Settings::default()
+    };
+    let mut r = Reconciler::new(
+        Publisher::new(udp_snapshot(&[one])),
+        settings,
+        CancellationToken::new(),
+    );
+    let front = Frontend::udp("127.88.9.1:5353".parse().expect("addr"));
+    assert!(r.reconcile(&BTreeMap::from([(front, t("web"))])).is_empty());
+    let mut buf = [0u8; 1500];
+    let first = UdpSocket::bind("127.0.0.1:0").await.expect("client");
+    first.send_to(b"a", front.addr).await.expect("send");
+    let got = tokio::time::timeout(Duration::from_secs(2), first.recv_from(&mut buf)).await;
+    assert!(
+        matches!(got, Ok(Ok((5, _)))),
+        "first client served: {got:?}"
+    );
+    let second = UdpSocket::bind("127.0.0.1:0").await.expect("client");
+    second.send_to(b"b", front.addr).await.expect("send");
+    let got = tokio::time::timeout(Duration::from_millis(300), second.recv_from(&mut buf)).await;
+    assert!(got.is_err(), "a second flow does not fit: {got:?}");
+    let v = r.status()[0].counters.values();
+    assert_eq!((v.accepted, v.dropped_datagrams), (1, 1));
+    r.stop_all().await;
+}
