@@ -11,6 +11,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod allocator;
+pub mod candidates;
 pub mod crds;
 pub mod kube;
 pub mod standalone;

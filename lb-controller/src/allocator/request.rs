@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use k8s_openapi::api::core::v1 as core;
 use portico_model::service::TrafficPolicy;
 use portico_model::{ObjectKey, Protocol, Service, ServiceType};
 
@@ -141,7 +142,51 @@ pub fn eligible(svc: &Service, lb_class: Option<&str>) -> bool {
     svc.type_ == ServiceType::LoadBalancer && svc.load_balancer_class.as_deref() == lb_class
 }
 
+/// [`eligible`] on the raw object, for Services that do not pass validation.
+pub fn eligible_raw(svc: &core::Service, lb_class: Option<&str>) -> bool {
+    let spec = svc.spec.as_ref();
+    spec.and_then(|s| s.type_.as_deref()) == Some("LoadBalancer")
+        && spec.and_then(|s| s.load_balancer_class.as_deref()) == lb_class
+}
+
 impl ServiceRequest {
+    /// What a Service needs in order to keep the addresses it holds, read leniently from the raw
+    /// object (key, ports, sharing) so that even a Service whose spec or annotations cannot be
+    /// read has its addresses reserved when existing assignments are loaded.
+    pub fn holding(key: &ObjectKey, svc: &core::Service) -> Self {
+        let spec = svc.spec.clone().unwrap_or_default();
+        let annotations = svc.metadata.annotations.clone().unwrap_or_default();
+        let mut ports: Vec<PortKey> = spec
+            .ports
+            .iter()
+            .flatten()
+            .filter_map(|p| {
+                Some((
+                    Protocol::parse(p.protocol.as_deref())?,
+                    u16::try_from(p.port).ok()?,
+                ))
+            })
+            .collect();
+        ports.sort();
+        ports.dedup();
+        let sharing_key = annotation(&annotations, ANNOTATION_ALLOW_SHARED_IP)
+            .map(|(_, v)| v.to_owned())
+            .filter(|v| !v.is_empty());
+        let backends = match spec.external_traffic_policy.as_deref() {
+            Some("Local") => Backends::Local(spec.selector.clone().unwrap_or_default()),
+            _ => Backends::Cluster,
+        };
+        Self {
+            ports,
+            labels: svc.metadata.labels.clone().unwrap_or_default(),
+            sharing: Sharing {
+                key: sharing_key,
+                backends,
+            },
+            ..Self::simple(key.clone())
+        }
+    }
+
     /// A Service that exposes `ports` over TCP, Cluster policy, no annotations: for tests and
     /// simple callers.
     pub fn simple(key: ObjectKey) -> Self {

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::allocator::{ANNOTATION_ALLOCATED_FROM_POOL, Allocator, Assignment, ServiceRequest};
-use crate::standalone::wanted;
+use crate::candidates::{Candidates, candidates};
 pub use lease::{Elector, LeaseConfig};
 
 #[derive(Clone, Debug)]
@@ -114,6 +114,7 @@ struct Controller {
     lb_class: Option<String>,
     allocator: Allocator,
     reported: BTreeMap<ObjectKey, String>,
+    pool_errors: Vec<String>,
 }
 
 fn status_ips(svc: &Service) -> Vec<IpAddr> {
@@ -143,6 +144,7 @@ impl Controller {
             lb_class,
             allocator: Allocator::new(),
             reported: BTreeMap::new(),
+            pool_errors: Vec::new(),
         }
     }
 
@@ -154,16 +156,24 @@ impl Controller {
         events: &status::EventPublisher,
         elector: &Elector,
     ) -> bool {
-        let wanted = wanted(state, self.lb_class.as_deref());
+        let Candidates {
+            wanted, holding, ..
+        } = candidates(state, self.lb_class.as_deref());
         self.allocator
             .set_pools(state.ip_address_pools.values().map(|p| p.as_ref()));
-        for e in self.allocator.pool_errors() {
+        let pool_errors: Vec<String> = self
+            .allocator
+            .pool_errors()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        for e in pool_errors.iter().filter(|e| !self.pool_errors.contains(e)) {
             warn!(error = %e, "address pool left out");
         }
+        self.pool_errors = pool_errors;
         if !self.allocator.is_loaded() {
-            let existing: Vec<(ServiceRequest, Vec<IpAddr>)> = wanted
+            let existing: Vec<(ServiceRequest, Vec<IpAddr>)> = holding
                 .iter()
-                .filter_map(|w| w.as_ref().ok())
                 .filter_map(|r| {
                     state
                         .services

@@ -15,15 +15,15 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1 as core;
 use portico_cluster::StateHook;
-use portico_model::{ClusterState, Invalid, ObjectKey, service};
+use portico_model::{ClusterState, Invalid, ObjectKey};
 use portico_runtime::Publisher;
 use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::allocator::{
-    ANNOTATION_ALLOCATED_FROM_POOL, Allocator, Assignment, BadRequest, PoolStatus, ServiceRequest,
-    eligible,
+    ANNOTATION_ALLOCATED_FROM_POOL, Allocator, Assignment, PoolStatus, ServiceRequest,
 };
+use crate::candidates::{Candidates, candidates};
 pub use state_file::StateFileError;
 
 #[derive(Clone, Debug, Default)]
@@ -145,46 +145,6 @@ impl AllocateHook {
     }
 }
 
-/// Eligible Services, oldest first (then in manifest order), as requests.
-pub(crate) fn wanted(
-    state: &ClusterState,
-    lb_class: Option<&str>,
-) -> Vec<Result<ServiceRequest, BadRequest>> {
-    let ns_labels: BTreeMap<&str, BTreeMap<String, String>> = state
-        .namespaces
-        .iter()
-        .map(|(k, ns)| {
-            (
-                k.name.as_str(),
-                ns.metadata.labels.clone().unwrap_or_default(),
-            )
-        })
-        .collect();
-    let empty = BTreeMap::new();
-    let mut out: Vec<(_, Result<ServiceRequest, BadRequest>)> = Vec::new();
-    for (key, raw) in &state.services {
-        // An invalid Service is reported by translate; it takes part in nothing here.
-        let Ok(svc) = service::from_k8s(key, raw) else {
-            continue;
-        };
-        if !eligible(&svc, lb_class) {
-            continue;
-        }
-        let origin = state.origin("Service", key);
-        let order = (
-            svc.creation_timestamp.is_none(),
-            svc.creation_timestamp,
-            origin.file,
-            origin.document,
-            key.clone(),
-        );
-        let labels = ns_labels.get(key.namespace.as_str()).unwrap_or(&empty);
-        out.push((order, ServiceRequest::from_service(&svc, labels)));
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out.into_iter().map(|(_, r)| r).collect()
-}
-
 fn write_status(svc: &mut core::Service, current: Option<&Assignment>) {
     let ingress: Vec<core::LoadBalancerIngress> = current
         .map(|a| {
@@ -219,7 +179,11 @@ impl StateHook for AllocateHook {
     }
 
     fn apply(&mut self, state: &mut ClusterState) {
-        let wanted = wanted(state, self.cfg.lb_class.as_deref());
+        let Candidates {
+            wanted,
+            holding,
+            invalid,
+        } = candidates(state, self.cfg.lb_class.as_deref());
         if let Some(restored) = &self.restored {
             // Pools accepted before the restart win overlaps again.
             self.allocator
@@ -229,9 +193,8 @@ impl StateHook for AllocateHook {
             .set_pools(state.ip_address_pools.values().map(|p| p.as_ref()));
         if let Some(restored) = self.restored.take() {
             // Before anything is allocated: what each Service held before the restart.
-            let existing: Vec<(ServiceRequest, Vec<std::net::IpAddr>)> = wanted
+            let existing: Vec<(ServiceRequest, Vec<std::net::IpAddr>)> = holding
                 .iter()
-                .filter_map(|w| w.as_ref().ok())
                 .filter_map(|r| {
                     restored
                         .assignments
@@ -279,10 +242,13 @@ impl StateHook for AllocateHook {
                     Ok(r) => e.field(r),
                     Err(b) => b.field.clone(),
                 };
-                let origin = state.origin("Service", &req_key);
-                state.invalid.push(
-                    Invalid::new("Service", &req_key, field, e.to_string()).with_origin(origin),
-                );
+                // A Service that failed validation is reported by translate already.
+                if !invalid.contains(&req_key) {
+                    let origin = state.origin("Service", &req_key);
+                    state.invalid.push(
+                        Invalid::new("Service", &req_key, field, e.to_string()).with_origin(origin),
+                    );
+                }
                 e.to_string()
             });
             match &pending {

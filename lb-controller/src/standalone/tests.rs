@@ -314,3 +314,60 @@ fn a_corrupt_state_file_is_an_error_naming_the_file() {
     .expect("corrupt");
     assert!(err.to_string().contains("lb-allocations.json"), "{err}");
 }
+
+#[test]
+fn an_unreadable_service_keeps_its_address_across_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut st = state_with(&["web", "api"]);
+    hook(dir.path()).apply(&mut st);
+    let (web, api) = (external_ips(&st, "web"), external_ips(&st, "api"));
+
+    // Both Services become unreadable (a bad annotation; a spec that fails validation), then the
+    // process restarts and a newcomer that sorts first arrives: their addresses stay reserved.
+    let mut st2 = ClusterState::default();
+    st2.insert(
+        Object::IPAddressPool(pool("default", &["192.168.50.10-192.168.50.19"])),
+        origin("pools.yaml", 1),
+    );
+    st2.insert(
+        Object::Service(service("newcomer", json!({}))),
+        origin("a-first.yaml", 1),
+    );
+    let bad_ann = service(
+        "web",
+        json!({"metadata": {"annotations": {"metallb.io/loadBalancerIPs": "garbage"}}}),
+    );
+    st2.insert(Object::Service(bad_ann), origin("services.yaml", 1));
+    st2.insert(
+        Object::Service(service(
+            "api",
+            json!({"spec": {"loadBalancerIP": "garbage"}}),
+        )),
+        origin("services.yaml", 2),
+    );
+    hook(dir.path()).apply(&mut st2);
+
+    assert_eq!(external_ips(&st2, "web"), web);
+    let newcomer = external_ips(&st2, "newcomer");
+    assert_eq!(newcomer.len(), 1);
+    assert!(
+        newcomer != web && newcomer != api,
+        "the newcomer got a free address"
+    );
+    let saved = state_file::load(&state_file::path_in(dir.path())).expect("written");
+    assert_eq!(
+        saved.assignments[&ObjectKey::new("default", "api")].ips,
+        api,
+        "api's address stays reserved"
+    );
+    let reported: Vec<_> = st2
+        .invalid
+        .iter()
+        .filter_map(|e| e.object.as_ref().map(|o| o.name.clone()))
+        .collect();
+    assert_eq!(
+        reported,
+        ["web"],
+        "api's validation error is translate's to report"
+    );
+}
