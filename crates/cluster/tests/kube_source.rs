@@ -552,3 +552,40 @@ async fn wait_for_endpoints(
             .expect("publisher alive");
     }
 }
+
+/// 2 000 Services with their EndpointSlices: the initial list, then one change, timed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_few_thousand_objects_list_and_update_promptly() {
+    const N: usize = 2000;
+    let fake = FakeApiServer::start().await;
+    for i in 0..N {
+        fake.apply(service("load", &format!("s{i}"), json!({})));
+        fake.apply(slice("load", &format!("s{i}"), &["10.0.0.1", "10.0.0.2"]));
+    }
+    let t = std::time::Instant::now();
+    let mut src = Running::start(&fake);
+    src.until("the initial state", |s| {
+        s.services.len() == N && s.endpoint_slices.len() == N
+    })
+    .await;
+    let initial = t.elapsed();
+
+    let t = std::time::Instant::now();
+    fake.apply(slice("load", "s7", &["10.0.0.9"]));
+    src.until("one changed slice", |s| {
+        s.endpoint_slices
+            .get(&key("load", "s7-abcde"))
+            .is_some_and(|e| e.endpoints.as_ref().is_some_and(|v| v.len() == 1))
+    })
+    .await;
+    let update = t.elapsed();
+    eprintln!(
+        "{N} Services + {N} EndpointSlices: initial state in {initial:?}, one change in {update:?}"
+    );
+    assert!(
+        initial < Duration::from_secs(10),
+        "initial state took {initial:?}"
+    );
+    assert!(update < Duration::from_secs(1), "a change took {update:?}");
+    src.stop().await;
+}
