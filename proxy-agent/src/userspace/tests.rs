@@ -147,3 +147,119 @@ fn a_frontend_claimed_twice_is_kept_by_the_first_and_reported() {
     );
     assert_eq!(d.frontends.len(), 2);
 }
+
+mod invariants {
+    use std::collections::BTreeMap;
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::sync::Arc;
+
+    use portico_model::service::TrafficPolicy;
+    use portico_model::{ObjectKey, Service, ServicePort, ServiceType, Snapshot, TargetPort};
+    use proptest::prelude::*;
+
+    use super::super::*;
+
+    fn arb_service(i: u8) -> impl Strategy<Value = Service> {
+        let type_ = prop_oneof![
+            Just(ServiceType::ClusterIP),
+            Just(ServiceType::NodePort),
+            Just(ServiceType::LoadBalancer),
+            Just(ServiceType::ExternalName)
+        ];
+        let protocol = prop_oneof![
+            Just(portico_model::Protocol::TCP),
+            Just(portico_model::Protocol::UDP),
+            Just(portico_model::Protocol::SCTP)
+        ];
+        let policy = prop_oneof![Just(TrafficPolicy::Cluster), Just(TrafficPolicy::Local)];
+        let ports = proptest::collection::vec((protocol, 1u16..4, any::<bool>()), 0..3);
+        (type_, any::<bool>(), ports, policy.clone(), policy).prop_map(
+            move |(type_, headless, ports, etp, itp)| {
+                let headless = headless && type_ == ServiceType::ClusterIP;
+                let has_ip = !headless && type_ != ServiceType::ExternalName;
+                let node_ports = matches!(type_, ServiceType::NodePort | ServiceType::LoadBalancer);
+                Service {
+                    key: ObjectKey::new("default", format!("s{i}")),
+                    type_,
+                    cluster_ips: if has_ip {
+                        vec![IpAddr::V4(Ipv4Addr::new(127, 96, 0, i))]
+                    } else {
+                        vec![]
+                    },
+                    headless,
+                    external_name: (type_ == ServiceType::ExternalName)
+                        .then(|| "example.org".into()),
+                    ports: ports
+                        .into_iter()
+                        .enumerate()
+                        .map(|(j, (protocol, port, np))| ServicePort {
+                            name: format!("p{j}"),
+                            protocol,
+                            // Distinct per index: the API server refuses duplicate ports.
+                            port: 10 * (j as u16 + 1) + port,
+                            target_port: TargetPort::Number(port),
+                            node_port: (node_ports && np)
+                                .then_some(30000 + u16::from(i) * 10 + j as u16),
+                        })
+                        .collect(),
+                    selector: None,
+                    session_affinity_timeout: None,
+                    external_traffic_policy: etp,
+                    internal_traffic_policy: itp,
+                    load_balancer_ip: None,
+                    load_balancer_class: None,
+                    ip_family_policy: None,
+                    ip_families: vec![],
+                    external_ips: vec![],
+                    load_balancer_ingress: vec![],
+                    publish_not_ready_addresses: false,
+                    labels: BTreeMap::new(),
+                    annotations: BTreeMap::new(),
+                    creation_timestamp: None,
+                }
+            },
+        )
+    }
+
+    fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
+        (arb_service(1), arb_service(2), arb_service(3)).prop_map(|(a, b, c)| Snapshot {
+            services: [a, b, c]
+                .into_iter()
+                .map(|s| (s.key.clone(), Arc::new(s)))
+                .collect(),
+            ..Snapshot::default()
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn frontends_are_exactly_the_cluster_ip_and_node_port_ones(snap in arb_snapshot()) {
+            let cfg = AgentConfig::new("n1", vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]);
+            let d = desired_frontends(&snap, &cfg);
+            prop_assert!(d.conflicts.is_empty(), "distinct IPs and node ports never conflict");
+            let mut expected = 0;
+            for svc in snap.services.values() {
+                for p in &svc.ports {
+                    let Some(protocol) = crate::forward::Protocol::of_service(p.protocol) else { continue };
+                    for ip in &svc.cluster_ips {
+                        expected += 1;
+                        let t = &d.frontends[&Frontend { addr: SocketAddr::new(*ip, p.port), protocol }];
+                        prop_assert_eq!(&t.service, &svc.key);
+                        prop_assert_eq!(&t.port, &p.name);
+                        prop_assert_eq!(t.scope == Scope::Cluster, svc.internal_traffic_policy == TrafficPolicy::Cluster);
+                    }
+                    if let (false, Some(np)) = (svc.cluster_ips.is_empty(), p.node_port) {
+                        expected += 1;
+                        let t = &d.frontends[&Frontend { addr: SocketAddr::from(([127, 0, 0, 1], np)), protocol }];
+                        prop_assert_eq!(&t.service, &svc.key);
+                        prop_assert_eq!(t.scope == Scope::Cluster, svc.external_traffic_policy == TrafficPolicy::Cluster);
+                    }
+                }
+                if svc.headless || svc.type_ == ServiceType::ExternalName {
+                    prop_assert!(d.frontends.values().all(|t| t.service != svc.key), "{} is not proxied", svc.key);
+                }
+            }
+            prop_assert_eq!(d.frontends.len(), expected, "nothing else");
+        }
+    }
+}
