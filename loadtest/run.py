@@ -76,7 +76,8 @@ def document(args: argparse.Namespace, command: str, machine_lines: list[str], r
         "",
         "## Results",
         "",
-        "RSS is VmRSS summed over the proxy's processes after the run, peak RSS is VmHWM; CPU µs/req is the "
+        "RSS is VmRSS summed over the proxy's processes after the run, peak RSS is VmHWM; PSS is the proportional "
+        "set size (smaps_rollup), which counts pages shared by nginx's or HAProxy's master and worker once; CPU µs/req is the "
         "change in utime+stime (children included) over the run divided by the requests wrk completed. "
         "Errors are wrk's socket errors (connect, read, write, timeout) plus non-2xx/3xx responses, summed over all runs.",
         "",

@@ -81,15 +81,27 @@ def _status_kb(pid: int, field: str) -> int:
     return 0
 
 
+def _pss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 @dataclass
 class Memory:
     rss_kb: int  # sum of VmRSS over the live tree
     hwm_kb: int  # sum of VmHWM (peak RSS) over the live tree
+    pss_kb: int  # sum of Pss: pages shared between a master and its workers counted once
 
 
 def memory(pid: int) -> Memory:
     pids = tree(pid)
-    return Memory(sum(_status_kb(p, "VmRSS") for p in pids), sum(_status_kb(p, "VmHWM") for p in pids))
+    return Memory(sum(_status_kb(p, "VmRSS") for p in pids), sum(_status_kb(p, "VmHWM") for p in pids),
+                  sum(_pss_kb(p) for p in pids))
 
 
 class Proc:

@@ -18,6 +18,7 @@ class Sample:
     rss_mb: float
     hwm_mb: float
     cpu_us: float  # proxy CPU per request
+    pss_mb: float = 0.0
     command: str = ""
 
 
@@ -61,7 +62,7 @@ def ratio(a: Cell | None, b: Cell | None) -> float | None:
     return a.median("rps") / b.median("rps")
 
 
-HEADER = ("| scenario | contender | rps | p50 ms | p99 ms | errors (all runs) | RSS MB | peak RSS MB "
+HEADER = ("| scenario | contender | rps | p50 ms | p99 ms | errors (all runs) | RSS MB | peak RSS MB | PSS MB "
           "| CPU µs/req | rps vs nginx | rps vs HAProxy | runs |")
 COLUMNS = HEADER.count("|") - 1
 
@@ -81,7 +82,8 @@ def table(scenarios: list[Scenario]) -> str:
                 vs.append(f"{r:.2f}×" if r is not None else "–")
             lines.append(
                 f"| {sc.title} | {name} | {_fmt(c.median('rps'), 0)} | {c.median('p50_ms'):.2f} | {c.median('p99_ms'):.2f} "
-                f"| {c.errors_total} | {c.median('rss_mb'):.1f} | {c.median('hwm_mb'):.1f} | {c.median('cpu_us'):.1f} "
+                f"| {c.errors_total} | {c.median('rss_mb'):.1f} | {c.median('hwm_mb'):.1f} | {c.median('pss_mb'):.1f} "
+                f"| {c.median('cpu_us'):.1f} "
                 f"| {vs[0]} | {vs[1]} | {len(c.samples)} |"
             )
     return "\n".join(lines)
@@ -132,7 +134,7 @@ def validate(md: str, scenarios: list[Scenario]) -> list[str]:
             if len(cells) != COLUMNS - 2:
                 problems.append(f"{sc.title} / {name}: {len(cells)} cells, expected {COLUMNS - 2}")
                 continue
-            numeric = cells[:7]
+            numeric = cells[:8]
             if any(_number(c) is None for c in numeric):
                 problems.append(f"{sc.title} / {name}: non-numeric cell in {numeric}")
             elif (_number(numeric[0]) or 0) <= 0:

@@ -93,7 +93,7 @@ def measure(pid: int, url: str, load: Load, duration: float) -> Sample:
     cpu1 = cpu_seconds(pid)
     mem = memory(pid)
     return Sample(rps=r.rps, p50_ms=r.p50_ms, p99_ms=r.p99_ms, errors=r.errors, rss_mb=mem.rss_kb / 1024,
-                  hwm_mb=mem.hwm_kb / 1024, cpu_us=(cpu1 - cpu0) * 1e6 / max(r.requests, 1), command=r.command)
+                  hwm_mb=mem.hwm_kb / 1024, pss_mb=mem.pss_kb / 1024, cpu_us=(cpu1 - cpu0) * 1e6 / max(r.requests, 1), command=r.command)
 
 
 def profile(pid: int, url: str, load: Load, duration: float, out: Path) -> str:

@@ -54,8 +54,8 @@ class Table(unittest.TestCase):
         md = report.table(self.scenarios())
         rows = report.parse_table(md)
         self.assertEqual(rows[("keepalive, 64 conns", "portico")][0], "45,000")
-        self.assertEqual(rows[("keepalive, 64 conns", "portico")][7], "1.12×")
-        self.assertEqual(rows[("keepalive, 64 conns", "portico")][8], "1.18×")
+        self.assertEqual(rows[("keepalive, 64 conns", "portico")][8], "1.12×")
+        self.assertEqual(rows[("keepalive, 64 conns", "portico")][9], "1.18×")
         self.assertTrue(rows[("L4", "portico")][0].startswith("not available"))
         self.assertEqual(report.validate(md, self.scenarios()), [])
 
