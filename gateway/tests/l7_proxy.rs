@@ -406,3 +406,59 @@ async fn proxy_body_size_answers_413() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_protocol_https_and_grpc_reach_a_tls_and_an_h2c_upstream() {
+    // The upstream is a second Portico: TLS on its HTTPS listener, h2c by prior knowledge on its
+    // plain one, in front of an HTTP/1.1 origin.
+    let a = Origin::start("a", "127.0.0.1").await;
+    let inner = Gateway::start(
+        &[
+            service("web", &[a.addr]),
+            ingress(
+                "inner",
+                &[("ssl-redirect", "false")],
+                &[
+                    ("tls.example.com", "/", "Prefix", "web"),
+                    ("grpc.example.com", "/", "Prefix", "web"),
+                ],
+            ),
+        ]
+        .concat(),
+    )
+    .await;
+    let outer = Gateway::start(
+        &[
+            service("inner-https", &[inner.https]),
+            service("inner-h2c", &[inner.http]),
+            ingress(
+                "tls-up",
+                &[("backend-protocol", "HTTPS")],
+                &[("tls.example.com", "/", "Prefix", "inner-https")],
+            ),
+            ingress(
+                "grpc-up",
+                &[("backend-protocol", "GRPC")],
+                &[("grpc.example.com", "/", "Prefix", "inner-h2c")],
+            ),
+        ]
+        .concat(),
+    )
+    .await;
+    let c = client();
+    let (s, h, body) = get(&c, outer.http, "tls.example.com", "/x", &[]).await;
+    assert_eq!(s, 200, "{body}");
+    assert!(
+        body.contains("origin=a path=/x host=tls.example.com"),
+        "{body}"
+    );
+    assert_eq!(
+        h["x-echo-x-forwarded-proto"], "https",
+        "the inner hop was TLS"
+    );
+    let (s, _, body) = get(&c, outer.http, "grpc.example.com", "/svc.Method", &[]).await;
+    assert_eq!(s, 200, "{body}");
+    assert!(body.contains("origin=a path=/svc.Method"), "{body}");
+    outer.shutdown().await;
+    inner.shutdown().await;
+}

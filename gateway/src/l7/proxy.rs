@@ -110,16 +110,14 @@ fn redirect(status: StatusCode, location: HeaderValue) -> Response<ProxyBody> {
     r
 }
 
-/// The host a request is for: the URI's authority (HTTP/2, absolute-form) or the Host header.
+/// The host a request is for: the Host header, else the URI's authority (HTTP/2 `:authority`,
+/// absolute-form). A proxy in front (gRPC hops) keeps the client's Host while `:authority` names
+/// the endpoint, so Host goes first, as nginx does.
 fn request_host(req: &Request<Incoming>) -> &str {
-    req.uri()
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| {
-            req.headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-        })
+    req.headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
         .unwrap_or("")
 }
 
@@ -319,6 +317,14 @@ async fn proxy(
         _ => body.map_err(BoxError::from).boxed_unsync(),
     });
 
+    let grpc = matches!(
+        opts.backend_protocol,
+        BackendProtocol::Grpc | BackendProtocol::Grpcs
+    );
+    let scheme = match opts.backend_protocol {
+        BackendProtocol::Https | BackendProtocol::Grpcs => Scheme::HTTPS,
+        BackendProtocol::Http | BackendProtocol::Grpc => Scheme::HTTP,
+    };
     let now_ms = shared.registry.clock.now_ms();
     let mut tried: Vec<SocketAddr> = Vec::new();
     let mut set_cookie: Option<&Endpoint> = None;
@@ -356,7 +362,7 @@ async fn proxy(
             (None, None) => break,
         };
         let uri = match Uri::builder()
-            .scheme(Scheme::HTTP)
+            .scheme(scheme.clone())
             .authority(auth)
             .path_and_query(path_and_query.clone())
             .build()
@@ -371,7 +377,6 @@ async fn proxy(
         let mut up = Request::new(b);
         *up.method_mut() = parts.method.clone();
         *up.uri_mut() = uri;
-        let grpc = matches!(opts.backend_protocol, BackendProtocol::Grpc);
         *up.version_mut() = if grpc {
             Version::HTTP_2
         } else {

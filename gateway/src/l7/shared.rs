@@ -8,6 +8,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use http::header::{HeaderMap, HeaderValue};
 use http::{Method, Uri};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -21,16 +22,16 @@ use super::table::{Route, RouteTable};
 use super::tls::CertCache;
 use super::upstream::EndpointRegistry;
 
-pub type UpstreamClient = Client<HttpConnector, ProxyBody>;
+pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, ProxyBody>;
 
 pub struct Shared {
     pub table: Arc<ArcSwap<RouteTable>>,
     pub registry: EndpointRegistry,
     pub certs: CertCache,
     pub metrics: Arc<Metrics>,
-    /// HTTP/1.1 with a keepalive pool per endpoint.
+    /// HTTP/1.1 (plain, or TLS for `backend-protocol: HTTPS`) with a keepalive pool per endpoint.
     pub client: UpstreamClient,
-    /// HTTP/2 with prior knowledge, for `backend-protocol: GRPC`.
+    /// HTTP/2 (prior knowledge, or ALPN over TLS), for `backend-protocol: GRPC` and `GRPCS`.
     pub h2_client: UpstreamClient,
     pub router: RouterConfig,
     pub access_log: AccessLog,
@@ -45,8 +46,22 @@ fn connector(connect_timeout: Duration) -> HttpConnector {
     let mut c = HttpConnector::new();
     c.set_connect_timeout(Some(connect_timeout));
     c.set_nodelay(true);
-    c.enforce_http(true);
+    // The TLS wrapper below handles `https` URIs (backend-protocol HTTPS and GRPCS).
+    c.enforce_http(false);
     c
+}
+
+fn connector_with_tls(h2: bool) -> HttpsConnector<HttpConnector> {
+    let b = HttpsConnectorBuilder::new()
+        .with_tls_config(super::tls::upstream_client_config())
+        .https_or_http();
+    if h2 {
+        b.enable_http2()
+            .wrap_connector(connector(Duration::from_secs(5)))
+    } else {
+        b.enable_http1()
+            .wrap_connector(connector(Duration::from_secs(5)))
+    }
 }
 
 impl Shared {
@@ -62,12 +77,12 @@ impl Shared {
             .pool_max_idle_per_host(512)
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
-            .build(connector(Duration::from_secs(5)));
+            .build(connector_with_tls(false));
         let h2_client = Client::builder(TokioExecutor::new())
             .http2_only(true)
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
-            .build(connector(Duration::from_secs(5)));
+            .build(connector_with_tls(true));
         let hsts = hsts_max_age
             .and_then(|s| HeaderValue::from_str(&format!("max-age={s}; includeSubDomains")).ok());
         Self {
