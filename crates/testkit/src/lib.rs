@@ -10,8 +10,9 @@ pub use bin::{ChildGuard, cargo_bin};
 pub use fake_api::FakeApiServer;
 pub use origin::{Origin, free_addr, free_port, wait_for_http};
 
-/// Make ring the process's rustls provider (the dependency graph enables more than one, so
-/// rustls cannot pick by itself). Idempotent.
+/// Make ring the process's rustls provider. A kube client needs one, and rustls only picks one
+/// by itself when exactly one provider feature is enabled in the build, which a test build of a
+/// single crate does not guarantee. Idempotent.
 pub fn install_crypto_provider() {
     // An error means a provider is installed already, which is all we need.
     let _ = rustls::crypto::ring::default_provider().install_default();
