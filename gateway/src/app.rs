@@ -43,6 +43,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
     // Source and pipeline.
     let (tx, rx) = state_channel();
     let standalone = args.manifests.is_some();
+    let mut kube_client: Option<kube::Client> = None;
     let pipeline = if let Some(dir) = &args.manifests {
         anyhow::ensure!(dir.is_dir(), "--manifests {}: not a directory", dir.display());
         let cfg = ControlPlaneConfig { service_cidr: args.service_cidr, node_port_range: parse_port_range(&args.node_port_range)? };
@@ -51,8 +52,11 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
         tasks.spawn(async move { manifests::run(source, tx, sd).await });
         Pipeline::standalone(cfg)
     } else {
-        drop(tx);
-        anyhow::bail!("the Kubernetes API source is not wired in yet: use --manifests DIR");
+        let client = portico_cluster::kube_source::client_from_env().await.context("no Kubernetes API configuration found (use --manifests DIR to run standalone)")?;
+        kube_client = Some(client.clone());
+        let sd = shutdown.clone();
+        tasks.spawn(async move { portico_cluster::kube_source::run(client, tx, sd).await });
+        Pipeline::kube()
     };
     let mut pipeline = pipeline.with_metrics(metrics.config.clone());
     // LoadBalancer IP allocation: always standalone (Portico is the whole control plane there);
@@ -134,6 +138,13 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
             .with_view("ingresses", Arc::new(move || serde_json::to_value(v.ingress_view(&snaps.current())).unwrap_or_default()))
             .with_errors(Arc::new(move || e.errors().to_vec()))
             .with_ready_check(Arc::new(move || r.is_ready()));
+        if let Some(client) = kube_client.clone() {
+            let (l, p, sd) = (l7.clone(), snapshots.clone(), shutdown.clone());
+            tasks.spawn(async move {
+                crate::ingress_status::run(client, l, p, sd).await;
+                Ok(())
+            });
+        }
         let (p, sd) = (snapshots.clone(), shutdown.clone());
         info!(http = %args.http_addr, https = %args.https_addr, "ingress router listening");
         tasks.spawn(async move { l7.serve(http_listener, Some(https_listener), p, sd).await });

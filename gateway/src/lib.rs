@@ -3,6 +3,7 @@
 pub mod app;
 pub mod cli;
 pub mod get;
+pub mod ingress_status;
 pub mod quickstart;
 pub mod announce;
 pub mod l4;

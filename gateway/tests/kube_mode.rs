@@ -1,0 +1,114 @@
+//! Black-box: the real `gateway` binary against the Kubernetes API (a faithful fake API server,
+//! reached through an ordinary kubeconfig): Ingress routing from API objects, endpoint changes
+//! followed from watches, and the Ingress status written through the status subresource.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use portico_testkit::fake_api::FakeApiServer;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+struct Gateway(Child);
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+fn curl(args: &[&str]) -> Option<String> {
+    let out = Command::new("curl").args(["-s", "--max-time", "2"]).args(args).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+fn slice(ip: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "web-abc", "namespace": "default", "labels": {"kubernetes.io/service-name": "web"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [ip], "conditions": {"ready": true}}],
+        "ports": [{"name": "http", "port": 3000, "protocol": "TCP"}]
+    })
+}
+
+#[test]
+fn ingress_from_the_api_routes_follows_endpoints_and_publishes_status() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let stop = CancellationToken::new();
+    for i in 1..=2 {
+        let addr: SocketAddr = format!("127.0.64.{i}:3000").parse().expect("addr");
+        let listener = rt.block_on(tokio::net::TcpListener::bind(addr)).expect("bind backend");
+        rt.spawn(hellok8s::serve(listener, format!("web-{i}"), stop.clone()));
+    }
+    let api = rt.block_on(FakeApiServer::start());
+    api.apply(json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": {"name": "portico"}, "spec": {"controller": "portico.dev/ingress-controller"}}));
+    api.apply(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"clusterIP": "10.96.0.20", "selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": 3000}]}}));
+    api.apply(slice("127.0.64.1"));
+    api.apply(json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"ingressClassName": "portico", "rules": [{"host": "web.example.com", "http": {"paths": [
+            {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"name": "http"}}}}]}}]}}));
+    // An Ingress of another controller: never served, its status never touched.
+    api.apply(json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "other", "namespace": "default"},
+        "spec": {"ingressClassName": "nginx", "rules": [{"host": "other.example.com", "http": {"paths": [
+            {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}}));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!("apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: \"{}\"}}\nusers:\n- name: fake\n  user: {{}}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: fake}}\ncurrent-context: fake\n", api.url()),
+    )
+    .expect("kubeconfig");
+    let http = format!("127.0.0.1:{}", free_port());
+    let admin = format!("127.0.0.1:{}", free_port());
+    let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .env("KUBECONFIG", &kubeconfig)
+        .args(["--http-addr", &http, "--https-addr", &format!("127.0.0.1:{}", free_port()), "--admin-addr", &admin])
+        .args(["--no-service-proxy", "--publish-address", "192.0.2.10"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start gateway");
+    let _gw = Gateway(child);
+    wait_until("/readyz", Duration::from_secs(30), || curl(&[&format!("http://{admin}/readyz")]).is_some());
+
+    let url = format!("http://{http}/");
+    let host = ["-H", "Host: web.example.com"];
+    let body = || curl(&[host[0], host[1], &url]).unwrap_or_default();
+    wait_until("routing from API objects", Duration::from_secs(10), || body().ends_with("web-1"));
+
+    // The EndpointSlice changes: traffic follows the watch.
+    api.apply(slice("127.0.64.2"));
+    wait_until("the new endpoint", Duration::from_secs(5), || body().ends_with("web-2"));
+
+    // The served Ingress gets the address in its status; the other one is untouched.
+    wait_until("Ingress status", Duration::from_secs(10), || {
+        api.get("networking.k8s.io/v1", "Ingress", "default", "web")
+            .and_then(|i| i.pointer("/status/loadBalancer/ingress/0/ip").and_then(|v| v.as_str()).map(str::to_owned))
+            .as_deref()
+            == Some("192.0.2.10")
+    });
+    let other = api.get("networking.k8s.io/v1", "Ingress", "default", "other").expect("other");
+    assert!(other.pointer("/status/loadBalancer/ingress/0").is_none(), "{other}");
+    let miss = curl(&["-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: other.example.com", &url]).unwrap_or_default();
+    assert_eq!(miss, "404", "another controller's Ingress is not served");
+    stop.cancel();
+}
