@@ -24,13 +24,15 @@ pub struct ManifestsConfig {
     pub dir: PathBuf,
     /// Quiet time after a change before the directory is re-read.
     pub debounce: Duration,
+    /// The longest a change waits for the directory to become quiet.
+    pub max_delay: Duration,
     /// A full re-scan (stat only) even without notifications, as a safety net.
     pub rescan_every: Duration,
 }
 
 impl ManifestsConfig {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into(), debounce: Duration::from_millis(15), rescan_every: Duration::from_secs(5) }
+        Self { dir: dir.into(), debounce: Duration::from_millis(15), max_delay: Duration::from_millis(100), rescan_every: Duration::from_secs(5) }
     }
 }
 
@@ -136,8 +138,11 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<Invalid>) {
 pub async fn run(cfg: ManifestsConfig, tx: StateTx, shutdown: CancellationToken) -> anyhow::Result<()> {
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if res.is_ok() {
-            let _ = ev_tx.send(());
+        // Reading a file (including our own scans) is not a change.
+        if let Ok(ev) = res {
+            if !matches!(ev.kind, notify::EventKind::Access(_)) {
+                let _ = ev_tx.send(());
+            }
         }
     })?;
     watcher.watch(&cfg.dir, RecursiveMode::Recursive)?;
@@ -161,11 +166,15 @@ pub async fn run(cfg: ManifestsConfig, tx: StateTx, shutdown: CancellationToken)
             ev = ev_rx.recv() => if ev.is_none() { warn!("manifest watcher stopped"); return Ok(()) },
             _ = tokio::time::sleep(cfg.rescan_every) => {}
         }
+        // Quiet for `debounce`, but never wait longer than `max_delay` in all: a directory that
+        // keeps changing (a log file inside it, say) must not postpone reloads indefinitely.
+        let deadline = tokio::time::Instant::now() + cfg.max_delay;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 ev = ev_rx.recv() => if ev.is_none() { return Ok(()) },
                 _ = tokio::time::sleep(cfg.debounce) => break,
+                _ = tokio::time::sleep_until(deadline) => break,
             }
         }
     }

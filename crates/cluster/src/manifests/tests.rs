@@ -76,3 +76,41 @@ async fn run_sends_state_and_follows_edits() {
     shutdown.cancel();
     task.await.expect("join").expect("clean exit");
 }
+
+#[tokio::test]
+async fn a_directory_that_keeps_changing_does_not_postpone_reloads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(dir.path().join("svc.yaml"), SVC).expect("write");
+    let (tx, mut rx) = crate::state_channel();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(run(ManifestsConfig::new(dir.path()), tx, shutdown.clone()));
+    tokio::time::timeout(Duration::from_secs(5), rx.wait_for(Option::is_some)).await.expect("initial").expect("open");
+
+    // A log file inside the directory is written every 5 ms, more often than the debounce.
+    let noisy = dir.path().join("agent.log");
+    let stop_noise = CancellationToken::new();
+    let noise = {
+        let stop = stop_noise.clone();
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.is_cancelled() {
+                n += 1;
+                let _ = tokio::fs::write(&noisy, n.to_string()).await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = std::time::Instant::now();
+    fs::write(dir.path().join("two.yaml"), SVC.replace("web", "api")).expect("write");
+    tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|s| s.as_ref().is_some_and(|s| s.services.len() == 2)))
+        .await
+        .expect("edit seen")
+        .expect("open");
+    let took = started.elapsed();
+    stop_noise.cancel();
+    noise.await.expect("noise");
+    assert!(took < Duration::from_millis(600), "reload took {took:?} under constant churn");
+    shutdown.cancel();
+    task.await.expect("join").expect("clean exit");
+}
