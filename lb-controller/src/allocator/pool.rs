@@ -56,14 +56,14 @@ pub struct AddrRange {
     pub end: u128,
 }
 
-fn to_int(ip: IpAddr) -> u128 {
+pub(crate) fn to_int(ip: IpAddr) -> u128 {
     match ip {
         IpAddr::V4(v4) => u128::from(u32::from(v4)),
         IpAddr::V6(v6) => u128::from(v6),
     }
 }
 
-fn from_int(family: Family, n: u128) -> IpAddr {
+pub(crate) fn from_int(family: Family, n: u128) -> IpAddr {
     match family {
         // Ranges of family V4 only hold values that came from a u32.
         Family::V4 => IpAddr::V4(Ipv4Addr::from(n as u32)),

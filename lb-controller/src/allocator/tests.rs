@@ -660,3 +660,36 @@ fn pool_status_counts_assigned_and_available_addresses() {
     let json = serde_json::to_value(&st[1]).expect("serializable");
     assert_eq!(json["availableIPv4"], 4);
 }
+
+/// Scale check (run with `--ignored --nocapture`): 10 000 Services on a /16, a steady-state
+/// pass, and a restart.
+#[test]
+#[ignore]
+fn scale_ten_thousand_services() {
+    let pools = [pool("big", &["10.0.0.0/16"])];
+    let wanted: Vec<_> = (0..10_000).map(|i| Ok(svc(&format!("s{i:05}")))).collect();
+    let mut a = fresh(&pools);
+    let t = std::time::Instant::now();
+    a.reconcile(&wanted);
+    let first = t.elapsed();
+    let t = std::time::Instant::now();
+    let r = a.reconcile(&wanted);
+    let steady = t.elapsed();
+    assert!(!r.changed());
+    let held = a.assignments();
+    let t = std::time::Instant::now();
+    let mut b = Allocator::new();
+    b.set_pools(&pools);
+    let existing: Vec<_> = wanted
+        .iter()
+        .filter_map(|w| w.as_ref().ok())
+        .map(|s| (s.clone(), held[&s.key].ips.clone()))
+        .collect();
+    assert!(b.load_existing(&existing).is_empty());
+    b.reconcile(&wanted);
+    let restart = t.elapsed();
+    assert_eq!(b.assignments(), held);
+    println!(
+        "10k services: first pass {first:?}, steady pass {steady:?}, restart (load + pass) {restart:?}"
+    );
+}
