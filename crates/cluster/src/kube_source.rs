@@ -128,6 +128,9 @@ where
                         changed.notify_one();
                     }
                 }
+                Err(watcher::Error::WatchError(status)) if status.code == 410 => {
+                    info!(kind, "resourceVersion expired; re-listing (the objects already known keep serving)");
+                }
                 Err(e) => warn!(kind, error = %e, "watch failed; retrying with backoff, the objects already known keep serving"),
             }
         }
