@@ -91,7 +91,9 @@ impl Elector {
     /// is the leader afterwards. A conflict (another replica wrote first) is not an error.
     pub async fn try_acquire_or_renew(&mut self) -> Result<bool, kube::Error> {
         let now = MicroTime(jiff::Timestamp::now());
-        let seconds = i32::try_from(self.cfg.duration.as_secs()).unwrap_or(i32::MAX);
+        // Whole seconds on the wire, rounded up (never 0, which would mean "expired at once").
+        let whole = self.cfg.duration.as_secs() + u64::from(self.cfg.duration.subsec_nanos() > 0);
+        let seconds = i32::try_from(whole.max(1)).unwrap_or(i32::MAX);
         let Some(mut lease) = self.api.get_opt(&self.cfg.name).await? else {
             let lease = Lease {
                 metadata: ObjectMeta {

@@ -46,6 +46,20 @@ pub async fn run(
     let (tx, rx) = portico_cluster::state_channel();
     let source_stop = shutdown.child_token();
     let source = tokio::spawn(kube_source::run(client.clone(), tx, source_stop.clone()));
+    run_on(client, cfg, rx, shutdown).await;
+    source_stop.cancel();
+    source.await??;
+    Ok(())
+}
+
+/// The election and the controller on a state channel someone else feeds (the gateway's own
+/// `kube_source`, for `gateway --allocate`). Returns at `shutdown`, having released the lease.
+pub async fn run_on(
+    client: Client,
+    cfg: KubeConfig,
+    rx: portico_cluster::StateRx,
+    shutdown: CancellationToken,
+) {
     let events = status::EventPublisher::new(client.clone(), Some(cfg.lease.identity.clone()));
     let mut elector = Elector::new(client.clone(), cfg.lease.clone());
     loop {
@@ -64,9 +78,6 @@ pub async fn run(
     if let Err(e) = elector.release().await {
         warn!(error = %e, "lease not released; another replica takes over when it expires");
     }
-    source_stop.cancel();
-    source.await??;
-    Ok(())
 }
 
 /// Allocate while this replica holds the lease.

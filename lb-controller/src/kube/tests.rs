@@ -280,3 +280,47 @@ async fn a_crashed_leader_is_replaced_only_after_its_lease_expires() {
     assert_ne!(external_ip(&api, "late"), external_ip(&api, "s0"));
     stop(b).await;
 }
+
+#[tokio::test]
+async fn the_lease_changes_hands_only_after_the_holder_stops_renewing_for_a_lease_duration() {
+    let api = FakeApiServer::start().await;
+    let cfg = |id: &str| {
+        let mut c = LeaseConfig::new("lease", "portico-system", id);
+        c.duration = Duration::from_millis(600);
+        c
+    };
+    let mut a = Elector::new(api.client(), cfg("a"));
+    let mut b = Elector::new(api.client(), cfg("b"));
+    assert!(a.try_acquire_or_renew().await.expect("api"));
+    assert!(!b.try_acquire_or_renew().await.expect("api"));
+    // While a renews, b never wins, however long it waits.
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(a.try_acquire_or_renew().await.expect("api"));
+        assert!(!b.try_acquire_or_renew().await.expect("api"));
+    }
+    // a stops renewing: b wins once the record has been still for a lease duration.
+    let stopped = tokio::time::Instant::now();
+    while !b.try_acquire_or_renew().await.expect("api") {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(5),
+            "b never took over"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        stopped.elapsed() >= Duration::from_millis(550),
+        "took over after {:?}",
+        stopped.elapsed()
+    );
+    assert!(!a.try_acquire_or_renew().await.expect("api"));
+    assert!(!a.is_leader());
+    let lease = api
+        .get("coordination.k8s.io/v1", "Lease", "portico-system", "lease")
+        .expect("exists");
+    assert_eq!(lease.pointer("/spec/holderIdentity"), Some(&json!("b")));
+    assert_eq!(lease.pointer("/spec/leaseTransitions"), Some(&json!(1)));
+    // b releases on shutdown; a takes over at once.
+    b.release().await.expect("api");
+    assert!(a.try_acquire_or_renew().await.expect("api"));
+}
