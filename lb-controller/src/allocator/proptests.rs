@@ -45,6 +45,7 @@ const REQUESTABLE: &[&str] = &[
 enum Op {
     Upsert(usize, ServiceRequest),
     Delete(usize),
+    Garble(usize),
     Pools(u8),
     Restart,
 }
@@ -104,6 +105,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         5 => (0..6usize).prop_flat_map(|i| service(i).prop_map(move |s| Op::Upsert(i, s))),
         2 => (0..6usize).prop_map(Op::Delete),
+        1 => (0..6usize).prop_map(Op::Garble),
         1 => any::<u8>().prop_map(Op::Pools),
         1 => Just(Op::Restart),
     ]
@@ -118,8 +120,27 @@ fn chosen(mask: u8) -> Vec<IPAddressPool> {
         .collect()
 }
 
-fn wanted(services: &BTreeMap<usize, ServiceRequest>) -> Vec<Result<ServiceRequest, BadRequest>> {
-    services.values().cloned().map(Ok).collect()
+/// Services whose annotations became unreadable: they keep what they hold.
+type Garbled = std::collections::BTreeSet<usize>;
+
+fn wanted(
+    services: &BTreeMap<usize, ServiceRequest>,
+    garbled: &Garbled,
+) -> Vec<Result<ServiceRequest, BadRequest>> {
+    services
+        .iter()
+        .map(|(i, s)| {
+            if garbled.contains(i) {
+                Err(BadRequest {
+                    key: s.key.clone(),
+                    field: "metadata.annotations".into(),
+                    message: "unreadable".into(),
+                })
+            } else {
+                Ok(s.clone())
+            }
+        })
+        .collect()
 }
 
 fn check(a: &Allocator, services: &BTreeMap<usize, ServiceRequest>) -> Result<(), TestCaseError> {
@@ -184,10 +205,18 @@ proptest! {
         a.set_pools(&chosen(pools_mask));
         a.load_existing(&[]);
         let mut services: BTreeMap<usize, ServiceRequest> = BTreeMap::new();
+        let mut garbled = Garbled::new();
         for op in ops {
             match op {
-                Op::Upsert(i, s) => drop(services.insert(i, s)),
-                Op::Delete(i) => drop(services.remove(&i)),
+                Op::Upsert(i, s) => {
+                    garbled.remove(&i);
+                    services.insert(i, s);
+                }
+                Op::Delete(i) => {
+                    garbled.remove(&i);
+                    services.remove(&i);
+                }
+                Op::Garble(i) => drop(services.contains_key(&i) && garbled.insert(i)),
                 Op::Pools(mask) => {
                     pools_mask = mask;
                     a.set_pools(&chosen(mask));
@@ -206,8 +235,8 @@ proptest! {
                     let dropped = b.load_existing(&existing);
                     prop_assert!(dropped.is_empty(), "a consistent state loads whole: {:?}", dropped);
                     prop_assert_eq!(b.assignments(), before.clone(), "loading restores every assignment");
-                    a.reconcile(&wanted(&services));
-                    b.reconcile(&wanted(&services));
+                    a.reconcile(&wanted(&services, &garbled));
+                    b.reconcile(&wanted(&services, &garbled));
                     prop_assert_eq!(b.assignments(), a.assignments(), "a restart changes nothing");
                     for (key, old) in &before {
                         let now = b.assignment(key);
@@ -216,8 +245,13 @@ proptest! {
                     a = b;
                 }
             }
-            a.reconcile(&wanted(&services));
+            let before = a.assignments();
+            a.reconcile(&wanted(&services, &garbled));
             check(&a, &services)?;
+            for i in &garbled {
+                let key = &services[i].key;
+                prop_assert_eq!(a.assignment(key), before.get(key).cloned(), "unreadable {} keeps what it holds", key);
+            }
         }
     }
 }
