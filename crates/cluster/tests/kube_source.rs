@@ -401,6 +401,14 @@ async fn missing_metallb_crds_do_not_block_the_rest() {
     fake.apply(service("shop", "api", json!({})));
     src.until("changes keep flowing", |s| s.services.len() == 2)
         .await;
+
+    // MetalLB is installed later: its objects fill in by themselves.
+    fake.install_metallb_crds();
+    seed_metallb(&fake);
+    src.until("the pool once the CRD exists", |s| {
+        s.ip_address_pools.len() == 1 && s.l2_advertisements.len() == 1
+    })
+    .await;
     src.stop().await;
 }
 

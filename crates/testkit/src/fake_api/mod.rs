@@ -340,6 +340,21 @@ impl FakeApiServer {
         out
     }
 
+    /// Start serving a resource, as when a CRD is installed (a no-op if it is served already).
+    pub fn install(&self, rt: ResourceType) {
+        let mut store = self.inner.store();
+        if store.find(&rt.group, &rt.version, &rt.plural).is_none() {
+            store.resources.push(rt);
+        }
+    }
+
+    /// Install MetalLB's CRDs (for a server built `without_metallb_crds`).
+    pub fn install_metallb_crds(&self) {
+        for rt in resources::metallb_crds() {
+            self.install(rt);
+        }
+    }
+
     /// End every open watch stream (clients see the connection end and re-watch).
     pub fn break_watches(&self) {
         self.inner.store().break_watches();
