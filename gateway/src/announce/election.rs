@@ -92,14 +92,13 @@ pub fn pool_of<'a>(snap: &'a Snapshot, svc: &Service, ip: IpAddr) -> Option<&'a 
     let named = POOL_ANNOTATIONS
         .iter()
         .find_map(|a| svc.annotations.get(*a));
-    if let Some(name) = named {
-        if let Some(pool) = snap
-            .ip_address_pools
+    let by_name = named.and_then(|name| {
+        snap.ip_address_pools
             .values()
             .find(|p| p.metadata.name.as_deref() == Some(name.as_str()))
-        {
-            return Some(pool);
-        }
+    });
+    if let Some(pool) = by_name {
+        return Some(pool);
     }
     snap.ip_address_pools
         .values()

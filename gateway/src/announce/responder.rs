@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::arp::{Arp, Op};
+use super::frame::Mac;
 use super::link::{GroupMembership, Interface, LinkError, PacketSocket};
 use super::ndp::{Advertisement, Solicitation, solicited_node};
 
@@ -149,29 +150,138 @@ impl State {
     }
 
     async fn on_arp(&self, sock: &PacketSocket, frame: &[u8]) {
-        let Ok(req) = Arp::parse(frame) else { return };
-        if req.op != Op::Request || req.eth.src == self.iface.mac {
+        let Some((ip, reply)) = answer_arp(&self.current, self.iface.mac, frame) else {
             return;
-        }
-        if !self.current.contains(&IpAddr::V4(req.target_ip)) {
-            return;
-        }
-        debug!(iface = %self.iface.name, ip = %req.target_ip, asker = %req.sender_ip, "answering who-has");
-        if let Err(e) = sock.send(&req.reply(self.iface.mac).encode()).await {
-            warn!(iface = %self.iface.name, ip = %req.target_ip, error = %e, "ARP reply not sent");
+        };
+        debug!(iface = %self.iface.name, %ip, "answering who-has");
+        if let Err(e) = sock.send(&reply).await {
+            warn!(iface = %self.iface.name, %ip, error = %e, "ARP reply not sent");
         }
     }
 
     async fn on_solicitation(&self, sock: &PacketSocket, frame: &[u8]) {
-        let Ok(ns) = Solicitation::parse(frame) else {
+        let Some((ip, reply)) = answer_solicitation(&self.current, self.iface.mac, frame) else {
             return;
         };
-        if ns.eth.src == self.iface.mac || !self.current.contains(&IpAddr::V6(ns.target)) {
-            return;
+        debug!(iface = %self.iface.name, %ip, "answering neighbour solicitation");
+        if let Err(e) = sock.send(&reply).await {
+            warn!(iface = %self.iface.name, %ip, error = %e, "neighbour advertisement not sent");
         }
-        debug!(iface = %self.iface.name, ip = %ns.target, asker = %ns.src, "answering neighbour solicitation");
-        if let Err(e) = sock.send(&ns.answer(self.iface.mac).encode()).await {
-            warn!(iface = %self.iface.name, ip = %ns.target, error = %e, "neighbour advertisement not sent");
-        }
+    }
+}
+
+/// The reply `mac` sends to an ARP frame, if any: only to requests for an owned IP, never to
+/// our own frames, nor to another host's gratuitous ARP (sender and target IP alike).
+pub fn answer_arp(owned: &BTreeSet<IpAddr>, mac: Mac, frame: &[u8]) -> Option<(IpAddr, Vec<u8>)> {
+    let req = Arp::parse(frame).ok()?;
+    let ip = IpAddr::V4(req.target_ip);
+    let wanted = req.op == Op::Request
+        && req.eth.src != mac
+        && req.sender_ip != req.target_ip
+        && owned.contains(&ip);
+    wanted.then(|| (ip, req.reply(mac).encode()))
+}
+
+/// The advertisement `mac` sends for a neighbour solicitation frame, if any.
+pub fn answer_solicitation(
+    owned: &BTreeSet<IpAddr>,
+    mac: Mac,
+    frame: &[u8],
+) -> Option<(IpAddr, Vec<u8>)> {
+    let ns = Solicitation::parse(frame).ok()?;
+    let ip = IpAddr::V6(ns.target);
+    (ns.eth.src != mac && owned.contains(&ip)).then(|| (ip, ns.answer(mac).encode()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use super::*;
+    use crate::announce::frame::{ETHERTYPE_IPV6, EthHeader};
+    use crate::announce::ndp::multicast_mac;
+
+    const EDGE: Mac = Mac([2, 0x77, 0, 0, 0, 1]);
+    const CLIENT: Mac = Mac([2, 0x77, 0, 0, 0, 0xc]);
+
+    fn owned() -> BTreeSet<IpAddr> {
+        [
+            "192.0.2.10".parse().expect("literal"),
+            "2001:db8::10".parse().expect("literal"),
+        ]
+        .into()
+    }
+
+    #[test]
+    fn who_has_an_owned_ip_is_answered_broadcast_or_unicast() {
+        let vip = Ipv4Addr::new(192, 0, 2, 10);
+        let mut req = Arp::request(CLIENT, Ipv4Addr::new(192, 0, 2, 1), vip);
+        let (ip, reply) = answer_arp(&owned(), EDGE, &req.encode()).expect("answered");
+        assert_eq!(ip, IpAddr::V4(vip));
+        let reply = Arp::parse(&reply).expect("valid");
+        assert_eq!(
+            (reply.op, reply.sender_mac, reply.sender_ip, reply.eth.dst),
+            (Op::Reply, EDGE, vip, CLIENT)
+        );
+        req.eth.dst = EDGE; // a unicast refresh
+        assert!(answer_arp(&owned(), EDGE, &req.encode()).is_some());
+    }
+
+    #[test]
+    fn other_arp_traffic_is_left_alone() {
+        let vip = Ipv4Addr::new(192, 0, 2, 10);
+        let not_ours = Arp::request(
+            CLIENT,
+            Ipv4Addr::new(192, 0, 2, 1),
+            Ipv4Addr::new(192, 0, 2, 11),
+        );
+        assert!(
+            answer_arp(&owned(), EDGE, &not_ours.encode()).is_none(),
+            "not owned"
+        );
+        let mine = Arp::request(EDGE, Ipv4Addr::new(192, 0, 2, 1), vip);
+        assert!(
+            answer_arp(&owned(), EDGE, &mine.encode()).is_none(),
+            "our own frame"
+        );
+        let claim = Arp::request(CLIENT, vip, vip);
+        assert!(
+            answer_arp(&owned(), EDGE, &claim.encode()).is_none(),
+            "someone's gratuitous ARP"
+        );
+        let reply = Arp::request(CLIENT, Ipv4Addr::new(192, 0, 2, 1), vip).reply(CLIENT);
+        assert!(
+            answer_arp(&owned(), EDGE, &reply.encode()).is_none(),
+            "a reply"
+        );
+        assert!(answer_arp(&owned(), EDGE, &[0u8; 10]).is_none(), "garbage");
+    }
+
+    #[test]
+    fn solicitations_for_owned_addresses_are_answered() {
+        let vip: Ipv6Addr = "2001:db8::10".parse().expect("literal");
+        let group = crate::announce::ndp::solicited_node(vip);
+        let ns = Solicitation {
+            eth: EthHeader {
+                dst: multicast_mac(group),
+                src: CLIENT,
+                ethertype: ETHERTYPE_IPV6,
+            },
+            src: "fe80::1".parse().expect("literal"),
+            dst: group,
+            target: vip,
+            source_mac: Some(CLIENT),
+        };
+        let (_, na) = answer_solicitation(&owned(), EDGE, &ns.encode()).expect("answered");
+        let na = crate::announce::ndp::Advertisement::parse(&na).expect("valid");
+        assert_eq!(
+            (na.target, na.mac, na.eth.dst, na.solicited, na.override_),
+            (vip, EDGE, CLIENT, true, true)
+        );
+        let other = Solicitation {
+            target: "2001:db8::11".parse().expect("literal"),
+            ..ns
+        };
+        assert!(answer_solicitation(&owned(), EDGE, &other.encode()).is_none());
     }
 }
