@@ -17,6 +17,27 @@
 //!
 //! What it does not: authentication, admission, defaulting, validation beyond names and types,
 //! namespace existence checks, garbage collection, field managers.
+//!
+//! ```no_run
+//! # async fn example() {
+//! use portico_testkit::FakeApiServer;
+//! use serde_json::json;
+//!
+//! let fake = FakeApiServer::start().await;
+//! fake.apply(json!({"apiVersion": "v1", "kind": "Service",
+//!     "metadata": {"name": "web", "namespace": "shop"}, "spec": {"ports": [{"port": 80}]}}));
+//! let client = fake.client(); // hand it to the code under test
+//! // ... later: what did the code write?
+//! let svc = fake.get("v1", "Service", "shop", "web").expect("exists");
+//! assert!(svc.pointer("/status/loadBalancer").is_none());
+//! # drop(client);
+//! # }
+//! ```
+//!
+//! Fault injection: [`FakeApiServer::break_watches`] (connections end; clients resume from their
+//! resourceVersion), [`FakeApiServer::expire_history`] (their next watch gets 410 and they must
+//! re-list), [`FakeApiServer::hold_watches`] / [`FakeApiServer::hold_lists`] (requests wait),
+//! [`Builder::without_metallb_crds`] and [`FakeApiServer::install`] (CRDs absent, then installed).
 
 mod http;
 pub mod resources;
