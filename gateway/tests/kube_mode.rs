@@ -3,41 +3,16 @@
 //! followed from watches, and the Ingress status written through the status subresource.
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use portico_testkit::fake_api::FakeApiServer;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-struct Gateway(Child);
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-fn curl(args: &[&str]) -> Option<String> {
-    let out = Command::new("curl").args(["-s", "--max-time", "2"]).args(args).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    panic!("timed out after {timeout:?} waiting for {what}");
-}
+#[path = "common/process.rs"]
+mod process;
+use process::*;
 
 fn slice(ip: &str) -> serde_json::Value {
     json!({
@@ -88,11 +63,11 @@ fn ingress_from_the_api_routes_follows_endpoints_and_publishes_status() {
         .spawn()
         .expect("start gateway");
     let _gw = Gateway(child);
-    wait_until("/readyz", Duration::from_secs(30), || curl(&[&format!("http://{admin}/readyz")]).is_some());
+    wait_until("/readyz", Duration::from_secs(30), || curl_args(&[&format!("http://{admin}/readyz")]).is_some());
 
     let url = format!("http://{http}/");
     let host = ["-H", "Host: web.example.com"];
-    let body = || curl(&[host[0], host[1], &url]).unwrap_or_default();
+    let body = || curl_args(&[host[0], host[1], &url]).unwrap_or_default();
     wait_until("routing from API objects", Duration::from_secs(10), || body().ends_with("web-1"));
 
     // The EndpointSlice changes: traffic follows the watch.
@@ -108,7 +83,7 @@ fn ingress_from_the_api_routes_follows_endpoints_and_publishes_status() {
     });
     let other = api.get("networking.k8s.io/v1", "Ingress", "default", "other").expect("other");
     assert!(other.pointer("/status/loadBalancer/ingress/0").is_none(), "{other}");
-    let miss = curl(&["-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: other.example.com", &url]).unwrap_or_default();
+    let miss = curl_args(&["-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: other.example.com", &url]).unwrap_or_default();
     assert_eq!(miss, "404", "another controller's Ingress is not served");
     stop.cancel();
 }

@@ -4,51 +4,17 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-struct Gateway(Child);
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-fn curl(url: &str) -> Option<String> {
-    let out = Command::new("curl").args(["-s", "--max-time", "2", url]).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn names(url: &str, n: usize) -> BTreeSet<String> {
-    (0..n).filter_map(|_| curl(url)).filter_map(|b| b.rsplit_once("From host: ").map(|(_, h)| h.to_owned())).collect()
-}
+#[path = "common/process.rs"]
+mod process;
+use process::*;
 
 fn set(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|s| (*s).to_owned()).collect()
-}
-
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("timed out after {timeout:?} waiting for {what}");
-}
-
-fn get(admin: &str, what: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_gateway")).args(["get", what, "--admin-addr", admin]).output().expect("gateway get");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
@@ -77,20 +43,20 @@ fn the_seed_tutorials_services_behave_as_documented() {
 
     // Selector-less Service + hand-written Endpoints: only the two listed Pods answer.
     wait_until("kubia-svc", Duration::from_secs(10), || curl("http://127.98.62.10:80/").is_some());
-    assert_eq!(names("http://127.98.62.10:80/", 12), set(&["kubia-1", "kubia-2"]));
+    assert_eq!(pod_names("http://127.98.62.10:80/", 12), set(&["kubia-1", "kubia-2"]));
     let eps = get(&admin, "endpoints");
     assert!(eps.contains("kubia-svc") && eps.contains("127.0.62.1:8080,127.0.62.2:8080"), "{eps}");
 
     // targetPort by name + ClientIP affinity: one client, one Pod, many times.
     wait_until("kubia", Duration::from_secs(10), || curl("http://127.98.62.11:80/").is_some());
-    let sticky = names("http://127.98.62.11:80/", 10);
+    let sticky = pod_names("http://127.98.62.11:80/", 10);
     assert_eq!(sticky.len(), 1, "ClientIP affinity keeps one backend: {sticky:?}");
 
     // externalTrafficPolicy Local on the node port: only this node's Pods (kubia-3 is elsewhere).
     wait_until("node port", Duration::from_secs(10), || curl("http://127.0.62.100:30123/").is_some());
-    assert_eq!(names("http://127.0.62.100:30123/", 12), set(&["kubia-1", "kubia-2"]));
+    assert_eq!(pod_names("http://127.0.62.100:30123/", 12), set(&["kubia-1", "kubia-2"]));
     // ... while the same Service's ClusterIP (internal policy Cluster) reaches all three.
-    assert_eq!(names("http://127.98.62.12:80/", 12), set(&["kubia-1", "kubia-2", "kubia-3"]));
+    assert_eq!(pod_names("http://127.98.62.12:80/", 12), set(&["kubia-1", "kubia-2", "kubia-3"]));
 
     // Headless and ExternalName: listed as kubectl lists them, not proxied.
     let svcs = get(&admin, "services");

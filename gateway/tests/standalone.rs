@@ -4,25 +4,20 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+
+#[path = "common/process.rs"]
+mod process;
+use process::*;
 
 /// Addresses private to this test file, so it can run beside other tests.
 const POD_IPS: [&str; 3] = ["127.0.61.1", "127.0.61.2", "127.0.61.3"];
 const CLUSTER_IP: &str = "127.98.61.10";
 const NODE_IP: &str = "127.0.61.100";
 const NODE_PORT: u16 = 30061;
-
-struct Gateway(Child);
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn pod(name: &str, ip: &str, ready: bool) -> String {
     format!(
@@ -36,30 +31,6 @@ fn pods(ready: [bool; 3]) -> String {
 }
 
 const SERVICES: &str = "apiVersion: v1\nkind: Service\nmetadata:\n  name: service-hellok8s-clusterip\nspec:\n  type: ClusterIP\n  clusterIP: 127.98.61.10\n  selector: {app: hellok8s}\n  ports:\n  - port: 3000\n    targetPort: http\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: service-hellok8s-nodeport\nspec:\n  type: NodePort\n  selector: {app: hellok8s}\n  ports:\n  - port: 3000\n    nodePort: 30061\n";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-fn curl(url: &str) -> Option<String> {
-    let out = Command::new("curl").args(["-s", "--max-time", "2", url]).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn names(url: &str, n: usize) -> BTreeSet<String> {
-    (0..n).filter_map(|_| curl(url)).filter_map(|b| b.rsplit_once("From host: ").map(|(_, h)| h.to_owned())).collect()
-}
-
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if f() {
-            return start.elapsed();
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("timed out after {timeout:?} waiting for {what}");
-}
 
 fn write(dir: &Path, file: &str, text: &str) {
     // Write then rename, as editors and `kubectl`-style tools do, so the watcher never sees half a file.
@@ -96,9 +67,9 @@ fn seed_clusterip_and_nodeport_round_robin_follow_readiness_and_survive_bad_inpu
     let node = format!("http://{NODE_IP}:{NODE_PORT}/");
     let all: BTreeSet<String> = (0..3).map(|i| format!("hellok8s-{i}")).collect();
     wait_until("the ClusterIP listener", Duration::from_secs(10), || curl(&cluster).is_some());
-    assert_eq!(names(&cluster, 9), all, "round-robin over the three ready pods on the ClusterIP");
+    assert_eq!(pod_names(&cluster, 9), all, "round-robin over the three ready pods on the ClusterIP");
     wait_until("the NodePort listener", Duration::from_secs(10), || curl(&node).is_some());
-    assert_eq!(names(&node, 9), all, "round-robin on the NodePort");
+    assert_eq!(pod_names(&node, 9), all, "round-robin on the NodePort");
     let body = curl(&cluster).expect("response");
     assert!(body.starts_with("[v3] Hello, Kubernetes!, From host: hellok8s-"), "{body}");
 
@@ -115,22 +86,22 @@ fn seed_clusterip_and_nodeport_round_robin_follow_readiness_and_survive_bad_inpu
     // A Pod turns not Ready: out of rotation within a second, no restart.
     write(dir.path(), "pods.yaml", &pods([true, false, true]));
     let two: BTreeSet<String> = ["hellok8s-0".to_owned(), "hellok8s-2".to_owned()].into();
-    let took = wait_until("the not-ready pod to leave rotation", Duration::from_secs(5), || names(&cluster, 6) == two);
+    let took = wait_until("the not-ready pod to leave rotation", Duration::from_secs(5), || pod_names(&cluster, 6) == two);
     assert!(took < Duration::from_secs(1), "took {took:?}");
-    assert_eq!(names(&node, 6), two);
+    assert_eq!(pod_names(&node, 6), two);
 
     // A broken file: reported with file, document and field; serving continues unchanged.
     write(dir.path(), "broken.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: broken}\nspec:\n  ports:\n  - port: 80\n    nodePortt: 30062\n");
     wait_until("the error to be reported", Duration::from_secs(5), || {
         curl(&format!("http://{admin}/api/errors")).is_some_and(|e| e.contains("broken.yaml") && e.contains("spec.ports[0].nodePortt"))
     });
-    assert_eq!(names(&cluster, 6), two, "serving is undisturbed");
+    assert_eq!(pod_names(&cluster, 6), two, "serving is undisturbed");
     let out = Command::new(env!("CARGO_BIN_EXE_gateway")).args(["get", "errors", "--admin-addr", &admin]).output().expect("get errors");
     let errors = String::from_utf8_lossy(&out.stdout);
     assert!(errors.contains("default/broken") && errors.contains("broken.yaml#1") && errors.contains("unknown field"), "{errors}");
 
     // Readiness restored: back to three.
     write(dir.path(), "pods.yaml", &pods([true, true, true]));
-    wait_until("all three pods back", Duration::from_secs(5), || names(&cluster, 9) == all);
+    wait_until("all three pods back", Duration::from_secs(5), || pod_names(&cluster, 9) == all);
     stop.cancel();
 }
