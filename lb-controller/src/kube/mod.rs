@@ -126,6 +126,7 @@ struct Controller {
     allocator: Allocator,
     reported: BTreeMap<ObjectKey, String>,
     pool_errors: Vec<String>,
+    waiting_for_pools: bool,
 }
 
 fn status_ips(svc: &Service) -> Vec<IpAddr> {
@@ -156,6 +157,7 @@ impl Controller {
             allocator: Allocator::new(),
             reported: BTreeMap::new(),
             pool_errors: Vec::new(),
+            waiting_for_pools: false,
         }
     }
 
@@ -167,6 +169,18 @@ impl Controller {
         events: &status::EventPublisher,
         elector: &Elector,
     ) -> bool {
+        if state.ip_address_pools.is_empty() {
+            // No pool at all (MetalLB's CRDs not installed yet, or every pool deleted): a missing
+            // configuration is not an order to clear every Service's status. Wait for pools.
+            if !self.waiting_for_pools {
+                warn!(
+                    "no IPAddressPool: not allocating, and leaving every Service status as it is"
+                );
+                self.waiting_for_pools = true;
+            }
+            return true;
+        }
+        self.waiting_for_pools = false;
         let Candidates {
             wanted, holding, ..
         } = candidates(state, self.lb_class.as_deref());
@@ -293,7 +307,8 @@ fn report(r: Result<(), status::WriteError>) -> bool {
 }
 
 /// Bring one Service's status and pool annotation in line with `current`; no write when they
-/// already are.
+/// already are. The annotation goes first when an address is given and last when one is taken
+/// away, so whoever sees an address in status also sees the pool it came from.
 async fn write(
     client: &Client,
     key: &ObjectKey,
@@ -301,21 +316,21 @@ async fn write(
     current: Option<&Assignment>,
 ) -> bool {
     let want_ips = current.map(|a| a.ips.clone()).unwrap_or_default();
+    let want_pool = current.map(|a| a.pool.as_str());
+    let status_stale = status_ips(svc) != want_ips;
+    let annotation_stale = pool_annotation(svc) != want_pool;
     let mut ok = true;
-    if status_ips(svc) != want_ips {
+    if let (true, Some(p)) = (annotation_stale, want_pool) {
+        ok &=
+            report(status::annotate_service(client, key, ANNOTATION_ALLOCATED_FROM_POOL, p).await);
+    }
+    if status_stale && ok {
         ok &= report(status::patch_service_lb_status(client, key, &want_ips).await);
     }
-    let want_pool = current.map(|a| a.pool.as_str());
-    if pool_annotation(svc) != want_pool {
-        let r = match want_pool {
-            Some(p) => {
-                status::annotate_service(client, key, ANNOTATION_ALLOCATED_FROM_POOL, p).await
-            }
-            None => {
-                status::remove_service_annotation(client, key, ANNOTATION_ALLOCATED_FROM_POOL).await
-            }
-        };
-        ok &= report(r);
+    if annotation_stale && want_pool.is_none() && ok {
+        ok &= report(
+            status::remove_service_annotation(client, key, ANNOTATION_ALLOCATED_FROM_POOL).await,
+        );
     }
     ok
 }

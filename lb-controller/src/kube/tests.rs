@@ -324,3 +324,44 @@ async fn the_lease_changes_hands_only_after_the_holder_stops_renewing_for_a_leas
     b.release().await.expect("api");
     assert!(a.try_acquire_or_renew().await.expect("api"));
 }
+
+#[tokio::test]
+async fn addresses_metallb_gave_are_kept_and_nothing_is_cleared_while_there_is_no_pool() {
+    let api = FakeApiServer::start().await;
+    // Taking over from MetalLB: the Services already carry addresses in their status.
+    for (name, ip) in [("old-a", "192.168.64.7"), ("old-b", "192.168.64.3")] {
+        let mut svc = json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"type": "LoadBalancer", "selector": {"app": name}, "ports": [{"port": 80, "protocol": "TCP"}]},
+        });
+        svc["status"] = json!({"loadBalancer": {"ingress": [{"ip": ip}]}});
+        api.apply(svc);
+    }
+    let ctl = start(&api, "replica-a");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        external_ip(&api, "old-a").as_deref(),
+        Some("192.168.64.7"),
+        "no pool: status left alone"
+    );
+
+    pool(&api, "default", &["192.168.64.0/29"]);
+    service(&api, "fresh", json!({}));
+    let fresh = eventually("the new Service's address", || external_ip(&api, "fresh")).await;
+    assert_eq!(fresh, "192.168.64.0");
+    assert_eq!(external_ip(&api, "old-a").as_deref(), Some("192.168.64.7"));
+    assert_eq!(external_ip(&api, "old-b").as_deref(), Some("192.168.64.3"));
+    eventually("the pool annotation on a kept Service", || {
+        let svc = api.get("v1", "Service", "default", "old-a")?;
+        (svc.pointer("/metadata/annotations/metallb.io~1ip-allocated-from-pool")
+            == Some(&json!("default")))
+        .then_some(())
+    })
+    .await;
+    assert!(
+        events_about(&api, "old-a", "IPAllocated").is_empty(),
+        "a kept address is not a new allocation"
+    );
+    stop(ctl).await;
+}

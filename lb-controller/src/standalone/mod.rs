@@ -70,6 +70,8 @@ pub struct AllocateHook {
     view: Arc<Publisher<AllocationView>>,
     /// Last reported problem per Service, to log each one once.
     reported: BTreeMap<ObjectKey, String>,
+    /// The last pass found no pool at all and kept the assignments as they were.
+    holding_without_pools: bool,
 }
 
 impl AllocateHook {
@@ -93,6 +95,7 @@ impl AllocateHook {
             dirty: false,
             view: Publisher::new(AllocationView::default()),
             reported: BTreeMap::new(),
+            holding_without_pools: false,
         })
     }
 
@@ -104,6 +107,14 @@ impl AllocateHook {
     /// A handle on the allocation view that stays valid after the hook moves into the pipeline.
     pub fn view(&self) -> Arc<Publisher<AllocationView>> {
         self.view.clone()
+    }
+
+    fn holds_anything(&self) -> bool {
+        !self.allocator.assignments().is_empty()
+            || self
+                .restored
+                .as_ref()
+                .is_some_and(|r| !r.assignments.is_empty())
     }
 
     fn state_path(&self) -> Option<PathBuf> {
@@ -184,6 +195,32 @@ impl StateHook for AllocateHook {
             holding,
             invalid,
         } = candidates(state, self.cfg.lb_class.as_deref());
+        if state.ip_address_pools.is_empty() && self.holds_anything() {
+            // No pool at all is a missing configuration (a file being rewritten, a bad reload),
+            // not an order to take every address away: hold what is assigned until pools return.
+            if !self.holding_without_pools {
+                warn!(
+                    "no IPAddressPool: keeping the existing LoadBalancer assignments until pools return"
+                );
+                self.holding_without_pools = true;
+            }
+            for w in &wanted {
+                let key = match w {
+                    Ok(r) => &r.key,
+                    Err(b) => &b.key,
+                };
+                let current = self.allocator.assignment(key).or_else(|| {
+                    self.restored
+                        .as_ref()
+                        .and_then(|r| r.assignments.get(key).cloned())
+                });
+                if let Some(raw) = state.services.get_mut(key) {
+                    write_status(Arc::make_mut(raw), current.as_ref());
+                }
+            }
+            return;
+        }
+        self.holding_without_pools = false;
         if let Some(restored) = &self.restored {
             // Pools accepted before the restart win overlaps again.
             self.allocator

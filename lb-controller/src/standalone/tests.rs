@@ -371,3 +371,35 @@ fn an_unreadable_service_keeps_its_address_across_a_restart() {
         "api's validation error is translate's to report"
     );
 }
+
+#[test]
+fn with_no_pool_at_all_the_assignments_are_held_not_released() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut h = hook(dir.path());
+    let mut st = state_with(&["web"]);
+    h.apply(&mut st);
+    let web = external_ips(&st, "web");
+
+    // The pools file is being rewritten: no pool for a moment.
+    let mut st = state_with(&["web"]);
+    st.ip_address_pools.clear();
+    h.apply(&mut st);
+    assert_eq!(external_ips(&st, "web"), web, "status kept");
+    assert_eq!(
+        state_file::load(&state_file::path_in(dir.path()))
+            .expect("file")
+            .assignments
+            .len(),
+        1
+    );
+
+    // A restart during that moment keeps it too, and the pools coming back change nothing.
+    let mut h2 = hook(dir.path());
+    let mut st = state_with(&["web"]);
+    st.ip_address_pools.clear();
+    h2.apply(&mut st);
+    assert_eq!(external_ips(&st, "web"), web);
+    let mut st = state_with(&["newcomer", "web"]);
+    h2.apply(&mut st);
+    assert_eq!(external_ips(&st, "web"), web);
+}
