@@ -192,8 +192,31 @@ impl Controller {
             .iter()
             .map(ToString::to_string)
             .collect();
-        for e in pool_errors.iter().filter(|e| !self.pool_errors.contains(e)) {
+        let fresh: Vec<_> = self
+            .allocator
+            .pool_errors()
+            .iter()
+            .filter(|e| !self.pool_errors.contains(&e.to_string()))
+            .cloned()
+            .collect();
+        for e in fresh {
             warn!(error = %e, "address pool left out");
+            if let Some(key) = &e.object
+                && elector.is_leader()
+            {
+                let regarding = status::object_ref::<IPAddressPool>(key);
+                let note = format!("{}: {}; the pool is not used", e.field, e.message);
+                report(
+                    events
+                        .publish(
+                            &regarding,
+                            status::EventType::Warning,
+                            "InvalidAddressPool",
+                            &note,
+                        )
+                        .await,
+                );
+            }
         }
         self.pool_errors = pool_errors;
         if !self.allocator.is_loaded() {

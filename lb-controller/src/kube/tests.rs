@@ -365,3 +365,30 @@ async fn addresses_metallb_gave_are_kept_and_nothing_is_cleared_while_there_is_n
     );
     stop(ctl).await;
 }
+
+#[tokio::test]
+async fn an_overlapping_pool_gets_a_warning_event_and_the_other_keeps_serving() {
+    let api = FakeApiServer::start().await;
+    pool(&api, "first", &["192.168.65.0/29"]);
+    let ctl = start(&api, "replica-a");
+    service(&api, "web", json!({}));
+    eventually("web's address", || external_ip(&api, "web")).await;
+    pool(&api, "second", &["192.168.65.4-192.168.65.20"]);
+    let ev = eventually("InvalidAddressPool event", || {
+        events_about(&api, "second", "InvalidAddressPool").pop()
+    })
+    .await;
+    assert!(
+        ev["note"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("spec.addresses[0]"),
+        "{ev}"
+    );
+    service(&api, "api", json!({}));
+    assert_eq!(
+        eventually("api's address", || external_ip(&api, "api")).await,
+        "192.168.65.1"
+    );
+    stop(ctl).await;
+}
