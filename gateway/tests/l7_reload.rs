@@ -62,7 +62,7 @@ async fn two_hundred_reloads_under_load_drop_nothing() {
         Origin::start("b", "127.0.0.1").await,
     );
     let base = |i: usize| {
-        let eps = if i % 2 == 0 {
+        let eps = if i.is_multiple_of(2) {
             vec![a.addr, b.addr]
         } else {
             vec![a.addr]
@@ -73,7 +73,7 @@ async fn two_hundred_reloads_under_load_drop_nothing() {
         ]
         .concat();
         // Churn: an extra Ingress appears and disappears, annotations change.
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             y.push_str(&ingress(
                 &format!("extra-{i}"),
                 &[("proxy-read-timeout", "30")],

@@ -3,6 +3,8 @@
 //! allow-list never turns into "allow everyone"); an annotation Portico does not implement is
 //! reported once and otherwise ignored.
 
+#![allow(clippy::result_large_err)] // `Invalid` is the model's report type, built once per bad value.
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 

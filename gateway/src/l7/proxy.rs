@@ -417,16 +417,16 @@ async fn proxy(
                 }
                 let mut out = resp.map(|b| b.map_err(BoxError::from).boxed_unsync());
                 headers::strip_response(out.headers_mut());
-                if let (Some(e), Some(a)) = (set_cookie, &opts.affinity) {
-                    if let Ok(v) = affinity::set_cookie(
+                if let (Some(e), Some(a)) = (set_cookie, &opts.affinity)
+                    && let Ok(v) = affinity::set_cookie(
                         a,
                         &e.cookie,
                         &route.path,
                         conn.tls,
                         omit_samesite_none,
-                    ) {
-                        out.headers_mut().append(header::SET_COOKIE, v);
-                    }
+                    )
+                {
+                    out.headers_mut().append(header::SET_COOKIE, v);
                 }
                 shared.hsts(&conn, route, out.headers_mut());
                 return (out, target);

@@ -62,10 +62,12 @@ pub fn self_signed() -> Result<Arc<CertifiedKey>, CertError> {
     )
 }
 
+type Parsed = Result<Arc<CertifiedKey>, Arc<CertError>>;
+
 /// Parsed certificates by Secret, reused while the Secret's content is unchanged.
 #[derive(Default)]
 pub struct CertCache {
-    entries: Mutex<HashMap<ObjectKey, (Arc<TlsSecret>, Result<Arc<CertifiedKey>, Arc<CertError>>)>>,
+    entries: Mutex<HashMap<ObjectKey, (Arc<TlsSecret>, Parsed)>>,
 }
 
 impl CertCache {

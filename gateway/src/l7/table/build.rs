@@ -1,6 +1,8 @@
 //! `RouteTable::build`: snapshot in, table and problems out. Pure apart from the caches it is
 //! handed (endpoint states, parsed certificates), which only make a rebuild cheaper.
 
+#![allow(clippy::result_large_err)] // `Invalid` is the model's report type, built once per bad value.
+
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;

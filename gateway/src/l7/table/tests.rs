@@ -56,7 +56,8 @@ const T1: &str = "2024-06-01T00:00:00Z";
 #[test]
 fn the_kubernetes_path_type_examples() {
     // https://kubernetes.io/docs/concepts/services-networking/ingress/#examples
-    let cases: &[(&str, &str, &[(&str, &str)])] = &[
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+    let cases: &[Case] = &[
         // (pathType, path) rules, request path, expected match
         ("Prefix /", "/", &[("/", "a"), ("/anything", "a")]),
         (
