@@ -8,9 +8,7 @@
 //! Every IP is treated as one LoadBalancer Service in one pool advertised on every node, so
 //! the nodes that see each other elect one owner per IP exactly as in a cluster.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1 as core;
@@ -19,12 +17,9 @@ use portico_model::metallb::{IPAddressPool, IPAddressPoolSpec, L2Advertisement};
 use portico_model::state::Object;
 use portico_model::{ClusterState, Origin, Snapshot, translate};
 use portico_runtime::publisher::Publisher;
-use tokio::net::UdpSocket;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::announcer::{self, AnnounceError, AnnouncerConfig};
-use super::membership::{self, Alive, MembershipConfig};
+use super::edge::{EdgeL2Config, run_edge};
 use super::responder::AnnounceTiming;
 
 #[derive(clap::Args, Clone, Debug)]
@@ -52,17 +47,7 @@ pub struct AnnounceDebugArgs {
     pub interval_ms: u64,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum DebugError {
-    #[error("cannot bind the membership socket on {addr}")]
-    Gossip {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Announce(#[from] AnnounceError),
-}
+pub use super::edge::EdgeL2Error as DebugError;
 
 /// The snapshot `announce-debug` announces: one LoadBalancer Service holding `ips`, one pool
 /// with exactly those addresses, one L2Advertisement for every node.
@@ -119,41 +104,17 @@ pub fn snapshot_for(ips: &[IpAddr]) -> Snapshot {
 pub async fn run(args: AnnounceDebugArgs, shutdown: CancellationToken) -> Result<(), DebugError> {
     let snapshots = Publisher::new(Snapshot::default());
     snapshots.publish(snapshot_for(&args.ips));
-    let socket = UdpSocket::bind(args.gossip_listen)
-        .await
-        .map_err(|source| DebugError::Gossip {
-            addr: args.gossip_listen,
-            source,
-        })?;
-    let (alive_tx, alive_rx) = watch::channel(Alive::default());
-    let gossip_cfg = MembershipConfig::new(args.node.clone(), args.peers.clone());
-    let gossip = tokio::spawn(membership::run(
-        gossip_cfg,
-        socket,
-        alive_tx,
-        shutdown.clone(),
-    ));
-    let cfg = AnnouncerConfig {
-        node: args.node.clone(),
-        interfaces: args.interfaces.clone(),
+    let cfg = EdgeL2Config {
+        node: args.node,
+        interfaces: args.interfaces,
+        gossip_listen: args.gossip_listen,
+        peers: args.peers,
         timing: AnnounceTiming {
             repeats: args.repeats,
             interval: Duration::from_millis(args.interval_ms),
         },
     };
-    let result = announcer::run(
-        cfg,
-        snapshots,
-        alive_rx,
-        None::<watch::Sender<Arc<BTreeMap<_, _>>>>,
-        shutdown.clone(),
-    )
-    .await;
-    shutdown.cancel();
-    if let Err(e) = gossip.await {
-        tracing::warn!(error = %e, "membership task ended abnormally");
-    }
-    Ok(result?)
+    run_edge(cfg, snapshots, None, shutdown).await
 }
 
 #[cfg(test)]

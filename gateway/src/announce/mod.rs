@@ -28,9 +28,12 @@
 pub mod announcer;
 pub mod arp;
 pub mod debug;
+pub mod edge;
 pub mod election;
 pub mod frame;
 pub mod link;
 pub mod membership;
 pub mod ndp;
 pub mod responder;
+
+pub use edge::{EdgeL2Config, EdgeL2Error, run_edge};
