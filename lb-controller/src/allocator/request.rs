@@ -284,6 +284,13 @@ impl ServiceRequest {
             .or_else(|| requested_ips.first().map(Family::of))
             .or_else(|| svc.cluster_ips.first().map(Family::of))
             .unwrap_or(Family::V4);
+        // A cluster that gave the Service one family only (ipFamilies has one entry) makes
+        // PreferDualStack single-stack, as MetalLB follows the Service's ClusterIPs.
+        let policy = if families.len() == 1 && policy == FamilyPolicy::PreferDualStack {
+            FamilyPolicy::SingleStack
+        } else {
+            policy
+        };
         let families = Families { primary, policy };
         if !requested_ips.is_empty() {
             let fits = match policy {
@@ -330,5 +337,122 @@ impl ServiceRequest {
             pool,
             families,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn read(extra: serde_json::Value) -> Result<ServiceRequest, BadRequest> {
+        let mut v = json!({
+            "metadata": {"name": "web", "namespace": "shop", "labels": {"tier": "web"}},
+            "spec": {"type": "LoadBalancer", "selector": {"app": "web"},
+                     "ports": [{"name": "http", "port": 80}, {"name": "dns", "port": 53, "protocol": "UDP"}]}
+        });
+        for (k, val) in extra.as_object().cloned().unwrap_or_default() {
+            for (k2, v2) in val.as_object().cloned().unwrap_or_default() {
+                v[&k][k2] = v2;
+            }
+        }
+        let raw: core::Service = serde_json::from_value(v).expect("valid Service");
+        let key = ObjectKey::new("shop", "web");
+        let svc = portico_model::service::from_k8s(&key, &raw).expect("valid");
+        ServiceRequest::from_service(&svc, &BTreeMap::new())
+    }
+
+    #[test]
+    fn reads_metallb_annotations_with_either_prefix() {
+        let r = read(json!({"metadata": {"annotations": {
+            "metallb.universe.tf/loadBalancerIPs": "10.0.0.5, fd00::5",
+            "metallb.io/address-pool": "blue",
+            "metallb.universe.tf/allow-shared-ip": "k",
+        }}, "spec": {"ipFamilyPolicy": "RequireDualStack"}}))
+        .expect("readable");
+        assert_eq!(
+            r.requested_ips,
+            [
+                "10.0.0.5".parse::<IpAddr>().expect("ip"),
+                "fd00::5".parse().expect("ip")
+            ]
+        );
+        assert_eq!(
+            r.requested_field,
+            "metadata.annotations[metallb.universe.tf/loadBalancerIPs]"
+        );
+        assert_eq!(r.pool.as_deref(), Some("blue"));
+        assert_eq!(
+            r.sharing,
+            Sharing {
+                key: Some("k".into()),
+                backends: Backends::Cluster
+            }
+        );
+        assert_eq!(r.ports, [(Protocol::TCP, 80), (Protocol::UDP, 53)]);
+        assert_eq!(r.labels.get("tier").map(String::as_str), Some("web"));
+    }
+
+    #[test]
+    fn local_policy_shares_by_selector() {
+        let r = read(json!({"spec": {"externalTrafficPolicy": "Local"}})).expect("readable");
+        assert_eq!(
+            r.sharing.backends,
+            Backends::Local(BTreeMap::from([("app".to_owned(), "web".to_owned())]))
+        );
+    }
+
+    #[test]
+    fn unreadable_requests_name_their_field() {
+        let both = read(
+            json!({"metadata": {"annotations": {"metallb.io/loadBalancerIPs": "10.0.0.5"}},
+                               "spec": {"loadBalancerIP": "10.0.0.6"}}),
+        );
+        assert_eq!(
+            both.expect_err("both set").field,
+            "metadata.annotations[metallb.io/loadBalancerIPs]"
+        );
+        let two_v4 = read(
+            json!({"metadata": {"annotations": {"metallb.io/loadBalancerIPs": "10.0.0.5,10.0.0.6"}}}),
+        );
+        assert!(
+            two_v4
+                .expect_err("same family twice")
+                .message
+                .contains("at most one IPv4")
+        );
+        let wrong = read(json!({"spec": {"loadBalancerIP": "fd00::1", "ipFamilies": ["IPv4"]}}));
+        assert_eq!(
+            wrong.expect_err("family mismatch").field,
+            "spec.loadBalancerIP"
+        );
+    }
+
+    #[test]
+    fn families_follow_the_policy_and_what_the_cluster_gave() {
+        let fam = |extra| read(extra).expect("readable").families;
+        assert_eq!(fam(json!({})), Families::V4);
+        assert_eq!(
+            fam(json!({"spec": {"loadBalancerIP": "fd00::1"}})),
+            Families::V6
+        );
+        assert_eq!(fam(json!({"spec": {"ipFamilies": ["IPv6"]}})), Families::V6);
+        let prefer =
+            json!({"spec": {"ipFamilyPolicy": "PreferDualStack", "ipFamilies": ["IPv6", "IPv4"]}});
+        assert_eq!(
+            fam(prefer),
+            Families {
+                primary: Family::V6,
+                policy: FamilyPolicy::PreferDualStack
+            }
+        );
+        let single_cluster =
+            json!({"spec": {"ipFamilyPolicy": "PreferDualStack", "ipFamilies": ["IPv4"]}});
+        assert_eq!(
+            fam(single_cluster),
+            Families::V4,
+            "a single-stack cluster makes PreferDualStack single"
+        );
     }
 }
