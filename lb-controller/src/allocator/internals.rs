@@ -44,24 +44,25 @@ impl Allocator {
                 ips.sort_by_key(|ip| Family::of(ip) != req.families.primary);
             }
         }
-        self.record(
-            &req.key,
-            Held {
-                pool: pool_name,
-                ips,
-                ports: req.ports.clone(),
-                sharing: req.sharing.clone(),
-            },
-        );
-        self.assignment(&req.key)
+        let assignment = Assignment {
+            pool: pool_name.clone(),
+            ips: ips.clone(),
+        };
+        let held = Held {
+            pool: pool_name,
+            ips,
+            ports: req.ports.clone(),
+            sharing: req.sharing.clone(),
+        };
+        self.record(&req.key, held);
+        Some(assignment)
     }
 
     /// Allocate anew for a Service that holds nothing.
     pub(super) fn allocate(&mut self, req: &ServiceRequest) -> Result<Assignment, AllocError> {
         let (pool, ips) = if !req.requested_ips.is_empty() {
             let pool = self.check_holdable(req, &req.requested_ips)?;
-            let p = &self.pools[&pool];
-            if !p.allows(req) {
+            if !self.pools.get(&pool).is_some_and(|p| p.allows(req)) {
                 return Err(AllocError::PoolNotAllowed { pool });
             }
             if let Some(wanted) = req.pool.as_ref().filter(|w| **w != pool) {
@@ -112,16 +113,18 @@ impl Allocator {
             (pool, ips)
         };
         info!(service = %req.key, ips = ?ips, pool = %pool, "address allocated");
-        self.record(
-            &req.key,
-            Held {
-                pool,
-                ips,
-                ports: req.ports.clone(),
-                sharing: req.sharing.clone(),
-            },
-        );
-        self.assignment(&req.key).ok_or(AllocError::NotLoaded)
+        let assignment = Assignment {
+            pool: pool.clone(),
+            ips: ips.clone(),
+        };
+        let held = Held {
+            pool,
+            ips,
+            ports: req.ports.clone(),
+            sharing: req.sharing.clone(),
+        };
+        self.record(&req.key, held);
+        Ok(assignment)
     }
 
     /// The pool holding every address of `ips`, if there is one.
