@@ -109,6 +109,7 @@ pub async fn run(args: AnnounceDebugArgs, shutdown: CancellationToken) -> Result
         interfaces: args.interfaces,
         gossip_listen: args.gossip_listen,
         peers: args.peers,
+        discover_port: None,
         timing: AnnounceTiming {
             repeats: args.repeats,
             interval: Duration::from_millis(args.interval_ms),

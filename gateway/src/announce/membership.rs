@@ -133,6 +133,19 @@ pub async fn run(
     alive: watch::Sender<Alive>,
     shutdown: CancellationToken,
 ) {
+    let (_keep, discovered) = watch::channel(Arc::<[SocketAddr]>::from([]));
+    run_with_discovery(cfg, discovered, socket, alive, shutdown).await;
+}
+
+/// Like [`run`], with peers beyond `cfg.peers` that may change while running (e.g. the edge
+/// nodes' addresses from the snapshot's Node objects).
+pub async fn run_with_discovery(
+    cfg: MembershipConfig,
+    discovered: watch::Receiver<Arc<[SocketAddr]>>,
+    socket: UdpSocket,
+    alive: watch::Sender<Alive>,
+    shutdown: CancellationToken,
+) {
     let mut members = Members::new(cfg.node.clone(), cfg.dead_after);
     let heartbeat = Message::Heartbeat(cfg.node.clone()).encode();
     let mut tick = tokio::time::interval(cfg.interval);
@@ -154,7 +167,11 @@ pub async fn run(
             () = shutdown.cancelled() => break,
             () = sleep_until(members.next_expiry()) => publish(members.alive(Instant::now())),
             _ = tick.tick() => {
-                for peer in &cfg.peers {
+                let extra = discovered.borrow().clone();
+                let mut peers: Vec<SocketAddr> = cfg.peers.iter().chain(extra.iter()).copied().collect();
+                peers.sort();
+                peers.dedup();
+                for peer in &peers {
                     if let Err(e) = socket.send_to(&heartbeat, peer).await {
                         debug!(%peer, error = %e, "heartbeat not sent");
                     }
@@ -177,7 +194,8 @@ pub async fn run(
         }
     }
     let bye = Message::Goodbye(cfg.node.clone()).encode();
-    for peer in &cfg.peers {
+    let extra = discovered.borrow().clone();
+    for peer in cfg.peers.iter().chain(extra.iter()) {
         if let Err(e) = socket.send_to(&bye, peer).await {
             debug!(%peer, error = %e, "goodbye not sent");
         }

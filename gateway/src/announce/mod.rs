@@ -21,10 +21,12 @@
 //! new owner announces. Measured in network namespaces (`tests/announce_netns.rs`): 0.82–0.94 s
 //! from SIGKILL of the owner to the client's first ARP answer from the new owner.
 //!
-//! Kube mode: the same alive-set channel is meant to be fed from `coordination.k8s.io` Leases
-//! (one per edge node, renewed every 200 ms, dead after 1 s); kubelet's node Leases (renewed
-//! every 10 s) are too slow for a 2 s failover. Until that source exists, kube mode uses the
-//! same UDP heartbeats between the edge pods.
+//! Kube mode: [`run_edge`] with `discover_port` sends heartbeats to every Node an
+//! L2Advertisement allows to announce (their addresses come from the snapshot), so no `--peer`
+//! list is needed. A `coordination.k8s.io` Lease source (one Lease per edge node, renewed every
+//! 200 ms, dead after 1 s) could feed the same alive-set channel but is not written: it costs
+//! five API writes per second per edge node, and kubelet's own node Leases (renewed every
+//! 10 s) are far too slow for a 2 s failover.
 pub mod announcer;
 pub mod arp;
 pub mod debug;
