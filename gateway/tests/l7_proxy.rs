@@ -462,3 +462,40 @@ async fn backend_protocol_https_and_grpc_reach_a_tls_and_an_h2c_upstream() {
     outer.shutdown().await;
     inner.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_by_ingress_service_and_status_class() {
+    let a = Origin::start("a", "127.0.0.1").await;
+    let yaml = [
+        service("web", &[a.addr]),
+        service("empty", &[]),
+        ingress(
+            "web",
+            &[],
+            &[("", "/", "Prefix", "web"), ("", "/none", "Prefix", "empty")],
+        ),
+    ]
+    .concat();
+    let gw = Gateway::start(&yaml).await;
+    let mut registry = prometheus_client::registry::Registry::default();
+    gw.metrics.register(&mut registry);
+    let c = client();
+    for _ in 0..3 {
+        assert_eq!(get(&c, gw.http, "any", "/", &[]).await.0, 200);
+    }
+    assert_eq!(get(&c, gw.http, "any", "/none", &[]).await.0, 503);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+    assert!(text.contains(r#"portico_ingress_requests_total{ingress="default/web",service="default/web",status="2xx"} 3"#), "{text}");
+    assert!(text.contains(r#"portico_ingress_requests_total{ingress="default/web",service="default/empty",status="5xx"} 1"#), "{text}");
+    assert!(text.contains("portico_ingress_request_duration_seconds_count{ingress=\"default/web\",service=\"default/web\"} 3"), "{text}");
+    assert!(
+        text.contains("portico_ingress_config_publishes_total 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("portico_ingress_open_connections 1"),
+        "the client's keepalive connection: {text}"
+    );
+    gw.shutdown().await;
+}
