@@ -5,9 +5,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use anyhow::Context;
 use clap::{Parser, Subcommand};
-use lb_controller::kube::{KubeConfig, LeaseConfig};
-use portico_runtime::telemetry;
+use lb_controller::kube::metrics::LbMetrics;
+use lb_controller::kube::{KubeConfig, KubeView, LeaseConfig};
+use portico_cluster::Pipeline;
+use portico_runtime::admin::{self, AdminState};
+use portico_runtime::{Metrics, Publisher, telemetry};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -32,6 +38,9 @@ struct Cli {
     /// Lease duration in seconds; the leader renews every third of it.
     #[arg(long, default_value_t = 15)]
     lease_seconds: u64,
+    /// Serve the admin API (healthz, readyz, metrics, /api/views/allocations) on this address.
+    #[arg(long)]
+    admin_addr: Option<std::net::SocketAddr>,
     /// Log as JSON lines.
     #[arg(long)]
     log_json: bool,
@@ -76,11 +85,50 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         lb_class: cli.lb_class,
         lease,
     };
+    let admin_addr = cli.admin_addr;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let shutdown = telemetry::shutdown_on_signals();
         let client = portico_cluster::kube_source::client_from_env().await?;
-        lb_controller::kube::run(client, cfg, shutdown).await
+        let (tx, rx) = portico_cluster::state_channel();
+        let view = Publisher::new(KubeView::default());
+        let mut tasks = tokio::task::JoinSet::new();
+        {
+            let (client, sd) = (client.clone(), shutdown.clone());
+            tasks.spawn(async move { portico_cluster::kube_source::run(client, tx, sd).await });
+        }
+        if let Some(addr) = admin_addr {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--admin-addr {addr}"))?;
+            let snapshots = Publisher::new(portico_model::Snapshot::default());
+            let metrics = Arc::new(Metrics::new());
+            let lb = metrics.with_registry(LbMetrics::register);
+            let pipeline = Pipeline::kube().with_metrics(metrics.config.clone());
+            let (p, rx2, sd) = (snapshots.clone(), rx.clone(), shutdown.clone());
+            tasks.spawn(async move {
+                pipeline.run(rx2, p, sd).await;
+                Ok(())
+            });
+            let (v, sd) = (view.clone(), shutdown.clone());
+            tasks.spawn(async move {
+                lb.follow(v, sd).await;
+                Ok(())
+            });
+            let v = view.clone();
+            let state = AdminState::new(snapshots, metrics).with_view(
+                "allocations",
+                Arc::new(move || serde_json::to_value(&*v.current()).unwrap_or_default()),
+            );
+            let sd = shutdown.clone();
+            tasks.spawn(async move { Ok(admin::serve(listener, state, sd).await?) });
+        }
+        lb_controller::kube::run_on(client, cfg, rx, view, shutdown.clone()).await;
+        shutdown.cancel();
+        while let Some(r) = tasks.join_next().await {
+            r??;
+        }
+        Ok(())
     })
 }
 

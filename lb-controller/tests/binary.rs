@@ -6,6 +6,31 @@ use portico_testkit::fake_api::FakeApiServer;
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_lb-controller");
+/// An address in 127.0.0.0/8 that nothing else in the workspace uses.
+const ADMIN: &str = "127.61.44.7:18044";
+
+/// GET over plain HTTP/1.1 (retrying while the server starts); the body.
+async fn get(addr: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(mut s) = tokio::net::TcpStream::connect(addr).await {
+            let req = format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
+            s.write_all(req.as_bytes()).await.expect("write");
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.expect("read");
+            return out
+                .split_once("\r\n\r\n")
+                .map(|(_, b)| b.to_owned())
+                .unwrap_or_default();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "admin API on {addr} never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
 
 #[test]
 fn crds_prints_what_helm_ships() {
@@ -52,6 +77,8 @@ async fn allocates_against_the_api_server_and_stops_on_sigterm() {
 
     let mut child = tokio::process::Command::new(BIN)
         .args([
+            "--admin-addr",
+            ADMIN,
             "--identity",
             "binary-test",
             "--lease-namespace",
@@ -80,6 +107,26 @@ async fn allocates_against_the_api_server_and_stops_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(ip, "192.168.70.0");
+
+    // The admin API shows the allocation and exports the pool gauges.
+    // (The view is published when the pass ends, just after the status write the loop above saw.)
+    let mut view = get(ADMIN, "/api/views/allocations").await;
+    while !view.contains("192.168.70.0") && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        view = get(ADMIN, "/api/views/allocations").await;
+    }
+    assert!(
+        view.contains("\"leader\":true") && view.contains("192.168.70.0"),
+        "{view}"
+    );
+    let metrics = get(ADMIN, "/metrics").await;
+    assert!(metrics.contains("portico_lb_leader 1"), "{metrics}");
+    assert!(
+        metrics.contains(
+            "portico_lb_pool_addresses{pool=\"default\",family=\"IPv4\",state=\"assigned\"} 1"
+        ),
+        "{metrics}"
+    );
 
     // SIGTERM: the controller releases its lease and exits cleanly.
     let pid = child.id().expect("running");

@@ -11,6 +11,7 @@
 //! lease renewal is overdue, writes nothing.
 
 pub mod lease;
+pub mod metrics;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -28,7 +29,10 @@ use tracing::{info, warn};
 
 use crate::allocator::{ANNOTATION_ALLOCATED_FROM_POOL, Allocator, Assignment, ServiceRequest};
 use crate::candidates::{Candidates, candidates};
+use crate::standalone::{AllocationView, ServiceAllocation};
 pub use lease::{Elector, LeaseConfig};
+use portico_runtime::Publisher;
+use serde::Serialize;
 
 #[derive(Clone, Debug)]
 pub struct KubeConfig {
@@ -46,10 +50,27 @@ pub async fn run(
     let (tx, rx) = portico_cluster::state_channel();
     let source_stop = shutdown.child_token();
     let source = tokio::spawn(kube_source::run(client.clone(), tx, source_stop.clone()));
-    run_on(client, cfg, rx, shutdown).await;
+    run_on(
+        client,
+        cfg,
+        rx,
+        Publisher::new(KubeView::default()),
+        shutdown,
+    )
+    .await;
     source_stop.cancel();
     source.await??;
     Ok(())
+}
+
+/// What the admin API shows in kube mode: whether this replica leads, and (while it does) the
+/// pools and every Service's result.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct KubeView {
+    pub identity: String,
+    pub leader: bool,
+    #[serde(flatten)]
+    pub allocation: AllocationView,
 }
 
 /// The election and the controller on a state channel someone else feeds (the gateway's own
@@ -58,13 +79,29 @@ pub async fn run_on(
     client: Client,
     cfg: KubeConfig,
     rx: portico_cluster::StateRx,
+    view: Arc<Publisher<KubeView>>,
     shutdown: CancellationToken,
 ) {
     let events = status::EventPublisher::new(client.clone(), Some(cfg.lease.identity.clone()));
     let mut elector = Elector::new(client.clone(), cfg.lease.clone());
     loop {
         match elector.try_acquire_or_renew().await {
-            Ok(true) => lead(&client, &cfg, &mut elector, rx.clone(), &events, &shutdown).await,
+            Ok(true) => {
+                lead(
+                    &client,
+                    &cfg,
+                    &mut elector,
+                    rx.clone(),
+                    &events,
+                    &view,
+                    &shutdown,
+                )
+                .await;
+                view.publish(KubeView {
+                    identity: cfg.lease.identity.clone(),
+                    ..KubeView::default()
+                });
+            }
             Ok(false) => {}
             Err(e) => {
                 warn!(error = %e, lease = %cfg.lease.name, "lease not readable or writable; retrying")
@@ -87,9 +124,18 @@ async fn lead(
     elector: &mut Elector,
     mut rx: portico_cluster::StateRx,
     events: &status::EventPublisher,
+    view: &Publisher<KubeView>,
     shutdown: &CancellationToken,
 ) {
     let mut ctl = Controller::new(cfg.lb_class.clone());
+    let publish = |allocation: AllocationView| {
+        view.publish(KubeView {
+            identity: cfg.lease.identity.clone(),
+            leader: true,
+            allocation,
+        })
+    };
+    publish(AllocationView::default());
     let mut renew = tokio::time::interval(cfg.lease.renew_every);
     renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     renew.reset();
@@ -101,6 +147,7 @@ async fn lead(
             && let Some(state) = state
         {
             dirty = !ctl.sync(client, &state, events, elector).await;
+            publish(ctl.view.clone());
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -127,6 +174,8 @@ struct Controller {
     reported: BTreeMap<ObjectKey, String>,
     pool_errors: Vec<String>,
     waiting_for_pools: bool,
+    /// The result of the last pass, for the admin API.
+    view: AllocationView,
 }
 
 fn status_ips(svc: &Service) -> Vec<IpAddr> {
@@ -158,6 +207,7 @@ impl Controller {
             reported: BTreeMap::new(),
             pool_errors: Vec::new(),
             waiting_for_pools: false,
+            view: AllocationView::default(),
         }
     }
 
@@ -240,6 +290,25 @@ impl Controller {
         }
         let result = self.allocator.reconcile(&wanted);
         let mut ok = true;
+        self.view = AllocationView {
+            pools: self.allocator.pool_status(),
+            services: result
+                .outcomes
+                .iter()
+                .map(|(key, o)| ServiceAllocation {
+                    namespace: key.namespace.clone(),
+                    name: key.name.clone(),
+                    pool: o.current.as_ref().map(|a| a.pool.clone()),
+                    ips: o
+                        .current
+                        .as_ref()
+                        .map(|a| a.ips.clone())
+                        .unwrap_or_default(),
+                    pending: o.error.as_ref().map(ToString::to_string),
+                })
+                .collect(),
+            pool_errors: self.pool_errors.clone(),
+        };
 
         for (key, outcome) in &result.outcomes {
             let Some(svc) = state.services.get(key) else {
