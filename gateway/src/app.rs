@@ -74,7 +74,22 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
             .with_view("allocations", Arc::new(move || serde_json::to_value(&*view.current()).unwrap_or_default()));
         pipeline = pipeline.with_hook(Box::new(hook));
     } else if args.allocate {
-        anyhow::bail!("--allocate against the Kubernetes API is not available in the gateway yet: run the lb-controller Deployment");
+        // The same leader-elected controller as the lb-controller binary, fed by this process's
+        // own reflectors; replicas of either kind share the Lease, so only one ever allocates.
+        let client = kube_client.clone().context("--allocate needs the Kubernetes API")?;
+        let identity = std::env::var("POD_NAME").unwrap_or_else(|_| args.node_name.clone());
+        let cfg = lb_controller::kube::KubeConfig {
+            lb_class: args.lb_class.clone(),
+            lease: lb_controller::kube::LeaseConfig::new(args.lease_name.clone(), args.lease_namespace.clone(), identity),
+        };
+        let view = Publisher::new(lb_controller::kube::KubeView::default());
+        let v = view.clone();
+        admin_state = admin_state.with_view("allocations", Arc::new(move || serde_json::to_value(&*v.current()).unwrap_or_default()));
+        let (rx2, sd) = (rx.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            lb_controller::kube::run_on(client, cfg, rx2, view, sd).await;
+            Ok(())
+        });
     }
     {
         let (p, sd) = (snapshots.clone(), shutdown.clone());
@@ -157,6 +172,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
                 crate::cli::L4Upstream::Endpoints => crate::l4::Upstream::Endpoints,
                 crate::cli::L4Upstream::Nodeport => crate::l4::Upstream::NodePort,
             },
+            proxy_protocol: args.l4_proxy_protocol,
             ..Default::default()
         };
         let (views_tx, views_rx) = tokio::sync::watch::channel(Vec::<crate::l4::ListenerView>::new());
@@ -179,6 +195,28 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
             l4.run(Some(views_tx)).await;
             Ok(())
         });
+    }
+
+    // ARP/NDP announcement of the LoadBalancer IPs this node wins.
+    if !args.announce_ifaces.is_empty() {
+        let cfg = crate::announce::EdgeL2Config {
+            node: args.node_name.clone(),
+            interfaces: args.announce_ifaces.clone(),
+            gossip_listen: args.gossip_listen,
+            peers: args.peers.clone(),
+            discover_port: args.gossip_discover_port,
+            timing: Default::default(),
+        };
+        let (owned_tx, owned_rx) = tokio::sync::watch::channel(Arc::<std::collections::BTreeMap<IpAddr, crate::announce::election::Assignment>>::default());
+        admin_state = admin_state.with_view(
+            "announcements",
+            Arc::new(move || {
+                let owned = owned_rx.borrow().clone();
+                serde_json::Value::Array(owned.keys().map(|ip| serde_json::Value::String(ip.to_string())).collect())
+            }),
+        );
+        let (p, sd) = (snapshots.clone(), shutdown.clone());
+        tasks.spawn(async move { crate::announce::run_edge(cfg, p, Some(owned_tx), sd).await.context("L2 announcer") });
     }
 
     {

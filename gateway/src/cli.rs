@@ -21,6 +21,9 @@ pub enum Command {
     Quickstart(QuickstartArgs),
     /// Show what a running Portico serves, kubectl-style.
     Get(GetArgs),
+    /// Announce IPs with ARP/NDP on an interface (diagnostics and namespace tests).
+    #[command(hide = true)]
+    AnnounceDebug(crate::announce::debug::AnnounceDebugArgs),
     /// The hellok8s demo app (used by the quickstart; one process per "pod").
     #[command(hide = true)]
     Hellok8s {
@@ -86,12 +89,34 @@ pub struct RunArgs {
     /// Also allocate LoadBalancer IPs (always on in standalone mode).
     #[arg(long)]
     pub allocate: bool,
+    /// The Lease that elects the allocating replica (shared with the lb-controller Deployment).
+    #[arg(long, default_value = "portico-lb-controller")]
+    pub lease_name: String,
+    #[arg(long, default_value = "portico-system")]
+    pub lease_namespace: String,
     /// Only allocate for Services with this loadBalancerClass (unset: Services without a class).
     #[arg(long)]
     pub lb_class: Option<String>,
     /// Where LoadBalancer listeners forward to.
     #[arg(long, value_enum, default_value_t = L4Upstream::Endpoints)]
     pub l4_upstream: L4Upstream,
+    /// Send a PROXY protocol v2 header to LoadBalancer backends (per Service:
+    /// `portico.dev/proxy-protocol: v2|none`).
+    #[arg(long)]
+    pub l4_proxy_protocol: bool,
+    /// Answer ARP/NDP for the LoadBalancer IPs this node owns, on this interface (repeatable).
+    /// Without it no L2 announcement runs (standalone on loopback needs none).
+    #[arg(long = "announce-iface")]
+    pub announce_ifaces: Vec<String>,
+    /// Where this edge node receives membership heartbeats from the others.
+    #[arg(long, default_value = "0.0.0.0:7946")]
+    pub gossip_listen: SocketAddr,
+    /// Another edge node's gossip address (repeatable).
+    #[arg(long = "peer")]
+    pub peers: Vec<SocketAddr>,
+    /// Also discover peers from the Node objects L2Advertisements allow, at this port.
+    #[arg(long)]
+    pub gossip_discover_port: Option<u16>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

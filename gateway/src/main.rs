@@ -8,6 +8,10 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         match cli.command {
             Some(Command::Get(args)) => gateway::get::run(args).await,
+            Some(Command::AnnounceDebug(args)) => {
+                telemetry::init_logging("info", false);
+                Ok(gateway::announce::debug::run(args, telemetry::shutdown_on_signals()).await?)
+            }
             Some(Command::Hellok8s { listen, name }) => hellok8s::run(listen, name, tokio_util::sync::CancellationToken::new()).await,
             Some(Command::Quickstart(args)) => {
                 telemetry::init_logging("info", false);

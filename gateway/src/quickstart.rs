@@ -93,8 +93,15 @@ pub async fn run(args: QuickstartArgs, shutdown: CancellationToken) -> anyhow::R
         access_log: crate::cli::AccessLog::Off,
         log_json: false,
         allocate: true,
+        lease_name: String::new(),
+        lease_namespace: String::new(),
         lb_class: None,
         l4_upstream: crate::cli::L4Upstream::Endpoints,
+        l4_proxy_protocol: false,
+        announce_ifaces: vec![],
+        gossip_listen: "127.0.0.1:0".parse().expect("valid literal"),
+        peers: vec![],
+        gossip_discover_port: None,
     };
     let admin = args.admin_addr;
     let shown_dir = dir.display().to_string();

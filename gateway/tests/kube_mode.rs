@@ -46,6 +46,12 @@ fn ingress_from_the_api_routes_follows_endpoints_and_publishes_status() {
         "spec": {"ingressClassName": "nginx", "rules": [{"host": "other.example.com", "http": {"paths": [
             {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}}));
 
+    // A LoadBalancer Service and a MetalLB pool: `--allocate` assigns it an EXTERNAL-IP.
+    api.apply(json!({"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool", "metadata": {"name": "edge", "namespace": "metallb-system"},
+        "spec": {"addresses": ["192.0.2.100-192.0.2.110"]}}));
+    api.apply(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web-lb", "namespace": "default"},
+        "spec": {"type": "LoadBalancer", "clusterIP": "10.96.0.21", "selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 3000, "nodePort": 31080}]}}));
+
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(
@@ -58,7 +64,7 @@ fn ingress_from_the_api_routes_follows_endpoints_and_publishes_status() {
     let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
         .env("KUBECONFIG", &kubeconfig)
         .args(["--http-addr", &http, "--https-addr", &format!("127.0.0.1:{}", free_port()), "--admin-addr", &admin])
-        .args(["--no-service-proxy", "--publish-address", "192.0.2.10"])
+        .args(["--no-service-proxy", "--publish-address", "192.0.2.10", "--allocate", "--lease-namespace", "default"])
         .stdout(Stdio::null())
         .spawn()
         .expect("start gateway");
@@ -85,5 +91,14 @@ fn ingress_from_the_api_routes_follows_endpoints_and_publishes_status() {
     assert!(other.pointer("/status/loadBalancer/ingress/0").is_none(), "{other}");
     let miss = curl_args(&["-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: other.example.com", &url]).unwrap_or_default();
     assert_eq!(miss, "404", "another controller's Ingress is not served");
+
+    // The allocation, written through the status subresource with MetalLB's annotation.
+    wait_until("LoadBalancer status", Duration::from_secs(20), || {
+        api.get("v1", "Service", "default", "web-lb")
+            .and_then(|s| s.pointer("/status/loadBalancer/ingress/0/ip").and_then(|v| v.as_str()).map(str::to_owned))
+            .is_some_and(|ip| ip.starts_with("192.0.2.1"))
+    });
+    let svc = api.get("v1", "Service", "default", "web-lb").expect("service");
+    assert_eq!(svc.pointer("/metadata/annotations/metallb.io~1ip-allocated-from-pool").and_then(|v| v.as_str()), Some("edge"), "{svc}");
     stop.cancel();
 }
