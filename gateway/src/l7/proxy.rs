@@ -307,8 +307,10 @@ async fn proxy(
     // The body is replayable only when there is none: then a failed connect may retry.
     let empty_body = body.is_end_stream();
     let retryable = empty_body && is_idempotent(&parts.method) && !upgrade;
+    // Each try goes to an endpoint not tried yet, so there are never more tries than endpoints
+    // (and with one endpoint the headers need no copy for a retry).
     let tries = if retryable {
-        opts.next_upstream_tries.max(1)
+        opts.next_upstream_tries.clamp(1, upstream.endpoints().len().max(1) as u32)
     } else {
         1
     };
