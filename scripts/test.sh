@@ -26,4 +26,5 @@ if [[ -f loadtest/run.py ]]; then
   python3 loadtest/run.py --smoke
 fi
 python3 helm/tests/test_chart.py
+python3 -m unittest discover -s loadtest/tests
 cargo test --workspace -- --test-threads=2
