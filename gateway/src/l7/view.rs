@@ -84,3 +84,74 @@ pub fn publish_address(
     let svc = snap.service(service?)?;
     svc.load_balancer_ingress.first().map(ToString::to_string)
 }
+
+#[cfg(test)]
+mod tests {
+    use portico_model::control_plane::{Allocations, ControlPlaneConfig, complete};
+    use portico_model::manifest::parse_file;
+    use portico_model::{ClusterState, translate};
+
+    use super::*;
+
+    #[test]
+    fn rows_list_served_ingresses_with_hosts_address_and_ports() {
+        let yaml = "
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: web
+spec:
+  ingressClassName: portico
+  tls:
+  - hosts: [a.example.com]
+    secretName: a-tls
+  rules:
+  - host: a.example.com
+    http:
+      paths:
+      - path: /
+        pathType: Prefix
+        backend:
+          service:
+            name: web
+            port:
+              number: 80
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: other
+spec:
+  ingressClassName: nginx
+  rules:
+  - host: b.example.com
+";
+        let mut state = ClusterState::default();
+        for (origin, parsed) in parse_file("t.yaml", yaml) {
+            state.insert(parsed.expect("valid"), origin);
+        }
+        complete(
+            &mut state,
+            &ControlPlaneConfig::default(),
+            &mut Allocations::default(),
+        );
+        let snap = translate(&state, 1);
+        let rows = ingress_view(&snap, &RouterConfig::default(), Some("192.0.2.10"));
+        assert_eq!(
+            rows,
+            [IngressRow {
+                namespace: "default".into(),
+                name: "web".into(),
+                class: Some("portico".into()),
+                hosts: vec!["a.example.com".into()],
+                address: Some("192.0.2.10".into()),
+                ports: "80, 443".into(),
+            }]
+        );
+        let status = load_balancer_status("192.0.2.10");
+        assert_eq!(
+            status.ingress.expect("one")[0].ip.as_deref(),
+            Some("192.0.2.10")
+        );
+    }
+}
