@@ -499,3 +499,22 @@ async fn metrics_count_requests_by_ingress_service_and_status_class() {
     }
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_name_service_is_proxied_to_the_external_name() {
+    let a = Origin::start("ext", "127.0.0.1").await;
+    let port = a.addr.port();
+    let svc = format!(
+        "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: ext\nspec:\n  type: ExternalName\n  externalName: localhost\n  ports:\n  - name: http\n    port: {port}\n"
+    );
+    let ing = ingress("ext", &[], &[("ext.example.com", "/", "Prefix", "ext")])
+        .replace("number: 80", &format!("number: {port}"));
+    let gw = Gateway::start(&[svc, ing].concat()).await;
+    let (s, _, body) = get(&client(), gw.http, "ext.example.com", "/x", &[]).await;
+    assert_eq!(s, 200, "{body}");
+    assert!(
+        body.contains("origin=ext path=/x host=ext.example.com"),
+        "{body}"
+    );
+    gw.shutdown().await;
+}
