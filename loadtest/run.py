@@ -171,7 +171,7 @@ def main(argv: list[str]) -> int:
     md = document(args, command.strip(), machine_lines, runner, started, time.monotonic() - t0, kept)
     out.write_text(md)
     print(f"wrote {out}")
-    problems = report.validate(md, runner.scenarios) + runner.failures
+    problems = (report.validate(md, runner.scenarios) if runner.scenarios else []) + runner.failures
     if runner.propagation == {} and (only is None or "propagation" in only):
         problems.append("route propagation produced no numbers")
     if problems:

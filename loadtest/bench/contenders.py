@@ -144,6 +144,12 @@ class HAProxy(Contender):
         argv = ["haproxy", "-W", "-db", "-f", str(self.conf)]
         self.proc = Proc(self.name, argv, self.dir / "haproxy.out", PROXY_CPUS)
         self.wait_routes(probe_host)
+        # The worker serves before the master has set up its signal handling; a reload signal
+        # sent in between is lost. The master logs "Loading success." once it is in its loop.
+        log = self.proc.log
+        wait_until(f"the HAProxy master to finish starting (log {log})",
+                   lambda: "Loading success." in log.read_text(errors="replace"), 20, [self.proc])
+        time.sleep(0.1)
 
     def apply(self, site: Site) -> None:
         assert self.proc is not None
