@@ -105,10 +105,16 @@ def profile(pid: int, url: str, load: Load, duration: float, out: Path) -> str:
     finally:
         rec.send_signal(signal.SIGINT)
         rec.wait(30)
-    rep = subprocess.run(["perf", "report", "--stdio", "--no-children", "-g", "none", "--sort", "dso,symbol",
-                          "--percent-limit", "0.7", "-i", str(out)], capture_output=True, text=True)
-    lines = [line for line in rep.stdout.splitlines() if line.strip() and not line.startswith("#")]
-    return "\n".join(lines[:40]) or rep.stderr.strip()[:500]
+
+    def report(sort: str, limit: str, top: int) -> list[str]:
+        rep = subprocess.run(["perf", "report", "--stdio", "--no-children", "-g", "none", "--sort", sort,
+                              "--percent-limit", limit, "-i", str(out)], capture_output=True, text=True)
+        rows = [" ".join(line.split()).rstrip(" -") for line in rep.stdout.splitlines()
+                if line.strip() and not line.startswith("#")]
+        return rows[:top] or [rep.stderr.strip()[:300]]
+
+    return "\n".join(["by shared object:", *report("dso", "0.5", 10), "", "by symbol (self):",
+                      *report("dso,symbol", "0.7", 35)])
 
 
 def direct(url: str, load: Load, duration: float) -> float:
