@@ -266,6 +266,14 @@ impl FakeApiServer {
             })
     }
 
+    /// A kubeconfig (YAML) that points kubectl-style clients at this server, no credentials.
+    pub fn kubeconfig(&self) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: \"{}\"}}\nusers:\n- name: fake\n  user: {{}}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: fake}}\ncurrent-context: fake\n",
+            self.url()
+        )
+    }
+
     /// Create or replace an object as a fixture: the whole object (status included) is stored
     /// as given, with no resourceVersion precondition. Watches see ADDED or MODIFIED. Returns
     /// the stored object. Panics on an unknown kind or a malformed object (a bug in the test).
