@@ -232,6 +232,7 @@ class Runner:
         def churn(c: Contender, stop: threading.Event) -> None:
             """Edit the Ingress under load every 100 ms until the run ends."""
             gen = (c.site.churn_generation or 0) if c.site else 0
+            s: Site | None = None
             while not stop.wait(0.1):
                 gen += 1
                 s = churn_site()
@@ -240,6 +241,14 @@ class Runner:
             # The last edit must have taken effect, or the churn proved nothing.
             host = f"gen{gen}.{configs.CHURN}"
             if poll_until_routed("127.0.0.1", c.http_port, host, 5.0) is None:
+                if c.name != "portico" and s is not None:
+                    # A peer's reload signal can land while its previous reload is still in
+                    # progress and be lost; that is the harness's doing, not a routing result.
+                    # Apply the final configuration once more before judging. Portico is judged
+                    # on the first try.
+                    c.apply(s)
+                    if poll_until_routed("127.0.0.1", c.http_port, host, 5.0) is not None:
+                        return
                 self.failures.append(f"churn / {c.name}: the last edit ({host}) was never routed")
 
         self.run_group("churn", [("churn", "churn: an Ingress edited every 100 ms, 64 conns",
