@@ -21,7 +21,9 @@ use crate::cli::RunArgs;
 
 /// Parse `FIRST-LAST`.
 pub fn parse_port_range(s: &str) -> anyhow::Result<std::ops::RangeInclusive<u16>> {
-    let (a, b) = s.split_once('-').context("node port range must look like 30000-32767")?;
+    let (a, b) = s
+        .split_once('-')
+        .context("node port range must look like 30000-32767")?;
     let (a, b): (u16, u16) = (a.trim().parse()?, b.trim().parse()?);
     anyhow::ensure!(a <= b, "node port range {a}-{b} is empty");
     Ok(a..=b)
@@ -34,9 +36,15 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
     let snapshots: Arc<Publisher<Snapshot>> = Publisher::new(Snapshot::default());
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
 
-    let admin_listener = TcpListener::bind(args.admin_addr).await.with_context(|| format!("cannot bind the admin API on {}", args.admin_addr))?;
-    let http_listener = TcpListener::bind(args.http_addr).await.with_context(|| format!("cannot bind the HTTP listener on {}", args.http_addr))?;
-    let https_listener = TcpListener::bind(args.https_addr).await.with_context(|| format!("cannot bind the HTTPS listener on {}", args.https_addr))?;
+    let admin_listener = TcpListener::bind(args.admin_addr)
+        .await
+        .with_context(|| format!("cannot bind the admin API on {}", args.admin_addr))?;
+    let http_listener = TcpListener::bind(args.http_addr)
+        .await
+        .with_context(|| format!("cannot bind the HTTP listener on {}", args.http_addr))?;
+    let https_listener = TcpListener::bind(args.https_addr)
+        .await
+        .with_context(|| format!("cannot bind the HTTPS listener on {}", args.https_addr))?;
 
     let mut admin_state = AdminState::new(snapshots.clone(), metrics.clone());
 
@@ -45,14 +53,25 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
     let standalone = args.manifests.is_some();
     let mut kube_client: Option<kube::Client> = None;
     let pipeline = if let Some(dir) = &args.manifests {
-        anyhow::ensure!(dir.is_dir(), "--manifests {}: not a directory", dir.display());
-        let cfg = ControlPlaneConfig { service_cidr: args.service_cidr, node_port_range: parse_port_range(&args.node_port_range)? };
+        anyhow::ensure!(
+            dir.is_dir(),
+            "--manifests {}: not a directory",
+            dir.display()
+        );
+        let cfg = ControlPlaneConfig {
+            service_cidr: args.service_cidr,
+            node_port_range: parse_port_range(&args.node_port_range)?,
+        };
         let source = ManifestsConfig::new(dir.clone());
         let sd = shutdown.clone();
         tasks.spawn(async move { manifests::run(source, tx, sd).await });
         Pipeline::standalone(cfg)
     } else {
-        let client = portico_cluster::kube_source::client_from_env().await.context("no Kubernetes API configuration found (use --manifests DIR to run standalone)")?;
+        let client = portico_cluster::kube_source::client_from_env()
+            .await
+            .context(
+                "no Kubernetes API configuration found (use --manifests DIR to run standalone)",
+            )?;
         kube_client = Some(client.clone());
         let sd = shutdown.clone();
         tasks.spawn(async move { portico_cluster::kube_source::run(client, tx, sd).await });
@@ -62,29 +81,45 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
     // LoadBalancer IP allocation: always standalone (Portico is the whole control plane there);
     // against the API only with --allocate (normally the lb-controller Deployment does it).
     if standalone {
-        let hook = lb_controller::standalone::AllocateHook::new(lb_controller::standalone::HookConfig {
-            state_dir: args.state_dir.clone(),
-            lb_class: args.lb_class.clone(),
-        })
-        .context("loading the LoadBalancer allocation state")?;
+        let hook =
+            lb_controller::standalone::AllocateHook::new(lb_controller::standalone::HookConfig {
+                state_dir: args.state_dir.clone(),
+                lb_class: args.lb_class.clone(),
+            })
+            .context("loading the LoadBalancer allocation state")?;
         let view = hook.view();
         let pools = view.clone();
         admin_state = admin_state
-            .with_view("pools", Arc::new(move || serde_json::to_value(&pools.current().pools).unwrap_or_default()))
-            .with_view("allocations", Arc::new(move || serde_json::to_value(&*view.current()).unwrap_or_default()));
+            .with_view(
+                "pools",
+                Arc::new(move || serde_json::to_value(&pools.current().pools).unwrap_or_default()),
+            )
+            .with_view(
+                "allocations",
+                Arc::new(move || serde_json::to_value(&*view.current()).unwrap_or_default()),
+            );
         pipeline = pipeline.with_hook(Box::new(hook));
     } else if args.allocate {
         // The same leader-elected controller as the lb-controller binary, fed by this process's
         // own reflectors; replicas of either kind share the Lease, so only one ever allocates.
-        let client = kube_client.clone().context("--allocate needs the Kubernetes API")?;
+        let client = kube_client
+            .clone()
+            .context("--allocate needs the Kubernetes API")?;
         let identity = std::env::var("POD_NAME").unwrap_or_else(|_| args.node_name.clone());
         let cfg = lb_controller::kube::KubeConfig {
             lb_class: args.lb_class.clone(),
-            lease: lb_controller::kube::LeaseConfig::new(args.lease_name.clone(), args.lease_namespace.clone(), identity),
+            lease: lb_controller::kube::LeaseConfig::new(
+                args.lease_name.clone(),
+                args.lease_namespace.clone(),
+                identity,
+            ),
         };
         let view = Publisher::new(lb_controller::kube::KubeView::default());
         let v = view.clone();
-        admin_state = admin_state.with_view("allocations", Arc::new(move || serde_json::to_value(&*v.current()).unwrap_or_default()));
+        admin_state = admin_state.with_view(
+            "allocations",
+            Arc::new(move || serde_json::to_value(&*v.current()).unwrap_or_default()),
+        );
         let (rx2, sd) = (rx.clone(), shutdown.clone());
         tasks.spawn(async move {
             lb_controller::kube::run_on(client, cfg, rx2, view, sd).await;
@@ -99,13 +134,21 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
         });
     }
 
-
     // The Service datapath for this node (ClusterIP and NodePort forwarding).
     if !args.no_service_proxy {
-        let node_ips = if args.node_ips.is_empty() && standalone { vec![IpAddr::V4(Ipv4Addr::LOCALHOST)] } else { args.node_ips.clone() };
-        let datapath = proxy_agent::userspace::Datapath::new(proxy_agent::userspace::AgentConfig::new(args.node_name.clone(), node_ips));
+        let node_ips = if args.node_ips.is_empty() && standalone {
+            vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]
+        } else {
+            args.node_ips.clone()
+        };
+        let datapath = proxy_agent::userspace::Datapath::new(
+            proxy_agent::userspace::AgentConfig::new(args.node_name.clone(), node_ips),
+        );
         let status = datapath.status();
-        admin_state = admin_state.with_view("datapath", Arc::new(move || serde_json::to_value(&*status.current()).unwrap_or_default()));
+        admin_state = admin_state.with_view(
+            "datapath",
+            Arc::new(move || serde_json::to_value(&*status.current()).unwrap_or_default()),
+        );
         let (p, sd) = (snapshots.clone(), shutdown.clone());
         tasks.spawn(async move {
             datapath.run(p, sd).await;
@@ -117,15 +160,21 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
     {
         let default_cert = match (&args.default_cert, &args.default_key) {
             (Some(c), Some(k)) => Some((
-                tokio::fs::read(c).await.with_context(|| format!("--default-cert {}", c.display()))?,
-                tokio::fs::read(k).await.with_context(|| format!("--default-key {}", k.display()))?,
+                tokio::fs::read(c)
+                    .await
+                    .with_context(|| format!("--default-cert {}", c.display()))?,
+                tokio::fs::read(k)
+                    .await
+                    .with_context(|| format!("--default-key {}", k.display()))?,
             )),
             _ => None,
         };
         let publish_service = match &args.publish_service {
             None => None,
             Some(s) => {
-                let (ns, name) = s.split_once('/').context("--publish-service must be NAMESPACE/NAME")?;
+                let (ns, name) = s
+                    .split_once('/')
+                    .context("--publish-service must be NAMESPACE/NAME")?;
                 Some(portico_model::ObjectKey::new(ns, name))
             }
         };
@@ -150,7 +199,12 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
         let (v, e, r) = (l7.clone(), l7.clone(), l7.clone());
         let snaps = snapshots.clone();
         admin_state = admin_state
-            .with_view("ingresses", Arc::new(move || serde_json::to_value(v.ingress_view(&snaps.current())).unwrap_or_default()))
+            .with_view(
+                "ingresses",
+                Arc::new(move || {
+                    serde_json::to_value(v.ingress_view(&snaps.current())).unwrap_or_default()
+                }),
+            )
             .with_errors(Arc::new(move || e.errors().to_vec()))
             .with_ready_check(Arc::new(move || r.is_ready()));
         if let Some(client) = kube_client.clone() {
@@ -175,7 +229,8 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
             proxy_protocol: args.l4_proxy_protocol,
             ..Default::default()
         };
-        let (views_tx, views_rx) = tokio::sync::watch::channel(Vec::<crate::l4::ListenerView>::new());
+        let (views_tx, views_rx) =
+            tokio::sync::watch::channel(Vec::<crate::l4::ListenerView>::new());
         admin_state = admin_state.with_view("loadbalancers", Arc::new(move || {
             let rows: Vec<serde_json::Value> = views_rx
                 .borrow()
@@ -207,23 +262,38 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
             discover_port: args.gossip_discover_port,
             timing: Default::default(),
         };
-        let (owned_tx, owned_rx) = tokio::sync::watch::channel(Arc::<std::collections::BTreeMap<IpAddr, crate::announce::election::Assignment>>::default());
+        let (owned_tx, owned_rx) = tokio::sync::watch::channel(Arc::<
+            std::collections::BTreeMap<IpAddr, crate::announce::election::Assignment>,
+        >::default());
         admin_state = admin_state.with_view(
             "announcements",
             Arc::new(move || {
                 let owned = owned_rx.borrow().clone();
-                serde_json::Value::Array(owned.keys().map(|ip| serde_json::Value::String(ip.to_string())).collect())
+                serde_json::Value::Array(
+                    owned
+                        .keys()
+                        .map(|ip| serde_json::Value::String(ip.to_string()))
+                        .collect(),
+                )
             }),
         );
         let (p, sd) = (snapshots.clone(), shutdown.clone());
-        tasks.spawn(async move { crate::announce::run_edge(cfg, p, Some(owned_tx), sd).await.context("L2 announcer") });
+        tasks.spawn(async move {
+            crate::announce::run_edge(cfg, p, Some(owned_tx), sd)
+                .await
+                .context("L2 announcer")
+        });
     }
 
     {
         let sd = shutdown.clone();
         let st = admin_state.clone();
         info!(addr = %args.admin_addr, "admin API listening");
-        tasks.spawn(async move { admin::serve(admin_listener, st, sd).await.context("admin API") });
+        tasks.spawn(async move {
+            admin::serve(admin_listener, st, sd)
+                .await
+                .context("admin API")
+        });
     }
 
     // The first task to fail takes the process down cleanly; the others are told to stop.

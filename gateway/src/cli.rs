@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "gateway", version, about = "Portico: Ingress, LoadBalancer and Service proxying for bare-metal Kubernetes")]
+#[command(
+    name = "gateway",
+    version,
+    about = "Portico: Ingress, LoadBalancer and Service proxying for bare-metal Kubernetes"
+)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]

@@ -12,13 +12,17 @@ use crate::cli::{GetArgs, GetWhat};
 
 /// GET `path` from the admin API and parse the JSON body.
 pub async fn fetch_json(admin: SocketAddr, path: &str) -> anyhow::Result<Value> {
-    let mut stream = TcpStream::connect(admin).await.with_context(|| format!("cannot reach the admin API at {admin}: is Portico running?"))?;
+    let mut stream = TcpStream::connect(admin)
+        .await
+        .with_context(|| format!("cannot reach the admin API at {admin}: is Portico running?"))?;
     let req = format!("GET {path} HTTP/1.0\r\nHost: {admin}\r\nAccept: application/json\r\n\r\n");
     stream.write_all(req.as_bytes()).await?;
     let mut buf = Vec::new();
     stream.read_to_end(&mut buf).await?;
     let text = String::from_utf8_lossy(&buf);
-    let (head, body) = text.split_once("\r\n\r\n").context("malformed HTTP response from the admin API")?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .context("malformed HTTP response from the admin API")?;
     let status = head.split_whitespace().nth(1).unwrap_or("");
     if status != "200" {
         bail!("admin API answered {status} for {path}: {}", body.trim());
@@ -53,7 +57,11 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 fn name(ns: &str, name: &str, all_default: bool) -> String {
-    if all_default { name.to_owned() } else { format!("{ns}/{name}") }
+    if all_default {
+        name.to_owned()
+    } else {
+        format!("{ns}/{name}")
+    }
 }
 
 pub async fn run(args: GetArgs) -> anyhow::Result<()> {
@@ -77,16 +85,41 @@ pub async fn run(args: GetArgs) -> anyhow::Result<()> {
             let cells: Vec<Vec<String>> = rows
                 .iter()
                 .map(|r| {
-                    vec![name(&r.namespace, &r.name, single_ns), r.type_.clone(), r.cluster_ip.clone(), r.external_ip.clone(), r.ports.clone(), age(r.created.as_deref(), now)]
+                    vec![
+                        name(&r.namespace, &r.name, single_ns),
+                        r.type_.clone(),
+                        r.cluster_ip.clone(),
+                        r.external_ip.clone(),
+                        r.ports.clone(),
+                        age(r.created.as_deref(), now),
+                    ]
                 })
                 .collect();
-            table(&["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"], &cells)
+            table(
+                &[
+                    "NAME",
+                    "TYPE",
+                    "CLUSTER-IP",
+                    "EXTERNAL-IP",
+                    "PORT(S)",
+                    "AGE",
+                ],
+                &cells,
+            )
         }
         GetWhat::Endpoints => {
             let rows: Vec<EndpointsRow> = serde_json::from_value(json)?;
             let single_ns = rows.iter().all(|r| r.namespace == "default");
-            let cells: Vec<Vec<String>> =
-                rows.iter().map(|r| vec![name(&r.namespace, &r.name, single_ns), r.endpoints.clone(), age(r.created.as_deref(), now)]).collect();
+            let cells: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        name(&r.namespace, &r.name, single_ns),
+                        r.endpoints.clone(),
+                        age(r.created.as_deref(), now),
+                    ]
+                })
+                .collect();
             table(&["NAME", "ENDPOINTS", "AGE"], &cells)
         }
         GetWhat::Errors => {
@@ -101,7 +134,11 @@ pub async fn run(args: GetArgs) -> anyhow::Result<()> {
                         let obj = e.get("object").filter(|o| !o.is_null()).map(|o| {
                             let ns = o.get("namespace").and_then(Value::as_str).unwrap_or("");
                             let n = o.get("name").and_then(Value::as_str).unwrap_or("");
-                            if ns.is_empty() { n.to_owned() } else { format!("{ns}/{n}") }
+                            if ns.is_empty() {
+                                n.to_owned()
+                            } else {
+                                format!("{ns}/{n}")
+                            }
                         });
                         let origin = e.get("origin").map(|o| {
                             let f = o.get("file").and_then(Value::as_str).unwrap_or("");
@@ -110,7 +147,13 @@ pub async fn run(args: GetArgs) -> anyhow::Result<()> {
                                 _ => f.to_owned(),
                             }
                         });
-                        vec![s("kind"), obj.unwrap_or_default(), origin.unwrap_or_default(), s("field"), s("message")]
+                        vec![
+                            s("kind"),
+                            obj.unwrap_or_default(),
+                            origin.unwrap_or_default(),
+                            s("field"),
+                            s("message"),
+                        ]
                     })
                     .collect();
                 table(&["KIND", "OBJECT", "SOURCE", "FIELD", "ERROR"], &cells)
@@ -118,15 +161,37 @@ pub async fn run(args: GetArgs) -> anyhow::Result<()> {
         }
         GetWhat::Ingresses => {
             let rows = json.as_array().cloned().unwrap_or_default();
-            let single_ns = rows.iter().all(|r| r.get("namespace").and_then(Value::as_str) == Some("default"));
+            let single_ns = rows
+                .iter()
+                .all(|r| r.get("namespace").and_then(Value::as_str) == Some("default"));
             let cells: Vec<Vec<String>> = rows
                 .iter()
                 .map(|r| {
                     let s = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-                    let hosts: Vec<String> = r.get("hosts").and_then(Value::as_array).into_iter().flatten().filter_map(|h| h.as_str().map(str::to_owned)).collect();
-                    let class = r.get("class").and_then(Value::as_str).unwrap_or("<none>").to_owned();
-                    let address = r.get("address").and_then(Value::as_str).unwrap_or("").to_owned();
-                    vec![name(&s("namespace"), &s("name"), single_ns), class, hosts.join(","), address, s("ports")]
+                    let hosts: Vec<String> = r
+                        .get("hosts")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|h| h.as_str().map(str::to_owned))
+                        .collect();
+                    let class = r
+                        .get("class")
+                        .and_then(Value::as_str)
+                        .unwrap_or("<none>")
+                        .to_owned();
+                    let address = r
+                        .get("address")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_owned();
+                    vec![
+                        name(&s("namespace"), &s("name"), single_ns),
+                        class,
+                        hosts.join(","),
+                        address,
+                        s("ports"),
+                    ]
                 })
                 .collect();
             table(&["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS"], &cells)
@@ -140,7 +205,9 @@ pub async fn run(args: GetArgs) -> anyhow::Result<()> {
 /// Views contributed by parts are arrays of flat objects whose keys are column names.
 fn generic_table(json: &Value) -> String {
     let rows = json.as_array().cloned().unwrap_or_default();
-    let Some(first) = rows.first().and_then(Value::as_object) else { return "No resources found.\n".to_owned() };
+    let Some(first) = rows.first().and_then(Value::as_object) else {
+        return "No resources found.\n".to_owned();
+    };
     let header: Vec<String> = first.keys().cloned().collect();
     let cells: Vec<Vec<String>> = rows
         .iter()
@@ -165,7 +232,16 @@ mod tests {
 
     #[test]
     fn tables_align_like_kubectl() {
-        let t = table(&["NAME", "TYPE"], &[vec!["service-hellok8s-clusterip".into(), "ClusterIP".into()]]);
-        assert_eq!(t, "NAME                         TYPE\nservice-hellok8s-clusterip   ClusterIP\n");
+        let t = table(
+            &["NAME", "TYPE"],
+            &[vec![
+                "service-hellok8s-clusterip".into(),
+                "ClusterIP".into(),
+            ]],
+        );
+        assert_eq!(
+            t,
+            "NAME                         TYPE\nservice-hellok8s-clusterip   ClusterIP\n"
+        );
     }
 }

@@ -23,7 +23,11 @@ fn current_ips(snap: &Snapshot, key: &ObjectKey) -> Vec<IpAddr> {
         .and_then(|i| i.status.as_ref())
         .and_then(|s| s.load_balancer.as_ref())
         .and_then(|lb| lb.ingress.as_ref())
-        .map(|v| v.iter().filter_map(|e| e.ip.as_deref()?.parse().ok()).collect())
+        .map(|v| {
+            v.iter()
+                .filter_map(|e| e.ip.as_deref()?.parse().ok())
+                .collect()
+        })
         .unwrap_or_default();
     ips.sort();
     ips
@@ -33,8 +37,13 @@ fn current_ips(snap: &Snapshot, key: &ObjectKey) -> Vec<IpAddr> {
 pub fn pending_updates(l7: &L7, snap: &Snapshot) -> Vec<(ObjectKey, Vec<IpAddr>)> {
     let mut out = Vec::new();
     for row in l7.ingress_view(snap) {
-        let Some(address) = row.address.as_deref() else { continue };
-        let mut want: Vec<IpAddr> = address.split(',').filter_map(|a| a.trim().parse().ok()).collect();
+        let Some(address) = row.address.as_deref() else {
+            continue;
+        };
+        let mut want: Vec<IpAddr> = address
+            .split(',')
+            .filter_map(|a| a.trim().parse().ok())
+            .collect();
         want.sort();
         let key = ObjectKey::new(row.namespace, row.name);
         if !want.is_empty() && current_ips(snap, &key) != want {
@@ -45,7 +54,12 @@ pub fn pending_updates(l7: &L7, snap: &Snapshot) -> Vec<(ObjectKey, Vec<IpAddr>)
 }
 
 /// Keep the status of served Ingresses up to date until `shutdown`.
-pub async fn run(client: kube::Client, l7: L7, snapshots: Arc<Publisher<Snapshot>>, shutdown: CancellationToken) {
+pub async fn run(
+    client: kube::Client,
+    l7: L7,
+    snapshots: Arc<Publisher<Snapshot>>,
+    shutdown: CancellationToken,
+) {
     let mut versions = snapshots.subscribe();
     loop {
         if snapshots.is_ready() && l7.is_ready() {
@@ -53,7 +67,9 @@ pub async fn run(client: kube::Client, l7: L7, snapshots: Arc<Publisher<Snapshot
             for (key, ips) in pending_updates(&l7, &snap) {
                 match patch_ingress_lb_status(&client, &key, &ips).await {
                     Ok(()) => info!(ingress = %key, address = ?ips, "Ingress status published"),
-                    Err(e) => warn!(ingress = %key, error = %e, "cannot publish Ingress status; will retry"),
+                    Err(e) => {
+                        warn!(ingress = %key, error = %e, "cannot publish Ingress status; will retry")
+                    }
                 }
             }
         }

@@ -4,7 +4,9 @@ use portico_runtime::telemetry;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         match cli.command {
             Some(Command::Get(args)) => gateway::get::run(args).await,
@@ -12,7 +14,9 @@ fn main() -> anyhow::Result<()> {
                 telemetry::init_logging("info", false);
                 Ok(gateway::announce::debug::run(args, telemetry::shutdown_on_signals()).await?)
             }
-            Some(Command::Hellok8s { listen, name }) => hellok8s::run(listen, name, tokio_util::sync::CancellationToken::new()).await,
+            Some(Command::Hellok8s { listen, name }) => {
+                hellok8s::run(listen, name, tokio_util::sync::CancellationToken::new()).await
+            }
             Some(Command::Quickstart(args)) => {
                 telemetry::init_logging("info", false);
                 gateway::quickstart::run(args, telemetry::shutdown_on_signals()).await

@@ -19,20 +19,38 @@ fn resolve_dir(dir: &Path) -> PathBuf {
         return dir.to_path_buf();
     }
     let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
-    if built.is_dir() { built } else { dir.to_path_buf() }
+    if built.is_dir() {
+        built
+    } else {
+        dir.to_path_buf()
+    }
 }
 
 /// (host, first path, has TLS) of every Ingress rule in `dir`, for the instructions.
 async fn ingress_rules(dir: &Path) -> Vec<(String, String, bool)> {
     let dir = dir.to_path_buf();
-    let Ok(state) = tokio::task::spawn_blocking(move || ManifestCache::default().scan(&dir).0).await else { return vec![] };
+    let Ok(state) =
+        tokio::task::spawn_blocking(move || ManifestCache::default().scan(&dir).0).await
+    else {
+        return vec![];
+    };
     let mut out = Vec::new();
     for ing in state.ingresses.values() {
         let Some(spec) = &ing.spec else { continue };
-        let tls_hosts: Vec<&String> = spec.tls.iter().flatten().flat_map(|t| t.hosts.iter().flatten()).collect();
+        let tls_hosts: Vec<&String> = spec
+            .tls
+            .iter()
+            .flatten()
+            .flat_map(|t| t.hosts.iter().flatten())
+            .collect();
         for rule in spec.rules.iter().flatten() {
             let Some(host) = &rule.host else { continue };
-            let path = rule.http.as_ref().and_then(|h| h.paths.first()).and_then(|p| p.path.clone()).unwrap_or_else(|| "/".into());
+            let path = rule
+                .http
+                .as_ref()
+                .and_then(|h| h.paths.first())
+                .and_then(|p| p.path.clone())
+                .unwrap_or_else(|| "/".into());
             out.push((host.clone(), path, tls_hosts.contains(&host)));
         }
     }
@@ -45,11 +63,24 @@ async fn pods_in(dir: &Path) -> anyhow::Result<Vec<(String, SocketAddr)>> {
     let state = tokio::task::spawn_blocking(move || ManifestCache::default().scan(&dir).0).await?;
     let mut pods = Vec::new();
     for (key, pod) in &state.pods {
-        let Some(ip) = pod.status.as_ref().and_then(|s| s.pod_ip.as_deref()).and_then(|ip| ip.parse().ok()) else { continue };
+        let Some(ip) = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.as_deref())
+            .and_then(|ip| ip.parse().ok())
+        else {
+            continue;
+        };
         let port = pod
             .spec
             .as_ref()
-            .and_then(|s| s.containers.iter().flat_map(|c| c.ports.iter().flatten()).next().map(|p| p.container_port))
+            .and_then(|s| {
+                s.containers
+                    .iter()
+                    .flat_map(|c| c.ports.iter().flatten())
+                    .next()
+                    .map(|p| p.container_port)
+            })
             .and_then(|p| u16::try_from(p).ok())
             .unwrap_or(3000);
         pods.push((key.name.clone(), SocketAddr::new(ip, port)));
@@ -59,7 +90,11 @@ async fn pods_in(dir: &Path) -> anyhow::Result<Vec<(String, SocketAddr)>> {
 
 pub async fn run(args: QuickstartArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let dir = resolve_dir(&args.dir);
-    anyhow::ensure!(dir.is_dir(), "{}: no such directory (run from the repository root)", args.dir.display());
+    anyhow::ensure!(
+        dir.is_dir(),
+        "{}: no such directory (run from the repository root)",
+        args.dir.display()
+    );
     let exe = std::env::current_exe().context("cannot find this executable")?;
 
     let mut children: Vec<Child> = Vec::new();
@@ -73,7 +108,10 @@ pub async fn run(args: QuickstartArgs, shutdown: CancellationToken) -> anyhow::R
         children.push(child);
     }
 
-    let state_dir = args.state_dir.clone().unwrap_or_else(|| std::env::temp_dir().join("portico-quickstart"));
+    let state_dir = args
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("portico-quickstart"));
     let run_args = RunArgs {
         manifests: Some(dir.clone()),
         admin_addr: args.admin_addr,
@@ -119,7 +157,13 @@ pub async fn run(args: QuickstartArgs, shutdown: CancellationToken) -> anyhow::R
     result
 }
 
-async fn print_instructions(admin: SocketAddr, dir: &str, rules: &[(String, String, bool)], http: SocketAddr, https: SocketAddr) -> anyhow::Result<()> {
+async fn print_instructions(
+    admin: SocketAddr,
+    dir: &str,
+    rules: &[(String, String, bool)],
+    http: SocketAddr,
+    https: SocketAddr,
+) -> anyhow::Result<()> {
     // Wait for the first snapshot and for the Services' datapath to be listening.
     let mut services = serde_json::Value::Null;
     for _ in 0..100 {
@@ -132,20 +176,42 @@ async fn print_instructions(admin: SocketAddr, dir: &str, rules: &[(String, Stri
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut lines = vec![String::new(), "Portico is serving the hellok8s example, standalone (no cluster, no root).".to_owned(), String::new(), "Try:".to_owned()];
+    let mut lines = vec![
+        String::new(),
+        "Portico is serving the hellok8s example, standalone (no cluster, no root).".to_owned(),
+        String::new(),
+        "Try:".to_owned(),
+    ];
     for s in services.as_array().into_iter().flatten() {
         let get = |k: &str| s.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
-        let (name, type_, cip, ext, ports) = (get("name"), get("type"), get("clusterIp"), get("externalIp"), get("ports"));
-        let Some(first) = ports.split(',').next() else { continue };
+        let (name, type_, cip, ext, ports) = (
+            get("name"),
+            get("type"),
+            get("clusterIp"),
+            get("externalIp"),
+            get("ports"),
+        );
+        let Some(first) = ports.split(',').next() else {
+            continue;
+        };
         let port = first.split(['/', ':']).next().unwrap_or("");
         if !cip.is_empty() && cip != "None" && cip != "<none>" {
             lines.push(format!("  curl http://{cip}:{port}/        # {name} ({type_}): repeat it, the pod name rotates"));
         }
-        if let Some(np) = first.split('/').next().and_then(|p| p.split_once(':')).map(|(_, np)| np.to_owned()) {
-            lines.push(format!("  curl http://127.0.0.1:{np}/       # {name} on the node port"));
+        if let Some(np) = first
+            .split('/')
+            .next()
+            .and_then(|p| p.split_once(':'))
+            .map(|(_, np)| np.to_owned())
+        {
+            lines.push(format!(
+                "  curl http://127.0.0.1:{np}/       # {name} on the node port"
+            ));
         }
         if type_ == "LoadBalancer" && ext != "<pending>" && !ext.is_empty() {
-            lines.push(format!("  curl http://{ext}:{port}/        # {name} on its EXTERNAL-IP"));
+            lines.push(format!(
+                "  curl http://{ext}:{port}/        # {name} on its EXTERNAL-IP"
+            ));
         }
     }
     for (host, path, tls) in rules {
@@ -153,16 +219,28 @@ async fn print_instructions(admin: SocketAddr, dir: &str, rules: &[(String, Stri
             let (ip, port) = (https.ip(), https.port());
             lines.push(format!("  curl -k --resolve {host}:{port}:{ip} https://{host}:{port}{path}     # Ingress, TLS by SNI"));
             lines.push(format!("  curl -k -c /tmp/portico-jar -b /tmp/portico-jar --resolve {host}:{port}:{ip} https://{host}:{port}{path}     # cookie affinity: one pod"));
-            lines.push(format!("  curl -i -H 'Host: {host}' http://{http}{path}     # 308 redirect to HTTPS"));
+            lines.push(format!(
+                "  curl -i -H 'Host: {host}' http://{http}{path}     # 308 redirect to HTTPS"
+            ));
         } else {
-            lines.push(format!("  curl -H 'Host: {host}' http://{http}{path}     # Ingress"));
+            lines.push(format!(
+                "  curl -H 'Host: {host}' http://{http}{path}     # Ingress"
+            ));
         }
     }
     lines.push(String::new());
-    lines.push(format!("  target/release/gateway get services --admin-addr {admin}"));
-    lines.push(format!("  target/release/gateway get ingresses --admin-addr {admin}"));
-    lines.push(format!("  target/release/gateway get endpoints --admin-addr {admin}"));
-    lines.push(format!("  target/release/gateway get errors --admin-addr {admin}"));
+    lines.push(format!(
+        "  target/release/gateway get services --admin-addr {admin}"
+    ));
+    lines.push(format!(
+        "  target/release/gateway get ingresses --admin-addr {admin}"
+    ));
+    lines.push(format!(
+        "  target/release/gateway get endpoints --admin-addr {admin}"
+    ));
+    lines.push(format!(
+        "  target/release/gateway get errors --admin-addr {admin}"
+    ));
     lines.push(String::new());
     lines.push(format!("Edit {dir}/pods.yaml: set a Pod's Ready condition to \"False\" and it leaves the rotation within a second."));
     lines.push("Press Ctrl-C to stop.".to_owned());

@@ -30,7 +30,9 @@ fn ingress_from_the_api_routes_follows_endpoints_and_publishes_status() {
     let stop = CancellationToken::new();
     for i in 1..=2 {
         let addr: SocketAddr = format!("127.0.64.{i}:3000").parse().expect("addr");
-        let listener = rt.block_on(tokio::net::TcpListener::bind(addr)).expect("bind backend");
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind(addr))
+            .expect("bind backend");
         rt.spawn(hellok8s::serve(listener, format!("web-{i}"), stop.clone()));
     }
     let api = rt.block_on(FakeApiServer::start());
@@ -54,48 +56,96 @@ fn ingress_from_the_api_routes_follows_endpoints_and_publishes_status() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, api.kubeconfig())
-    .expect("kubeconfig");
+    std::fs::write(&kubeconfig, api.kubeconfig()).expect("kubeconfig");
     let http = format!("127.0.0.1:{}", free_port());
     let admin = format!("127.0.0.1:{}", free_port());
     let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
         .env("KUBECONFIG", &kubeconfig)
-        .args(["--http-addr", &http, "--https-addr", &format!("127.0.0.1:{}", free_port()), "--admin-addr", &admin])
-        .args(["--no-service-proxy", "--publish-address", "192.0.2.10", "--allocate", "--lease-namespace", "default"])
+        .args([
+            "--http-addr",
+            &http,
+            "--https-addr",
+            &format!("127.0.0.1:{}", free_port()),
+            "--admin-addr",
+            &admin,
+        ])
+        .args([
+            "--no-service-proxy",
+            "--publish-address",
+            "192.0.2.10",
+            "--allocate",
+            "--lease-namespace",
+            "default",
+        ])
         .stdout(Stdio::null())
         .spawn()
         .expect("start gateway");
     let _gw = Gateway(child);
-    wait_until("/readyz", Duration::from_secs(30), || curl_args(&[&format!("http://{admin}/readyz")]).is_some());
+    wait_until("/readyz", Duration::from_secs(30), || {
+        curl_args(&[&format!("http://{admin}/readyz")]).is_some()
+    });
 
     let url = format!("http://{http}/");
     let host = ["-H", "Host: web.example.com"];
     let body = || curl_args(&[host[0], host[1], &url]).unwrap_or_default();
-    wait_until("routing from API objects", Duration::from_secs(10), || body().ends_with("web-1"));
+    wait_until("routing from API objects", Duration::from_secs(10), || {
+        body().ends_with("web-1")
+    });
 
     // The EndpointSlice changes: traffic follows the watch.
     api.apply(slice("127.0.64.2"));
-    wait_until("the new endpoint", Duration::from_secs(5), || body().ends_with("web-2"));
+    wait_until("the new endpoint", Duration::from_secs(5), || {
+        body().ends_with("web-2")
+    });
 
     // The served Ingress gets the address in its status; the other one is untouched.
     wait_until("Ingress status", Duration::from_secs(10), || {
         api.get("networking.k8s.io/v1", "Ingress", "default", "web")
-            .and_then(|i| i.pointer("/status/loadBalancer/ingress/0/ip").and_then(|v| v.as_str()).map(str::to_owned))
+            .and_then(|i| {
+                i.pointer("/status/loadBalancer/ingress/0/ip")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            })
             .as_deref()
             == Some("192.0.2.10")
     });
-    let other = api.get("networking.k8s.io/v1", "Ingress", "default", "other").expect("other");
-    assert!(other.pointer("/status/loadBalancer/ingress/0").is_none(), "{other}");
-    let miss = curl_args(&["-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: other.example.com", &url]).unwrap_or_default();
+    let other = api
+        .get("networking.k8s.io/v1", "Ingress", "default", "other")
+        .expect("other");
+    assert!(
+        other.pointer("/status/loadBalancer/ingress/0").is_none(),
+        "{other}"
+    );
+    let miss = curl_args(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-H",
+        "Host: other.example.com",
+        &url,
+    ])
+    .unwrap_or_default();
     assert_eq!(miss, "404", "another controller's Ingress is not served");
 
     // The allocation, written through the status subresource with MetalLB's annotation.
     wait_until("LoadBalancer status", Duration::from_secs(20), || {
         api.get("v1", "Service", "default", "web-lb")
-            .and_then(|s| s.pointer("/status/loadBalancer/ingress/0/ip").and_then(|v| v.as_str()).map(str::to_owned))
+            .and_then(|s| {
+                s.pointer("/status/loadBalancer/ingress/0/ip")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            })
             .is_some_and(|ip| ip.starts_with("192.0.2.1"))
     });
-    let svc = api.get("v1", "Service", "default", "web-lb").expect("service");
-    assert_eq!(svc.pointer("/metadata/annotations/metallb.io~1ip-allocated-from-pool").and_then(|v| v.as_str()), Some("edge"), "{svc}");
+    let svc = api
+        .get("v1", "Service", "default", "web-lb")
+        .expect("service");
+    assert_eq!(
+        svc.pointer("/metadata/annotations/metallb.io~1ip-allocated-from-pool")
+            .and_then(|v| v.as_str()),
+        Some("edge"),
+        "{svc}"
+    );
     stop.cancel();
 }

@@ -27,7 +27,9 @@ fn pod(name: &str, ip: &str, ready: bool) -> String {
 }
 
 fn pods(ready: [bool; 3]) -> String {
-    (0..3).map(|i| pod(&format!("hellok8s-{i}"), POD_IPS[i], ready[i])).collect()
+    (0..3)
+        .map(|i| pod(&format!("hellok8s-{i}"), POD_IPS[i], ready[i]))
+        .collect()
 }
 
 const SERVICES: &str = "apiVersion: v1\nkind: Service\nmetadata:\n  name: service-hellok8s-clusterip\nspec:\n  type: ClusterIP\n  clusterIP: 127.98.61.10\n  selector: {app: hellok8s}\n  ports:\n  - port: 3000\n    targetPort: http\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: service-hellok8s-nodeport\nspec:\n  type: NodePort\n  selector: {app: hellok8s}\n  ports:\n  - port: 3000\n    nodePort: 30061\n";
@@ -45,8 +47,14 @@ fn seed_clusterip_and_nodeport_round_robin_follow_readiness_and_survive_bad_inpu
     let stop = CancellationToken::new();
     for (i, ip) in POD_IPS.iter().enumerate() {
         let addr: SocketAddr = format!("{ip}:3000").parse().expect("addr");
-        let listener = rt.block_on(tokio::net::TcpListener::bind(addr)).expect("bind backend");
-        rt.spawn(hellok8s::serve(listener, format!("hellok8s-{i}"), stop.clone()));
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind(addr))
+            .expect("bind backend");
+        rt.spawn(hellok8s::serve(
+            listener,
+            format!("hellok8s-{i}"),
+            stop.clone(),
+        ));
     }
 
     let dir = tempfile::tempdir().expect("tempdir");
@@ -54,54 +62,112 @@ fn seed_clusterip_and_nodeport_round_robin_follow_readiness_and_survive_bad_inpu
     write(dir.path(), "services.yaml", SERVICES);
     let admin = format!("127.0.0.1:{}", free_port());
     let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
-        .args(["--manifests", &dir.path().display().to_string(), "--admin-addr", &admin])
-        .args(["--http-addr", &format!("127.0.0.1:{}", free_port()), "--https-addr", &format!("127.0.0.1:{}", free_port())])
-        .args(["--node-ip", NODE_IP, "--service-cidr", "127.98.61.0/24", "--state-dir", &dir.path().join(".state").display().to_string()])
+        .args([
+            "--manifests",
+            &dir.path().display().to_string(),
+            "--admin-addr",
+            &admin,
+        ])
+        .args([
+            "--http-addr",
+            &format!("127.0.0.1:{}", free_port()),
+            "--https-addr",
+            &format!("127.0.0.1:{}", free_port()),
+        ])
+        .args([
+            "--node-ip",
+            NODE_IP,
+            "--service-cidr",
+            "127.98.61.0/24",
+            "--state-dir",
+            &dir.path().join(".state").display().to_string(),
+        ])
         .stdout(Stdio::null())
         .spawn()
         .expect("start gateway");
     let _gw = Gateway(child);
-    wait_until("/readyz", Duration::from_secs(20), || curl(&format!("http://{admin}/readyz")).is_some());
+    wait_until("/readyz", Duration::from_secs(20), || {
+        curl(&format!("http://{admin}/readyz")).is_some()
+    });
 
     let cluster = format!("http://{CLUSTER_IP}:3000/");
     let node = format!("http://{NODE_IP}:{NODE_PORT}/");
     let all: BTreeSet<String> = (0..3).map(|i| format!("hellok8s-{i}")).collect();
-    wait_until("the ClusterIP listener", Duration::from_secs(10), || curl(&cluster).is_some());
-    assert_eq!(pod_names(&cluster, 9), all, "round-robin over the three ready pods on the ClusterIP");
-    wait_until("the NodePort listener", Duration::from_secs(10), || curl(&node).is_some());
+    wait_until("the ClusterIP listener", Duration::from_secs(10), || {
+        curl(&cluster).is_some()
+    });
+    assert_eq!(
+        pod_names(&cluster, 9),
+        all,
+        "round-robin over the three ready pods on the ClusterIP"
+    );
+    wait_until("the NodePort listener", Duration::from_secs(10), || {
+        curl(&node).is_some()
+    });
     assert_eq!(pod_names(&node, 9), all, "round-robin on the NodePort");
     let body = curl(&cluster).expect("response");
-    assert!(body.starts_with("[v3] Hello, Kubernetes!, From host: hellok8s-"), "{body}");
+    assert!(
+        body.starts_with("[v3] Hello, Kubernetes!, From host: hellok8s-"),
+        "{body}"
+    );
 
     // `gateway get services` shows kubectl's columns.
-    let out = Command::new(env!("CARGO_BIN_EXE_gateway")).args(["get", "services", "--admin-addr", &admin]).output().expect("get");
+    let out = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .args(["get", "services", "--admin-addr", &admin])
+        .output()
+        .expect("get");
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.starts_with("NAME"), "{table}");
     for col in ["TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"] {
-        assert!(table.lines().next().is_some_and(|h| h.contains(col)), "{table}");
+        assert!(
+            table.lines().next().is_some_and(|h| h.contains(col)),
+            "{table}"
+        );
     }
-    assert!(table.contains("service-hellok8s-clusterip   ClusterIP   127.98.61.10"), "{table}");
+    assert!(
+        table.contains("service-hellok8s-clusterip   ClusterIP   127.98.61.10"),
+        "{table}"
+    );
     assert!(table.contains("3000:30061/TCP"), "{table}");
 
     // A Pod turns not Ready: out of rotation within a second, no restart.
     write(dir.path(), "pods.yaml", &pods([true, false, true]));
     let two: BTreeSet<String> = ["hellok8s-0".to_owned(), "hellok8s-2".to_owned()].into();
-    let took = wait_until("the not-ready pod to leave rotation", Duration::from_secs(5), || pod_names(&cluster, 6) == two);
+    let took = wait_until(
+        "the not-ready pod to leave rotation",
+        Duration::from_secs(5),
+        || pod_names(&cluster, 6) == two,
+    );
     assert!(took < Duration::from_secs(1), "took {took:?}");
     assert_eq!(pod_names(&node, 6), two);
 
     // A broken file: reported with file, document and field; serving continues unchanged.
-    write(dir.path(), "broken.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: broken}\nspec:\n  ports:\n  - port: 80\n    nodePortt: 30062\n");
+    write(
+        dir.path(),
+        "broken.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: broken}\nspec:\n  ports:\n  - port: 80\n    nodePortt: 30062\n",
+    );
     wait_until("the error to be reported", Duration::from_secs(5), || {
-        curl(&format!("http://{admin}/api/errors")).is_some_and(|e| e.contains("broken.yaml") && e.contains("spec.ports[0].nodePortt"))
+        curl(&format!("http://{admin}/api/errors"))
+            .is_some_and(|e| e.contains("broken.yaml") && e.contains("spec.ports[0].nodePortt"))
     });
     assert_eq!(pod_names(&cluster, 6), two, "serving is undisturbed");
-    let out = Command::new(env!("CARGO_BIN_EXE_gateway")).args(["get", "errors", "--admin-addr", &admin]).output().expect("get errors");
+    let out = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .args(["get", "errors", "--admin-addr", &admin])
+        .output()
+        .expect("get errors");
     let errors = String::from_utf8_lossy(&out.stdout);
-    assert!(errors.contains("default/broken") && errors.contains("broken.yaml#1") && errors.contains("unknown field"), "{errors}");
+    assert!(
+        errors.contains("default/broken")
+            && errors.contains("broken.yaml#1")
+            && errors.contains("unknown field"),
+        "{errors}"
+    );
 
     // Readiness restored: back to three.
     write(dir.path(), "pods.yaml", &pods([true, true, true]));
-    wait_until("all three pods back", Duration::from_secs(5), || pod_names(&cluster, 9) == all);
+    wait_until("all three pods back", Duration::from_secs(5), || {
+        pod_names(&cluster, 9) == all
+    });
     stop.cancel();
 }

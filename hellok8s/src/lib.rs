@@ -20,7 +20,11 @@ pub fn greeting(name: &str) -> String {
 }
 
 /// Serve on `listener` until `shutdown`.
-pub async fn serve(listener: TcpListener, name: String, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    name: String,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let body = Bytes::from(greeting(&name));
     loop {
         let (stream, _) = tokio::select! {
@@ -41,13 +45,19 @@ pub async fn serve(listener: TcpListener, name: String, shutdown: CancellationTo
                     )
                 }
             });
-            let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), svc).await;
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
         });
     }
 }
 
 /// Bind `addr` and serve.
-pub async fn run(addr: SocketAddr, name: String, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    addr: SocketAddr,
+    name: String,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let listener = TcpListener::bind(addr).await?;
     serve(listener, name, shutdown).await
 }

@@ -40,8 +40,7 @@ async fn services_and_endpoint_slices_from_the_api_are_served_and_followed() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, api.kubeconfig())
-    .expect("kubeconfig");
+    std::fs::write(&kubeconfig, api.kubeconfig()).expect("kubeconfig");
     let log = dir.path().join("agent.log");
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_proxy-agent"))
         .args(["--node-name", "n1", "--node-ip", "127.63.9.1"])

@@ -32,7 +32,12 @@ pub struct ManifestsConfig {
 
 impl ManifestsConfig {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into(), debounce: Duration::from_millis(15), max_delay: Duration::from_millis(100), rescan_every: Duration::from_secs(5) }
+        Self {
+            dir: dir.into(),
+            debounce: Duration::from_millis(15),
+            max_delay: Duration::from_millis(100),
+            rescan_every: Duration::from_secs(5),
+        }
     }
 }
 
@@ -62,9 +67,11 @@ impl ManifestCache {
         paths.sort();
         let before = self.files.len();
         self.files.retain(|p, _| paths.binary_search(p).is_ok());
-        let mut changed = self.files.len() != before || self.files.is_empty() && paths.is_empty() && !self.scanned;
+        let mut changed = self.files.len() != before
+            || self.files.is_empty() && paths.is_empty() && !self.scanned;
         self.scanned = true;
-        self.last_good.retain(|(p, _), _| paths.binary_search(p).is_ok());
+        self.last_good
+            .retain(|(p, _), _| paths.binary_search(p).is_ok());
         let mut state = ClusterState::default();
         state.invalid.extend(walk_errors);
         for path in &paths {
@@ -79,8 +86,17 @@ impl ManifestCache {
                 let docs = match std::fs::read_to_string(path) {
                     Ok(text) => parse_file(&shown, &text),
                     Err(e) => {
-                        let origin = Origin { file: Some(shown.clone()), document: None };
-                        let inv = Invalid { kind: String::new(), object: None, origin: origin.clone(), field: String::new(), message: format!("cannot read: {e}") };
+                        let origin = Origin {
+                            file: Some(shown.clone()),
+                            document: None,
+                        };
+                        let inv = Invalid {
+                            kind: String::new(),
+                            object: None,
+                            origin: origin.clone(),
+                            field: String::new(),
+                            message: format!("cannot read: {e}"),
+                        };
                         vec![(origin, Err(inv))]
                     }
                 };
@@ -97,7 +113,8 @@ impl ManifestCache {
                     Err(inv) => {
                         let mut inv = inv.clone();
                         if let Some(prev) = self.last_good.get(&(path.clone(), i)) {
-                            inv.message.push_str("; the last good version keeps serving");
+                            inv.message
+                                .push_str("; the last good version keeps serving");
                             state.insert(prev.clone(), origin.clone());
                         }
                         state.invalid.push(inv);
@@ -113,8 +130,17 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<Invalid>) {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
-            let origin = Origin { file: Some(dir.display().to_string()), document: None };
-            errors.push(Invalid { kind: String::new(), object: None, origin, field: String::new(), message: format!("cannot read directory: {e}") });
+            let origin = Origin {
+                file: Some(dir.display().to_string()),
+                document: None,
+            };
+            errors.push(Invalid {
+                kind: String::new(),
+                object: None,
+                origin,
+                field: String::new(),
+                message: format!("cannot read directory: {e}"),
+            });
             return;
         }
     };
@@ -135,7 +161,11 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<Invalid>) {
 }
 
 /// Read `cfg.dir`, send the state, and keep sending it after every change until shutdown.
-pub async fn run(cfg: ManifestsConfig, tx: StateTx, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    cfg: ManifestsConfig,
+    tx: StateTx,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         // Reading a file (including our own scans) is not a change.

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use portico_model::service::Service;
 use portico_model::ObjectKey;
+use portico_model::service::Service;
 
 use portico_model::control_plane::{self, Allocations, ControlPlaneConfig};
 use portico_model::{ClusterState, Snapshot, translate};
@@ -37,12 +37,24 @@ pub struct Pipeline {
 impl Pipeline {
     /// The pipeline for the Kubernetes API source: translation only.
     pub fn kube() -> Self {
-        Self { control_plane: None, hooks: Vec::new(), generation: 0, metrics: None, last_services: BTreeMap::new() }
+        Self {
+            control_plane: None,
+            hooks: Vec::new(),
+            generation: 0,
+            metrics: None,
+            last_services: BTreeMap::new(),
+        }
     }
 
     /// The pipeline for standalone mode.
     pub fn standalone(cfg: ControlPlaneConfig) -> Self {
-        Self { control_plane: Some((cfg, Allocations::default())), hooks: Vec::new(), generation: 0, metrics: None, last_services: BTreeMap::new() }
+        Self {
+            control_plane: Some((cfg, Allocations::default())),
+            hooks: Vec::new(),
+            generation: 0,
+            metrics: None,
+            last_services: BTreeMap::new(),
+        }
     }
 
     pub fn with_metrics(mut self, metrics: ConfigMetrics) -> Self {
@@ -97,14 +109,24 @@ impl Pipeline {
 
     /// Publish a snapshot for every state the source sends, until shutdown or until the source
     /// goes away.
-    pub async fn run(mut self, mut rx: StateRx, publisher: Arc<Publisher<Snapshot>>, shutdown: CancellationToken) {
+    pub async fn run(
+        mut self,
+        mut rx: StateRx,
+        publisher: Arc<Publisher<Snapshot>>,
+        shutdown: CancellationToken,
+    ) {
         loop {
             let state = rx.borrow_and_update().clone();
             if let Some(state) = state {
                 let started = Instant::now();
                 let snap = self.build(&state);
                 let errors = snap.errors.len();
-                let previous_errors: Vec<String> = publisher.peek().errors.iter().map(ToString::to_string).collect();
+                let previous_errors: Vec<String> = publisher
+                    .peek()
+                    .errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
                 for e in snap.errors.iter() {
                     let text = e.to_string();
                     if !previous_errors.contains(&text) {
@@ -119,7 +141,14 @@ impl Pipeline {
                     m.publishes.inc();
                     m.generation.set(generation as i64);
                 }
-                info!(generation, services, ingresses, errors, took_us = started.elapsed().as_micros() as u64, "snapshot published");
+                info!(
+                    generation,
+                    services,
+                    ingresses,
+                    errors,
+                    took_us = started.elapsed().as_micros() as u64,
+                    "snapshot published"
+                );
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,

@@ -33,7 +33,10 @@ pub struct ControlPlaneConfig {
 
 impl Default for ControlPlaneConfig {
     fn default() -> Self {
-        Self { service_cidr: "127.96.0.0/16".parse().expect("valid literal"), node_port_range: 30000..=32767 }
+        Self {
+            service_cidr: "127.96.0.0/16".parse().expect("valid literal"),
+            node_port_range: 30000..=32767,
+        }
     }
 }
 
@@ -54,12 +57,20 @@ pub fn complete(state: &mut ClusterState, cfg: &ControlPlaneConfig, alloc: &mut 
     // (file, then document): the order the API server would have seen them in.
     let mut order: Vec<ObjectKey> = state.services.keys().cloned().collect();
     order.sort_by_key(|k| {
-        let ts = state.services[k].metadata.creation_timestamp.as_ref().map(|t| t.0);
+        let ts = state.services[k]
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0);
         let origin = state.origin("Service", k);
         (ts.is_none(), ts, origin.file, origin.document, k.clone())
     });
-    alloc.cluster_ips.retain(|k, _| state.services.contains_key(k));
-    alloc.node_ports.retain(|(k, _), _| state.services.contains_key(k));
+    alloc
+        .cluster_ips
+        .retain(|k, _| state.services.contains_key(k));
+    alloc
+        .node_ports
+        .retain(|(k, _), _| state.services.contains_key(k));
 
     let mut used_ips: BTreeMap<IpAddr, ObjectKey> = BTreeMap::new();
     let mut used_ports: BTreeMap<u16, ObjectKey> = BTreeMap::new();
@@ -69,24 +80,56 @@ pub fn complete(state: &mut ClusterState, cfg: &ControlPlaneConfig, alloc: &mut 
     for key in &order {
         let svc = &state.services[key];
         let spec = svc.spec.clone().unwrap_or_default();
-        if let Some(ip) = spec.cluster_ip.as_deref().filter(|s| !s.is_empty() && *s != "None") {
+        if let Some(ip) = spec
+            .cluster_ip
+            .as_deref()
+            .filter(|s| !s.is_empty() && *s != "None")
+        {
             if let Ok(ip) = ip.parse::<IpAddr>() {
                 if let Some(holder) = used_ips.get(&ip) {
-                    refuse(state, &mut refused, key, "spec.clusterIP", format!("{ip} is already allocated to Service {holder}"));
+                    refuse(
+                        state,
+                        &mut refused,
+                        key,
+                        "spec.clusterIP",
+                        format!("{ip} is already allocated to Service {holder}"),
+                    );
                     continue;
                 }
                 used_ips.insert(ip, key.clone());
             }
         }
         for (i, p) in spec.ports.iter().flatten().enumerate() {
-            let Some(np) = p.node_port.and_then(|n| u16::try_from(n).ok()).filter(|n| *n != 0) else { continue };
+            let Some(np) = p
+                .node_port
+                .and_then(|n| u16::try_from(n).ok())
+                .filter(|n| *n != 0)
+            else {
+                continue;
+            };
             if !cfg.node_port_range.contains(&np) {
                 let r = &cfg.node_port_range;
-                refuse(state, &mut refused, key, &format!("spec.ports[{i}].nodePort"), format!("{np} is outside the node port range {}-{}", r.start(), r.end()));
+                refuse(
+                    state,
+                    &mut refused,
+                    key,
+                    &format!("spec.ports[{i}].nodePort"),
+                    format!(
+                        "{np} is outside the node port range {}-{}",
+                        r.start(),
+                        r.end()
+                    ),
+                );
                 break;
             }
             if let Some(holder) = used_ports.get(&np) {
-                refuse(state, &mut refused, key, &format!("spec.ports[{i}].nodePort"), format!("{np} is already allocated to Service {holder}"));
+                refuse(
+                    state,
+                    &mut refused,
+                    key,
+                    &format!("spec.ports[{i}].nodePort"),
+                    format!("{np} is already allocated to Service {holder}"),
+                );
                 break;
             }
             used_ports.insert(np, key.clone());
@@ -95,8 +138,12 @@ pub fn complete(state: &mut ClusterState, cfg: &ControlPlaneConfig, alloc: &mut 
     // Free what refused Services had claimed in pass 1.
     used_ips.retain(|_, k| !refused.contains(k));
     used_ports.retain(|_, k| !refused.contains(k));
-    alloc.cluster_ips.retain(|k, ip| !refused.contains(k) && used_ips.get(ip).is_none_or(|h| h == k));
-    alloc.node_ports.retain(|(k, _), p| !refused.contains(k) && used_ports.get(p).is_none_or(|h| h == k));
+    alloc
+        .cluster_ips
+        .retain(|k, ip| !refused.contains(k) && used_ips.get(ip).is_none_or(|h| h == k));
+    alloc
+        .node_ports
+        .retain(|(k, _), p| !refused.contains(k) && used_ports.get(p).is_none_or(|h| h == k));
     for (k, ip) in &alloc.cluster_ips {
         used_ips.insert(*ip, k.clone());
     }
@@ -140,7 +187,8 @@ pub fn complete(state: &mut ClusterState, cfg: &ControlPlaneConfig, alloc: &mut 
             spec.cluster_ips = spec.cluster_ip.clone().map(|ip| vec![ip]);
         }
         if matches!(type_.as_str(), "NodePort" | "LoadBalancer")
-            && spec.allocate_load_balancer_node_ports != Some(false) || type_ == "NodePort"
+            && spec.allocate_load_balancer_node_ports != Some(false)
+            || type_ == "NodePort"
         {
             for (i, p) in spec.ports.iter_mut().flatten().enumerate() {
                 if p.node_port.is_some_and(|n| n != 0) {
@@ -163,9 +211,17 @@ pub fn complete(state: &mut ClusterState, cfg: &ControlPlaneConfig, alloc: &mut 
     generate_endpoint_slices(state);
 }
 
-fn refuse(state: &mut ClusterState, refused: &mut BTreeSet<ObjectKey>, key: &ObjectKey, field: &str, msg: String) {
+fn refuse(
+    state: &mut ClusterState,
+    refused: &mut BTreeSet<ObjectKey>,
+    key: &ObjectKey,
+    field: &str,
+    msg: String,
+) {
     let origin = state.origin("Service", key);
-    state.invalid.push(Invalid::new("Service", key, field, msg).with_origin(origin));
+    state
+        .invalid
+        .push(Invalid::new("Service", key, field, msg).with_origin(origin));
     refused.insert(key.clone());
 }
 
@@ -187,13 +243,22 @@ fn pick_ip(cidr: &IpNet, key: &ObjectKey, used: &BTreeMap<IpAddr, ObjectKey>) ->
         IpNet::V6(n) => n.hosts().take(1 << 16).map(IpAddr::V6).collect(),
     };
     let start = (hash(key, 0) as usize) % hosts.len().max(1);
-    (0..hosts.len()).map(|i| hosts[(start + i) % hosts.len()]).find(|ip| !used.contains_key(ip))
+    (0..hosts.len())
+        .map(|i| hosts[(start + i) % hosts.len()])
+        .find(|ip| !used.contains_key(ip))
 }
 
-fn pick_port(range: &RangeInclusive<u16>, key: &ObjectKey, index: usize, used: &BTreeMap<u16, ObjectKey>) -> Option<u16> {
+fn pick_port(
+    range: &RangeInclusive<u16>,
+    key: &ObjectKey,
+    index: usize,
+    used: &BTreeMap<u16, ObjectKey>,
+) -> Option<u16> {
     let size = u64::from(range.end() - range.start()) + 1;
     let start = hash(key, index as u64) % size;
-    (0..size).map(|i| range.start() + ((start + i) % size) as u16).find(|p| !used.contains_key(p))
+    (0..size)
+        .map(|i| range.start() + ((start + i) % size) as u16)
+        .find(|p| !used.contains_key(p))
 }
 
 fn hash(key: &ObjectKey, salt: u64) -> u64 {
@@ -216,12 +281,20 @@ pub fn pod_ready(pod: &core::Pod) -> bool {
 
 fn pod_ip(pod: &core::Pod) -> Option<String> {
     let status = pod.status.as_ref()?;
-    status.pod_ip.clone().filter(|s| s.parse::<IpAddr>().is_ok())
+    status
+        .pod_ip
+        .clone()
+        .filter(|s| s.parse::<IpAddr>().is_ok())
 }
 
 /// Resolve a Service port's targetPort on one Pod: a number as is, a name through the Pod's
 /// containers' named ports (and the protocol must match). `None`: this Pod lacks the port.
-pub fn resolve_target_port(pod: &core::Pod, target: &Option<IntOrString>, port: i32, protocol: &str) -> Option<i32> {
+pub fn resolve_target_port(
+    pod: &core::Pod,
+    target: &Option<IntOrString>,
+    port: i32,
+    protocol: &str,
+) -> Option<i32> {
     match target {
         None => Some(port),
         Some(IntOrString::Int(n)) => Some(*n),
@@ -230,10 +303,14 @@ pub fn resolve_target_port(pod: &core::Pod, target: &Option<IntOrString>, port: 
                 return Some(n);
             }
             let spec = pod.spec.as_ref()?;
-            spec.containers.iter().flat_map(|c| c.ports.iter().flatten()).find_map(|cp| {
-                let proto = cp.protocol.as_deref().unwrap_or("TCP");
-                (cp.name.as_deref() == Some(s.as_str()) && proto == protocol).then_some(cp.container_port)
-            })
+            spec.containers
+                .iter()
+                .flat_map(|c| c.ports.iter().flatten())
+                .find_map(|cp| {
+                    let proto = cp.protocol.as_deref().unwrap_or("TCP");
+                    (cp.name.as_deref() == Some(s.as_str()) && proto == protocol)
+                        .then_some(cp.container_port)
+                })
         }
     }
 }
@@ -242,20 +319,32 @@ pub fn resolve_target_port(pod: &core::Pod, target: &Option<IntOrString>, port: 
 /// Pods whose named targetPort resolves to different numbers land in different slices, as the
 /// real controller groups them.
 pub fn generate_endpoint_slices(state: &mut ClusterState) {
-    state
-        .endpoint_slices
-        .retain(|_, s| s.metadata.labels.as_ref().and_then(|l| l.get(MANAGED_BY)).map(String::as_str) != Some(MANAGED_BY_PORTICO));
+    state.endpoint_slices.retain(|_, s| {
+        s.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(MANAGED_BY))
+            .map(String::as_str)
+            != Some(MANAGED_BY_PORTICO)
+    });
     let mut generated = Vec::new();
     for (key, svc) in &state.services {
-        let Some(spec) = svc.spec.as_ref() else { continue };
-        let Some(selector) = spec.selector.as_ref().filter(|s| !s.is_empty()) else { continue };
+        let Some(spec) = svc.spec.as_ref() else {
+            continue;
+        };
+        let Some(selector) = spec.selector.as_ref().filter(|s| !s.is_empty()) else {
+            continue;
+        };
         if spec.type_.as_deref() == Some("ExternalName") {
             continue;
         }
         let publish_not_ready = spec.publish_not_ready_addresses.unwrap_or(false);
         // Group endpoints by their resolved port set.
         let mut groups: BTreeMap<Vec<(String, i32, String)>, Vec<Endpoint>> = BTreeMap::new();
-        for (pkey, pod) in state.pods.range(ObjectKey::new(key.namespace.clone(), String::new())..) {
+        for (pkey, pod) in state
+            .pods
+            .range(ObjectKey::new(key.namespace.clone(), String::new())..)
+        {
             if pkey.namespace != key.namespace {
                 break;
             }

@@ -44,11 +44,18 @@ impl PortBackends {
         all.dedup_by(|a, b| a.addr == b.addr);
         let ready: Vec<Backend> = all.iter().filter(|b| b.ready).cloned().collect();
         let usable = if ready.is_empty() {
-            all.iter().filter(|b| b.serving && b.terminating).cloned().collect()
+            all.iter()
+                .filter(|b| b.serving && b.terminating)
+                .cloned()
+                .collect()
         } else {
             ready
         };
-        Self { protocol, all, usable: usable.into() }
+        Self {
+            protocol,
+            all,
+            usable: usable.into(),
+        }
     }
 }
 
@@ -65,8 +72,11 @@ impl ServiceEndpoints {
 
     /// Distinct ready addresses, for headless DNS-style views.
     pub fn ready_ips(&self) -> Vec<IpAddr> {
-        let mut ips: Vec<IpAddr> =
-            self.ports.values().flat_map(|p| p.all.iter().filter(|b| b.ready).map(|b| b.addr.ip())).collect();
+        let mut ips: Vec<IpAddr> = self
+            .ports
+            .values()
+            .flat_map(|p| p.all.iter().filter(|b| b.ready).map(|b| b.addr.ip()))
+            .collect();
         ips.sort();
         ips.dedup();
         ips
@@ -77,9 +87,13 @@ impl ServiceEndpoints {
         let mut acc: BTreeMap<String, (Option<Protocol>, Vec<Backend>)> = BTreeMap::new();
         for slice in slices {
             for port in slice.ports.iter().flatten() {
-                let Some(number) = port.port.and_then(|p| u16::try_from(p).ok()) else { continue };
+                let Some(number) = port.port.and_then(|p| u16::try_from(p).ok()) else {
+                    continue;
+                };
                 let name = port.name.clone().unwrap_or_default();
-                let entry = acc.entry(name).or_insert_with(|| (Protocol::parse(port.protocol.as_deref()), Vec::new()));
+                let entry = acc
+                    .entry(name)
+                    .or_insert_with(|| (Protocol::parse(port.protocol.as_deref()), Vec::new()));
                 for ep in slice.endpoints.iter().flatten() {
                     let cond = ep.conditions.as_ref();
                     // The API: a nil `ready` is interpreted as ready; nil `serving` follows ready.
@@ -87,7 +101,9 @@ impl ServiceEndpoints {
                     let serving = cond.and_then(|c| c.serving).unwrap_or(ready);
                     let terminating = cond.and_then(|c| c.terminating).unwrap_or(false);
                     for a in &ep.addresses {
-                        let Ok(ip) = a.parse::<IpAddr>() else { continue };
+                        let Ok(ip) = a.parse::<IpAddr>() else {
+                            continue;
+                        };
                         entry.1.push(Backend {
                             addr: SocketAddr::new(ip, number),
                             ready: ready && !terminating,
@@ -101,7 +117,12 @@ impl ServiceEndpoints {
                 }
             }
         }
-        Self { ports: acc.into_iter().map(|(k, (proto, v))| (k, PortBackends::finish(v, proto))).collect() }
+        Self {
+            ports: acc
+                .into_iter()
+                .map(|(k, (proto, v))| (k, PortBackends::finish(v, proto)))
+                .collect(),
+        }
     }
 
     /// Legacy `v1/Endpoints`: `addresses` are ready, `notReadyAddresses` are not.
@@ -109,13 +130,22 @@ impl ServiceEndpoints {
         let mut acc: BTreeMap<String, (Option<Protocol>, Vec<Backend>)> = BTreeMap::new();
         for subset in ep.subsets.iter().flatten() {
             for port in subset.ports.iter().flatten() {
-                let Ok(number) = u16::try_from(port.port) else { continue };
+                let Ok(number) = u16::try_from(port.port) else {
+                    continue;
+                };
                 let name = port.name.clone().unwrap_or_default();
-                let entry = acc.entry(name).or_insert_with(|| (Protocol::parse(port.protocol.as_deref()), Vec::new()));
-                let groups = [(true, subset.addresses.iter().flatten()), (false, subset.not_ready_addresses.iter().flatten())];
+                let entry = acc
+                    .entry(name)
+                    .or_insert_with(|| (Protocol::parse(port.protocol.as_deref()), Vec::new()));
+                let groups = [
+                    (true, subset.addresses.iter().flatten()),
+                    (false, subset.not_ready_addresses.iter().flatten()),
+                ];
                 for (ready, addrs) in groups {
                     for a in addrs {
-                        let Ok(ip) = a.ip.parse::<IpAddr>() else { continue };
+                        let Ok(ip) = a.ip.parse::<IpAddr>() else {
+                            continue;
+                        };
                         entry.1.push(Backend {
                             addr: SocketAddr::new(ip, number),
                             ready,
@@ -129,6 +159,11 @@ impl ServiceEndpoints {
                 }
             }
         }
-        Self { ports: acc.into_iter().map(|(k, (proto, v))| (k, PortBackends::finish(v, proto))).collect() }
+        Self {
+            ports: acc
+                .into_iter()
+                .map(|(k, (proto, v))| (k, PortBackends::finish(v, proto)))
+                .collect(),
+        }
     }
 }

@@ -36,7 +36,12 @@ pub struct Invalid {
 }
 
 impl Invalid {
-    pub fn new(kind: &str, object: &ObjectKey, field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(
+        kind: &str,
+        object: &ObjectKey,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             kind: kind.to_owned(),
             object: Some(object.clone()),

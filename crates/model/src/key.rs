@@ -12,19 +12,28 @@ pub struct ObjectKey {
 
 impl ObjectKey {
     pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        Self { namespace: namespace.into(), name: name.into() }
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
     }
 
     /// A cluster-scoped object (Node, IngressClass, Namespace).
     pub fn cluster(name: impl Into<String>) -> Self {
-        Self { namespace: String::new(), name: name.into() }
+        Self {
+            namespace: String::new(),
+            name: name.into(),
+        }
     }
 
     /// Key of a Kubernetes object from its metadata; a missing namespace is `default`, as kubectl
     /// applies it.
     pub fn of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Self {
         Self {
-            namespace: meta.namespace.clone().unwrap_or_else(|| "default".to_owned()),
+            namespace: meta
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".to_owned()),
             name: meta.name.clone().unwrap_or_default(),
         }
     }

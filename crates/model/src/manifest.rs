@@ -35,11 +35,17 @@ pub type Parsed = Result<Object, Invalid>;
 /// Parse a file's text. `file` is used in error messages; JSON is detected by the extension.
 pub fn parse_file(file: &str, text: &str) -> Vec<(Origin, Parsed)> {
     let mut out = Vec::new();
-    let origin = |doc: usize| Origin { file: Some(file.to_owned()), document: Some(doc) };
+    let origin = |doc: usize| Origin {
+        file: Some(file.to_owned()),
+        document: Some(doc),
+    };
     if file.ends_with(".json") {
         match serde_json::from_str::<Value>(text) {
             Ok(v) => push_value(&mut out, origin(1), v),
-            Err(e) => out.push((origin(1), Err(unparsable(origin(1), format!("invalid JSON: {e}"))))),
+            Err(e) => out.push((
+                origin(1),
+                Err(unparsable(origin(1), format!("invalid JSON: {e}"))),
+            )),
         }
         return out;
     }
@@ -59,7 +65,13 @@ pub fn parse_file(file: &str, text: &str) -> Vec<(Origin, Parsed)> {
 }
 
 fn unparsable(origin: Origin, message: String) -> Invalid {
-    Invalid { kind: String::new(), object: None, origin, field: String::new(), message }
+    Invalid {
+        kind: String::new(),
+        object: None,
+        origin,
+        field: String::new(),
+        message,
+    }
 }
 
 fn push_value(out: &mut Vec<(Origin, Parsed)>, origin: Origin, v: Value) {
@@ -89,11 +101,24 @@ pub fn parse_value(v: Value) -> Option<Parsed> {
             message: "a manifest must be a mapping with apiVersion and kind".into(),
         }));
     };
-    let api_version = map.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_owned();
-    let kind = map.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let api_version = map
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let kind = map
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     let meta = map.get("metadata");
-    let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or_default();
-    let namespace = meta.and_then(|m| m.get("namespace")).and_then(Value::as_str);
+    let name = meta
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let namespace = meta
+        .and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str);
     let key = if Object::cluster_scoped(&kind) {
         ObjectKey::cluster(name)
     } else {
@@ -113,31 +138,50 @@ pub fn parse_value(v: Value) -> Option<Parsed> {
         ("v1", "Node") => typed(&v, &kind, &key).map(Object::Node),
         ("v1", "Namespace") => typed(&v, &kind, &key).map(Object::Namespace),
         ("v1", "Secret") => typed(&v, &kind, &key).map(Object::Secret),
-        ("discovery.k8s.io/v1", "EndpointSlice") => typed(&v, &kind, &key).map(Object::EndpointSlice),
+        ("discovery.k8s.io/v1", "EndpointSlice") => {
+            typed(&v, &kind, &key).map(Object::EndpointSlice)
+        }
         ("networking.k8s.io/v1", "Ingress") => typed(&v, &kind, &key).map(Object::Ingress),
-        ("networking.k8s.io/v1", "IngressClass") => typed(&v, &kind, &key).map(Object::IngressClass),
-        ("metallb.io/v1beta1", "IPAddressPool") => typed(&v, &kind, &key).map(Object::IPAddressPool),
-        ("metallb.io/v1beta1", "L2Advertisement") => typed(&v, &kind, &key).map(Object::L2Advertisement),
+        ("networking.k8s.io/v1", "IngressClass") => {
+            typed(&v, &kind, &key).map(Object::IngressClass)
+        }
+        ("metallb.io/v1beta1", "IPAddressPool") => {
+            typed(&v, &kind, &key).map(Object::IPAddressPool)
+        }
+        ("metallb.io/v1beta1", "L2Advertisement") => {
+            typed(&v, &kind, &key).map(Object::L2Advertisement)
+        }
         (_, k) if IGNORED_KINDS.contains(&k) => return None,
-        (_, "Service" | "Endpoints" | "Pod" | "Node" | "Namespace" | "Secret" | "EndpointSlice" | "Ingress" | "IngressClass"
-        | "IPAddressPool" | "L2Advertisement") => Err(err(
+        (
+            _,
+            "Service" | "Endpoints" | "Pod" | "Node" | "Namespace" | "Secret" | "EndpointSlice"
+            | "Ingress" | "IngressClass" | "IPAddressPool" | "L2Advertisement",
+        ) => Err(err(
             "apiVersion",
             format!("{api_version:?} is not a supported version of {kind}"),
         )),
-        _ => Err(err("kind", format!("{kind:?} ({api_version}) is not a kind Portico reads"))),
+        _ => Err(err(
+            "kind",
+            format!("{kind:?} ({api_version}) is not a kind Portico reads"),
+        )),
     };
     Some(parsed)
 }
 
 /// Deserialize with the failing field's path in the error, then reject unknown fields by
 /// comparing the input with what the typed object serialises back to.
-fn typed<T: DeserializeOwned + Serialize>(v: &Value, kind: &str, key: &ObjectKey) -> Result<T, Invalid> {
+fn typed<T: DeserializeOwned + Serialize>(
+    v: &Value,
+    kind: &str,
+    key: &ObjectKey,
+) -> Result<T, Invalid> {
     let obj: T = serde_path_to_error::deserialize(v.clone()).map_err(|e| {
         let path = e.path().to_string();
         let field = if path == "." { String::new() } else { path };
         Invalid::new(kind, key, field, e.into_inner().to_string())
     })?;
-    let back = serde_json::to_value(&obj).map_err(|e| Invalid::new(kind, key, "", e.to_string()))?;
+    let back =
+        serde_json::to_value(&obj).map_err(|e| Invalid::new(kind, key, "", e.to_string()))?;
     if let Some(field) = unknown_field(v, &back, String::new()) {
         return Err(Invalid::new(kind, key, field, "unknown field"));
     }
@@ -161,7 +205,11 @@ fn unknown_field(input: &Value, known: &Value, path: String) -> Option<String> {
                 if v.is_null() || is_empty(v) {
                     continue;
                 }
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 match b.get(k) {
                     None => return Some(p),
                     Some(kv) => {
@@ -173,9 +221,11 @@ fn unknown_field(input: &Value, known: &Value, path: String) -> Option<String> {
             }
             None
         }
-        (Value::Array(a), Value::Array(b)) => {
-            a.iter().zip(b).enumerate().find_map(|(i, (x, y))| unknown_field(x, y, format!("{path}[{i}]")))
-        }
+        (Value::Array(a), Value::Array(b)) => a
+            .iter()
+            .zip(b)
+            .enumerate()
+            .find_map(|(i, (x, y))| unknown_field(x, y, format!("{path}[{i}]"))),
         _ => None,
     }
 }

@@ -64,13 +64,26 @@ pub struct IPAddressPoolStatus {
 
 /// `L2Advertisement`: which pools are announced with ARP/NDP, from which nodes and interfaces.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[kube(group = "metallb.io", version = "v1beta1", kind = "L2Advertisement", namespaced)]
+#[kube(
+    group = "metallb.io",
+    version = "v1beta1",
+    kind = "L2Advertisement",
+    namespaced
+)]
 #[serde(rename_all = "camelCase")]
 pub struct L2AdvertisementSpec {
     /// Pools announced by this advertisement; empty (with no selectors) means every pool.
-    #[serde(default, rename = "ipAddressPools", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "ipAddressPools",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ip_address_pools: Option<Vec<String>>,
-    #[serde(default, rename = "ipAddressPoolSelectors", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "ipAddressPoolSelectors",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ip_address_pool_selectors: Option<Vec<LabelSelector>>,
     /// Nodes allowed to announce; empty means all nodes.
     #[serde(default, skip_serializing_if = "Option::is_none")]

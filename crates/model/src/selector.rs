@@ -6,7 +6,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 /// A Service's `spec.selector`: every pair must be present. An empty selector selects nothing
 /// for a Service (the API treats an empty Service selector as "no selector").
-pub fn service_selects(selector: &BTreeMap<String, String>, labels: Option<&BTreeMap<String, String>>) -> bool {
+pub fn service_selects(
+    selector: &BTreeMap<String, String>,
+    labels: Option<&BTreeMap<String, String>>,
+) -> bool {
     if selector.is_empty() {
         return false;
     }
@@ -16,7 +19,10 @@ pub fn service_selects(selector: &BTreeMap<String, String>, labels: Option<&BTre
 
 /// A `metav1.LabelSelector` (matchLabels and matchExpressions). An empty selector selects
 /// everything, as in the API.
-pub fn label_selector_matches(sel: &LabelSelector, labels: Option<&BTreeMap<String, String>>) -> bool {
+pub fn label_selector_matches(
+    sel: &LabelSelector,
+    labels: Option<&BTreeMap<String, String>>,
+) -> bool {
     let empty = BTreeMap::new();
     let labels = labels.unwrap_or(&empty);
     if let Some(ml) = &sel.match_labels {
@@ -48,16 +54,25 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
     fn service_selector_needs_every_pair() {
         let sel = labels(&[("app", "hellok8s")]);
-        assert!(service_selects(&sel, Some(&labels(&[("app", "hellok8s"), ("tier", "web")]))));
+        assert!(service_selects(
+            &sel,
+            Some(&labels(&[("app", "hellok8s"), ("tier", "web")]))
+        ));
         assert!(!service_selects(&sel, Some(&labels(&[("app", "nginx")]))));
         assert!(!service_selects(&sel, None));
-        assert!(!service_selects(&BTreeMap::new(), Some(&labels(&[("app", "x")]))), "empty selector selects nothing");
+        assert!(
+            !service_selects(&BTreeMap::new(), Some(&labels(&[("app", "x")]))),
+            "empty selector selects nothing"
+        );
     }
 
     #[test]
@@ -65,13 +80,33 @@ mod tests {
         let sel = LabelSelector {
             match_labels: Some(labels(&[("team", "a")])),
             match_expressions: Some(vec![
-                LabelSelectorRequirement { key: "env".into(), operator: "In".into(), values: Some(vec!["prod".into()]) },
-                LabelSelectorRequirement { key: "legacy".into(), operator: "DoesNotExist".into(), values: None },
+                LabelSelectorRequirement {
+                    key: "env".into(),
+                    operator: "In".into(),
+                    values: Some(vec!["prod".into()]),
+                },
+                LabelSelectorRequirement {
+                    key: "legacy".into(),
+                    operator: "DoesNotExist".into(),
+                    values: None,
+                },
             ]),
         };
-        assert!(label_selector_matches(&sel, Some(&labels(&[("team", "a"), ("env", "prod")]))));
-        assert!(!label_selector_matches(&sel, Some(&labels(&[("team", "a"), ("env", "dev")]))));
-        assert!(!label_selector_matches(&sel, Some(&labels(&[("team", "a"), ("env", "prod"), ("legacy", "1")]))));
-        assert!(label_selector_matches(&LabelSelector::default(), None), "empty selector selects all");
+        assert!(label_selector_matches(
+            &sel,
+            Some(&labels(&[("team", "a"), ("env", "prod")]))
+        ));
+        assert!(!label_selector_matches(
+            &sel,
+            Some(&labels(&[("team", "a"), ("env", "dev")]))
+        ));
+        assert!(!label_selector_matches(
+            &sel,
+            Some(&labels(&[("team", "a"), ("env", "prod"), ("legacy", "1")]))
+        ));
+        assert!(
+            label_selector_matches(&LabelSelector::default(), None),
+            "empty selector selects all"
+        );
     }
 }

@@ -117,7 +117,8 @@ pub const DEFAULT_AFFINITY_TIMEOUT: u32 = 10_800;
 fn is_iana_svc_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 15
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && s.bytes().any(|b| b.is_ascii_lowercase())
         && !s.starts_with('-')
         && !s.ends_with('-')
@@ -140,13 +141,18 @@ pub fn from_k8s(key: &ObjectKey, svc: &core::Service) -> Result<Service, Invalid
         other => {
             return Err(bad(
                 "spec.type",
-                format!("unsupported value {other:?}: expected ClusterIP, NodePort, LoadBalancer or ExternalName"),
+                format!(
+                    "unsupported value {other:?}: expected ClusterIP, NodePort, LoadBalancer or ExternalName"
+                ),
             ));
         }
     };
     let external_name = spec.external_name.clone().filter(|s| !s.is_empty());
     if type_ == ServiceType::ExternalName && external_name.is_none() {
-        return Err(bad("spec.externalName", "required for type ExternalName".into()));
+        return Err(bad(
+            "spec.externalName",
+            "required for type ExternalName".into(),
+        ));
     }
 
     let mut headless = false;
@@ -161,11 +167,19 @@ pub fn from_k8s(key: &ObjectKey, svc: &core::Service) -> Result<Service, Invalid
             headless = true;
             continue;
         }
-        let ip: IpAddr = s.parse().map_err(|_| bad(&format!("spec.clusterIPs[{i}]"), format!("{s:?} is not an IP address")))?;
+        let ip: IpAddr = s.parse().map_err(|_| {
+            bad(
+                &format!("spec.clusterIPs[{i}]"),
+                format!("{s:?} is not an IP address"),
+            )
+        })?;
         cluster_ips.push(ip);
     }
     if headless && type_ != ServiceType::ClusterIP {
-        return Err(bad("spec.clusterIP", format!("may not be None for type {type_}")));
+        return Err(bad(
+            "spec.clusterIP",
+            format!("may not be None for type {type_}"),
+        ));
     }
     if type_ == ServiceType::ExternalName {
         cluster_ips.clear();
@@ -177,39 +191,75 @@ pub fn from_k8s(key: &ObjectKey, svc: &core::Service) -> Result<Service, Invalid
         let f = |name: &str| format!("spec.ports[{i}].{name}");
         let name = p.name.clone().unwrap_or_default();
         if raw_ports.len() > 1 && name.is_empty() {
-            return Err(bad(&f("name"), "required when a Service has more than one port".into()));
+            return Err(bad(
+                &f("name"),
+                "required when a Service has more than one port".into(),
+            ));
         }
         if ports.iter().any(|q: &ServicePort| q.name == name) {
             return Err(bad(&f("name"), format!("duplicate port name {name:?}")));
         }
-        let protocol = Protocol::parse(p.protocol.as_deref())
-            .ok_or_else(|| bad(&f("protocol"), format!("unsupported value {:?}: expected TCP, UDP or SCTP", p.protocol)))?;
-        let port = port_u16(p.port).ok_or_else(|| bad(&f("port"), format!("{} is not a valid port (1-65535)", p.port)))?;
-        let target_port = match &p.target_port {
-            None => TargetPort::Number(port),
-            Some(IntOrString::Int(n)) => TargetPort::Number(
-                port_u16(*n).ok_or_else(|| bad(&f("targetPort"), format!("{n} is not a valid port (1-65535)")))?,
-            ),
-            Some(IntOrString::String(s)) => {
-                if let Ok(n) = s.parse::<i32>() {
-                    TargetPort::Number(port_u16(n).ok_or_else(|| bad(&f("targetPort"), format!("{n} is not a valid port")))?)
-                } else if is_iana_svc_name(s) {
-                    TargetPort::Name(s.clone())
-                } else {
-                    return Err(bad(&f("targetPort"), format!("{s:?} is not a port number or a valid port name")));
+        let protocol = Protocol::parse(p.protocol.as_deref()).ok_or_else(|| {
+            bad(
+                &f("protocol"),
+                format!(
+                    "unsupported value {:?}: expected TCP, UDP or SCTP",
+                    p.protocol
+                ),
+            )
+        })?;
+        let port = port_u16(p.port).ok_or_else(|| {
+            bad(
+                &f("port"),
+                format!("{} is not a valid port (1-65535)", p.port),
+            )
+        })?;
+        let target_port =
+            match &p.target_port {
+                None => TargetPort::Number(port),
+                Some(IntOrString::Int(n)) => TargetPort::Number(port_u16(*n).ok_or_else(|| {
+                    bad(
+                        &f("targetPort"),
+                        format!("{n} is not a valid port (1-65535)"),
+                    )
+                })?),
+                Some(IntOrString::String(s)) => {
+                    if let Ok(n) = s.parse::<i32>() {
+                        TargetPort::Number(port_u16(n).ok_or_else(|| {
+                            bad(&f("targetPort"), format!("{n} is not a valid port"))
+                        })?)
+                    } else if is_iana_svc_name(s) {
+                        TargetPort::Name(s.clone())
+                    } else {
+                        return Err(bad(
+                            &f("targetPort"),
+                            format!("{s:?} is not a port number or a valid port name"),
+                        ));
+                    }
                 }
-            }
-        };
+            };
         let node_port = match p.node_port {
             None | Some(0) => None,
             Some(n) => {
                 if matches!(type_, ServiceType::ClusterIP | ServiceType::ExternalName) {
-                    return Err(bad(&f("nodePort"), format!("may not be set for type {type_}")));
+                    return Err(bad(
+                        &f("nodePort"),
+                        format!("may not be set for type {type_}"),
+                    ));
                 }
-                Some(port_u16(n).ok_or_else(|| bad(&f("nodePort"), format!("{n} is not a valid port")))?)
+                Some(
+                    port_u16(n)
+                        .ok_or_else(|| bad(&f("nodePort"), format!("{n} is not a valid port")))?,
+                )
             }
         };
-        ports.push(ServicePort { name, protocol, port, target_port, node_port });
+        ports.push(ServicePort {
+            name,
+            protocol,
+            port,
+            target_port,
+            node_port,
+        });
     }
 
     let session_affinity_timeout = match spec.session_affinity.as_deref().unwrap_or("None") {
@@ -229,29 +279,55 @@ pub fn from_k8s(key: &ObjectKey, svc: &core::Service) -> Result<Service, Invalid
             }
             Some(t as u32)
         }
-        other => return Err(bad("spec.sessionAffinity", format!("unsupported value {other:?}: expected None or ClientIP"))),
+        other => {
+            return Err(bad(
+                "spec.sessionAffinity",
+                format!("unsupported value {other:?}: expected None or ClientIP"),
+            ));
+        }
     };
     let policy = |v: Option<&str>, field: &str| match v.unwrap_or("Cluster") {
         "Cluster" => Ok(TrafficPolicy::Cluster),
         "Local" => Ok(TrafficPolicy::Local),
-        other => Err(bad(field, format!("unsupported value {other:?}: expected Cluster or Local"))),
+        other => Err(bad(
+            field,
+            format!("unsupported value {other:?}: expected Cluster or Local"),
+        )),
     };
-    let external_traffic_policy = policy(spec.external_traffic_policy.as_deref(), "spec.externalTrafficPolicy")?;
-    let internal_traffic_policy = policy(spec.internal_traffic_policy.as_deref(), "spec.internalTrafficPolicy")?;
+    let external_traffic_policy = policy(
+        spec.external_traffic_policy.as_deref(),
+        "spec.externalTrafficPolicy",
+    )?;
+    let internal_traffic_policy = policy(
+        spec.internal_traffic_policy.as_deref(),
+        "spec.internalTrafficPolicy",
+    )?;
     let load_balancer_ip = match spec.load_balancer_ip.as_deref().filter(|s| !s.is_empty()) {
         None => None,
-        Some(s) => Some(s.parse().map_err(|_| bad("spec.loadBalancerIP", format!("{s:?} is not an IP address")))?),
+        Some(s) => Some(
+            s.parse()
+                .map_err(|_| bad("spec.loadBalancerIP", format!("{s:?} is not an IP address")))?,
+        ),
     };
     let mut external_ips = Vec::new();
     for (i, s) in spec.external_ips.iter().flatten().enumerate() {
-        external_ips.push(s.parse().map_err(|_| bad(&format!("spec.externalIPs[{i}]"), format!("{s:?} is not an IP address")))?);
+        external_ips.push(s.parse().map_err(|_| {
+            bad(
+                &format!("spec.externalIPs[{i}]"),
+                format!("{s:?} is not an IP address"),
+            )
+        })?);
     }
     let load_balancer_ingress = svc
         .status
         .as_ref()
         .and_then(|s| s.load_balancer.as_ref())
         .and_then(|lb| lb.ingress.as_ref())
-        .map(|ing| ing.iter().filter_map(|i| i.ip.as_deref()?.parse().ok()).collect())
+        .map(|ing| {
+            ing.iter()
+                .filter_map(|i| i.ip.as_deref()?.parse().ok())
+                .collect()
+        })
         .unwrap_or_default();
 
     Ok(Service {

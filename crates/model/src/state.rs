@@ -110,7 +110,8 @@ impl ClusterState {
         }
         if let Some(first) = self.origins.get(&(kind, key.clone())) {
             let msg = format!("duplicate object; the one in {first} is used");
-            self.invalid.push(Invalid::new(kind, &key, "metadata.name", msg).with_origin(origin));
+            self.invalid
+                .push(Invalid::new(kind, &key, "metadata.name", msg).with_origin(origin));
             return;
         }
         self.origins.insert((kind, key.clone()), origin);
@@ -131,6 +132,9 @@ impl ClusterState {
 
     /// Where an object came from (the API when unknown).
     pub fn origin(&self, kind: &'static str, key: &ObjectKey) -> Origin {
-        self.origins.get(&(kind, key.clone())).cloned().unwrap_or_default()
+        self.origins
+            .get(&(kind, key.clone()))
+            .cloned()
+            .unwrap_or_default()
     }
 }

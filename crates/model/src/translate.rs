@@ -18,8 +18,16 @@ use crate::state::ClusterState;
 pub fn translate(state: &ClusterState, generation: u64) -> Snapshot {
     let mut errors: Vec<Invalid> = state.invalid.clone();
     let mut report = |kind: &'static str, e: Invalid| {
-        let origin = e.object.as_ref().map(|k| state.origin(kind, k)).unwrap_or_default();
-        errors.push(if e.origin.file.is_none() { e.with_origin(origin) } else { e });
+        let origin = e
+            .object
+            .as_ref()
+            .map(|k| state.origin(kind, k))
+            .unwrap_or_default();
+        errors.push(if e.origin.file.is_none() {
+            e.with_origin(origin)
+        } else {
+            e
+        });
     };
 
     let mut services = BTreeMap::new();
@@ -34,18 +42,33 @@ pub fn translate(state: &ClusterState, generation: u64) -> Snapshot {
     // into the former; standalone, the endpoints controller writes slices).
     let mut slices: BTreeMap<ObjectKey, Vec<&EndpointSlice>> = BTreeMap::new();
     for (key, slice) in &state.endpoint_slices {
-        let owner = slice.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL));
+        let owner = slice
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(SERVICE_NAME_LABEL));
         match owner {
-            Some(svc) => slices.entry(ObjectKey::new(key.namespace.clone(), svc.clone())).or_default().push(slice),
+            Some(svc) => slices
+                .entry(ObjectKey::new(key.namespace.clone(), svc.clone()))
+                .or_default()
+                .push(slice),
             None => report(
                 "EndpointSlice",
-                Invalid::new("EndpointSlice", key, format!("metadata.labels[{SERVICE_NAME_LABEL}]"), "required: names the Service"),
+                Invalid::new(
+                    "EndpointSlice",
+                    key,
+                    format!("metadata.labels[{SERVICE_NAME_LABEL}]"),
+                    "required: names the Service",
+                ),
             ),
         }
     }
     let mut endpoints = BTreeMap::new();
     for (key, list) in &slices {
-        endpoints.insert(key.clone(), Arc::new(ServiceEndpoints::from_slices(list.iter().copied())));
+        endpoints.insert(
+            key.clone(),
+            Arc::new(ServiceEndpoints::from_slices(list.iter().copied())),
+        );
     }
     for (key, ep) in &state.endpoints {
         if !slices.contains_key(key) {
@@ -65,8 +88,18 @@ pub fn translate(state: &ClusterState, generation: u64) -> Snapshot {
             .map(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
             .unwrap_or(false);
         let labels = node.metadata.labels.clone().unwrap_or_default();
-        let exclude_from_lb = labels.contains_key("node.kubernetes.io/exclude-from-external-load-balancers");
-        nodes.insert(key.name.clone(), Arc::new(Node { name: key.name.clone(), labels, addresses, ready, exclude_from_lb }));
+        let exclude_from_lb =
+            labels.contains_key("node.kubernetes.io/exclude-from-external-load-balancers");
+        nodes.insert(
+            key.name.clone(),
+            Arc::new(Node {
+                name: key.name.clone(),
+                labels,
+                addresses,
+                ready,
+                exclude_from_lb,
+            }),
+        );
     }
 
     let mut tls_secrets = BTreeMap::new();
@@ -78,15 +111,26 @@ pub fn translate(state: &ClusterState, generation: u64) -> Snapshot {
             if let Some(v) = secret.data.as_ref().and_then(|d| d.get(k)) {
                 return Some(v.0.clone());
             }
-            secret.string_data.as_ref().and_then(|d| d.get(k)).map(|s| s.as_bytes().to_vec())
+            secret
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get(k))
+                .map(|s| s.as_bytes().to_vec())
         };
         match (get("tls.crt"), get("tls.key")) {
             (Some(cert_pem), Some(key_pem)) if !cert_pem.is_empty() && !key_pem.is_empty() => {
                 tls_secrets.insert(key.clone(), Arc::new(TlsSecret { cert_pem, key_pem }));
             }
             (c, _) => {
-                let field = if c.is_none_or(|c| c.is_empty()) { "data[tls.crt]" } else { "data[tls.key]" };
-                report("Secret", Invalid::new("Secret", key, field, "required for type kubernetes.io/tls"));
+                let field = if c.is_none_or(|c| c.is_empty()) {
+                    "data[tls.crt]"
+                } else {
+                    "data[tls.key]"
+                };
+                report(
+                    "Secret",
+                    Invalid::new("Secret", key, field, "required for type kubernetes.io/tls"),
+                );
             }
         }
     }
@@ -96,9 +140,17 @@ pub fn translate(state: &ClusterState, generation: u64) -> Snapshot {
         services,
         endpoints,
         nodes,
-        namespaces: state.namespaces.iter().map(|(k, v)| (k.name.clone(), v.clone())).collect(),
+        namespaces: state
+            .namespaces
+            .iter()
+            .map(|(k, v)| (k.name.clone(), v.clone()))
+            .collect(),
         ingresses: state.ingresses.clone(),
-        ingress_classes: state.ingress_classes.iter().map(|(k, v)| (k.name.clone(), v.clone())).collect(),
+        ingress_classes: state
+            .ingress_classes
+            .iter()
+            .map(|(k, v)| (k.name.clone(), v.clone()))
+            .collect(),
         tls_secrets,
         ip_address_pools: state.ip_address_pools.clone(),
         l2_advertisements: state.l2_advertisements.clone(),

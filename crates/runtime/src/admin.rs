@@ -97,24 +97,44 @@ pub fn router(state: AdminState) -> Router {
 }
 
 /// Serve until `shutdown`.
-pub async fn serve(listener: TcpListener, state: AdminState, shutdown: CancellationToken) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown.cancelled_owned()).await
+pub async fn serve(
+    listener: TcpListener,
+    state: AdminState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
 }
 
 async fn readyz(State(s): State<AdminState>) -> Response {
     if s.snapshots.is_ready() && s.ready_checks.iter().all(|f| f()) {
         (StatusCode::OK, "ready\n").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready: configuration not loaded yet\n").into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: configuration not loaded yet\n",
+        )
+            .into_response()
     }
 }
 
 async fn metrics(State(s): State<AdminState>) -> Response {
     let snap = s.snapshots.peek();
     s.metrics.config.generation.set(snap.generation as i64);
-    s.metrics.config.invalid_objects.set(s.all_errors().len() as i64);
+    s.metrics
+        .config
+        .invalid_objects
+        .set(s.all_errors().len() as i64);
     drop(snap);
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.metrics.encode()).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.encode(),
+    )
+        .into_response()
 }
 
 async fn services(State(s): State<AdminState>) -> Json<Value> {

@@ -26,10 +26,25 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("portico");
         let config = ConfigMetrics::default();
-        registry.register("config_publishes", "Snapshots published", config.publishes.clone());
-        registry.register("config_invalid_objects", "Objects rejected in the current snapshot", config.invalid_objects.clone());
-        registry.register("config_generation", "Generation of the current snapshot", config.generation.clone());
-        Self { registry: Mutex::new(registry), config }
+        registry.register(
+            "config_publishes",
+            "Snapshots published",
+            config.publishes.clone(),
+        );
+        registry.register(
+            "config_invalid_objects",
+            "Objects rejected in the current snapshot",
+            config.invalid_objects.clone(),
+        );
+        registry.register(
+            "config_generation",
+            "Generation of the current snapshot",
+            config.generation.clone(),
+        );
+        Self {
+            registry: Mutex::new(registry),
+            config,
+        }
     }
 
     /// Register more metrics.

@@ -17,7 +17,10 @@ impl<T> Publisher<T> {
     /// A publisher holding `initial`, not yet ready.
     pub fn new(initial: T) -> Arc<Self> {
         let (version, _) = watch::channel(0);
-        Arc::new(Self { current: ArcSwap::from_pointee(initial), version })
+        Arc::new(Self {
+            current: ArcSwap::from_pointee(initial),
+            version,
+        })
     }
 
     /// The current value, for a whole request or connection. Lock-free.

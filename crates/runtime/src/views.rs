@@ -45,8 +45,14 @@ pub fn services(snap: &Snapshot, first_seen: &BTreeMap<ObjectKey, String>) -> Ve
             };
             let external_ip = match s.type_ {
                 ServiceType::ExternalName => s.external_name.clone().unwrap_or_default(),
-                ServiceType::LoadBalancer if s.load_balancer_ingress.is_empty() && s.external_ips.is_empty() => "<pending>".to_owned(),
-                _ if s.load_balancer_ingress.is_empty() && s.external_ips.is_empty() => "<none>".to_owned(),
+                ServiceType::LoadBalancer
+                    if s.load_balancer_ingress.is_empty() && s.external_ips.is_empty() =>
+                {
+                    "<pending>".to_owned()
+                }
+                _ if s.load_balancer_ingress.is_empty() && s.external_ips.is_empty() => {
+                    "<none>".to_owned()
+                }
                 _ => join(s.load_balancer_ingress.iter().chain(&s.external_ips)),
             };
             let ports = if s.ports.is_empty() {
@@ -68,7 +74,10 @@ pub fn services(snap: &Snapshot, first_seen: &BTreeMap<ObjectKey, String>) -> Ve
                 cluster_ip,
                 external_ip,
                 ports,
-                created: s.creation_timestamp.map(|t| t.to_string()).or_else(|| first_seen.get(&s.key).cloned()),
+                created: s
+                    .creation_timestamp
+                    .map(|t| t.to_string())
+                    .or_else(|| first_seen.get(&s.key).cloned()),
             }
         })
         .collect()
@@ -99,9 +108,16 @@ pub fn endpoints(snap: &Snapshot, first_seen: &BTreeMap<ObjectKey, String>) -> V
         rows.push(EndpointsRow {
             namespace: key.namespace.clone(),
             name: key.name.clone(),
-            endpoints: if ready.is_empty() { "<none>".to_owned() } else { ready.join(",") },
+            endpoints: if ready.is_empty() {
+                "<none>".to_owned()
+            } else {
+                ready.join(",")
+            },
             detail,
-            created: svc.creation_timestamp.map(|t| t.to_string()).or_else(|| first_seen.get(key).cloned()),
+            created: svc
+                .creation_timestamp
+                .map(|t| t.to_string())
+                .or_else(|| first_seen.get(key).cloned()),
         });
     }
     rows
@@ -113,7 +129,9 @@ fn join<T: ToString>(it: impl Iterator<Item = T>) -> String {
 
 /// kubectl's AGE: `45s`, `12m`, `3h`, `5d`.
 pub fn age(created: Option<&str>, now: jiff::Timestamp) -> String {
-    let Some(ts) = created.and_then(|c| c.parse::<jiff::Timestamp>().ok()) else { return "<unknown>".to_owned() };
+    let Some(ts) = created.and_then(|c| c.parse::<jiff::Timestamp>().ok()) else {
+        return "<unknown>".to_owned();
+    };
     let secs = now.as_second().saturating_sub(ts.as_second()).max(0);
     match secs {
         s if s < 120 => format!("{s}s"),

@@ -310,7 +310,8 @@ async fn proxy(
     // Each try goes to an endpoint not tried yet, so there are never more tries than endpoints
     // (and with one endpoint the headers need no copy for a retry).
     let tries = if retryable {
-        opts.next_upstream_tries.clamp(1, upstream.endpoints().len().max(1) as u32)
+        opts.next_upstream_tries
+            .clamp(1, upstream.endpoints().len().max(1) as u32)
     } else {
         1
     };

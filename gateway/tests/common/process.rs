@@ -21,7 +21,9 @@ impl Gateway {
     /// and wait until its admin API reports ready.
     pub fn start(args: &[&str], admin: &str, env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gateway"));
-        cmd.args(args).args(["--admin-addr", admin]).stdout(Stdio::null());
+        cmd.args(args)
+            .args(["--admin-addr", admin])
+            .stdout(Stdio::null());
         if !args.contains(&"--http-addr") {
             cmd.args(["--http-addr", &format!("127.0.0.1:{}", free_port())]);
         }
@@ -32,13 +34,19 @@ impl Gateway {
             cmd.env(k, v);
         }
         let gw = Gateway(cmd.spawn().expect("start gateway"));
-        wait_until("/readyz", Duration::from_secs(30), || curl(&format!("http://{admin}/readyz")).is_some());
+        wait_until("/readyz", Duration::from_secs(30), || {
+            curl(&format!("http://{admin}/readyz")).is_some()
+        });
         gw
     }
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// `curl -s --max-time 2 URL`: the body on success.
@@ -48,18 +56,30 @@ pub fn curl(url: &str) -> Option<String> {
 
 /// `curl -s --max-time 2 ARGS`: the body on success.
 pub fn curl_args(args: &[&str]) -> Option<String> {
-    let out = Command::new("curl").args(["-s", "--max-time", "2"]).args(args).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "2"])
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The pod names in `n` responses of hellok8s backends behind `url`.
 pub fn pod_names(url: &str, n: usize) -> std::collections::BTreeSet<String> {
-    (0..n).filter_map(|_| curl(url)).filter_map(|b| b.rsplit_once("From host: ").map(|(_, h)| h.to_owned())).collect()
+    (0..n)
+        .filter_map(|_| curl(url))
+        .filter_map(|b| b.rsplit_once("From host: ").map(|(_, h)| h.to_owned()))
+        .collect()
 }
 
 /// `gateway get WHAT` against a running instance.
 pub fn get(admin: &str, what: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_gateway")).args(["get", what, "--admin-addr", admin]).output().expect("gateway get");
+    let out = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .args(["get", what, "--admin-addr", admin])
+        .output()
+        .expect("gateway get");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 

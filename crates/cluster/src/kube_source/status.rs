@@ -40,25 +40,50 @@ fn lb_ingress(ips: &[IpAddr]) -> Value {
 }
 
 /// Set `status.loadBalancer.ingress` of a Service to `ips` (none clears it).
-pub async fn patch_service_lb_status(client: &Client, key: &ObjectKey, ips: &[IpAddr]) -> Result<(), WriteError> {
+pub async fn patch_service_lb_status(
+    client: &Client,
+    key: &ObjectKey,
+    ips: &[IpAddr],
+) -> Result<(), WriteError> {
     patch_lb_status::<Service>(client, key, ips, "Service").await
 }
 
 /// Set `status.loadBalancer.ingress` of an Ingress to `ips` (none clears it).
-pub async fn patch_ingress_lb_status(client: &Client, key: &ObjectKey, ips: &[IpAddr]) -> Result<(), WriteError> {
+pub async fn patch_ingress_lb_status(
+    client: &Client,
+    key: &ObjectKey,
+    ips: &[IpAddr],
+) -> Result<(), WriteError> {
     patch_lb_status::<Ingress>(client, key, ips, "Ingress").await
 }
 
 /// Both kinds carry the same `status.loadBalancer.ingress[].ip` shape.
-async fn patch_lb_status<K>(client: &Client, key: &ObjectKey, ips: &[IpAddr], kind: &'static str) -> Result<(), WriteError>
+async fn patch_lb_status<K>(
+    client: &Client,
+    key: &ObjectKey,
+    ips: &[IpAddr],
+    kind: &'static str,
+) -> Result<(), WriteError>
 where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
 {
     let api = Api::<K>::namespaced(client.clone(), &key.namespace);
-    api.patch_status(&key.name, &PatchParams::default(), &Patch::Merge(lb_ingress(ips)))
-        .await
-        .map(drop)
-        .map_err(|source| WriteError { action: "status patch", kind, key: key.clone(), source })
+    api.patch_status(
+        &key.name,
+        &PatchParams::default(),
+        &Patch::Merge(lb_ingress(ips)),
+    )
+    .await
+    .map(drop)
+    .map_err(|source| WriteError {
+        action: "status patch",
+        kind,
+        key: key.clone(),
+        source,
+    })
 }
 
 async fn patch_annotation(

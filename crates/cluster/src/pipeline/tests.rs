@@ -25,8 +25,15 @@ fn an_invalid_edit_keeps_the_last_good_service() {
     // nodePort outside the range: rejected by validation, the previous version keeps serving.
     let second = p.build(&state(&GOOD.replace("30080", "80")));
     assert_eq!(second.services[&key].ports[0].node_port, Some(30080));
-    let err = second.errors.iter().find(|e| e.object.as_ref() == Some(&key)).expect("reported");
-    assert!(err.message.ends_with("the last good version keeps serving"), "{err}");
+    let err = second
+        .errors
+        .iter()
+        .find(|e| e.object.as_ref() == Some(&key))
+        .expect("reported");
+    assert!(
+        err.message.ends_with("the last good version keeps serving"),
+        "{err}"
+    );
     assert_eq!(err.field, "spec.ports[0].nodePort");
     assert_eq!(second.generation, first.generation + 1);
 
@@ -41,8 +48,19 @@ fn a_new_invalid_service_is_left_out_and_others_serve() {
     let mut p = Pipeline::standalone(ControlPlaneConfig::default());
     let bad = "---\napiVersion: v1\nkind: Service\nmetadata: {name: bad}\nspec: {sessionAffinity: Sticky}\n";
     let snap = p.build(&state(&format!("{GOOD}{bad}")));
-    assert!(snap.services.contains_key(&ObjectKey::new("default", "web")));
-    assert!(!snap.services.contains_key(&ObjectKey::new("default", "bad")));
-    let err = snap.errors.iter().find(|e| e.field == "spec.sessionAffinity").expect("reported");
+    assert!(
+        snap.services
+            .contains_key(&ObjectKey::new("default", "web"))
+    );
+    assert!(
+        !snap
+            .services
+            .contains_key(&ObjectKey::new("default", "bad"))
+    );
+    let err = snap
+        .errors
+        .iter()
+        .find(|e| e.field == "spec.sessionAffinity")
+        .expect("reported");
     assert_eq!(err.origin.file.as_deref(), Some("svc.yaml"));
 }

@@ -4,8 +4,15 @@ use super::*;
 fn multi_document_yaml_with_list_and_empty_documents() {
     let text = "---\napiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Pod, metadata: {name: a}}\n- {apiVersion: v1, kind: Pod, metadata: {name: b, namespace: web}}\n---\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n";
     let docs = parse_file("x.yaml", text);
-    assert_eq!(docs.len(), 2, "the Deployment is skipped quietly, the empty document ignored");
-    let keys: Vec<String> = docs.iter().map(|(_, r)| r.as_ref().expect("ok").key().to_string()).collect();
+    assert_eq!(
+        docs.len(),
+        2,
+        "the Deployment is skipped quietly, the empty document ignored"
+    );
+    let keys: Vec<String> = docs
+        .iter()
+        .map(|(_, r)| r.as_ref().expect("ok").key().to_string())
+        .collect();
     assert_eq!(keys, ["default/a", "web/b"]);
 }
 
@@ -15,21 +22,53 @@ fn errors_name_file_document_and_field() {
     let docs = parse_file("dir/svc.yaml", text);
     let err = docs[1].1.as_ref().expect_err("unknown field");
     assert_eq!(err.field, "spec.ports[0].nodPort");
-    assert_eq!(err.to_string(), "Service default/s in dir/svc.yaml (document 2): spec.ports[0].nodPort: unknown field");
+    assert_eq!(
+        err.to_string(),
+        "Service default/s in dir/svc.yaml (document 2): spec.ports[0].nodPort: unknown field"
+    );
 }
 
 #[test]
 fn wrong_types_unknown_kinds_and_syntax_errors() {
-    let wrong = parse_file("a.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80, targetPort: [1]}]}\n");
-    assert_eq!(wrong[0].1.as_ref().expect_err("type").field, "spec.ports[0].targetPort");
-    let kind = parse_file("a.yaml", "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n");
+    let wrong = parse_file(
+        "a.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80, targetPort: [1]}]}\n",
+    );
+    assert_eq!(
+        wrong[0].1.as_ref().expect_err("type").field,
+        "spec.ports[0].targetPort"
+    );
+    let kind = parse_file(
+        "a.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n",
+    );
     assert_eq!(kind[0].1.as_ref().expect_err("kind").field, "kind");
-    let version = parse_file("a.yaml", "apiVersion: extensions/v1beta1\nkind: Ingress\nmetadata: {name: i}\n");
-    assert_eq!(version[0].1.as_ref().expect_err("version").field, "apiVersion");
+    let version = parse_file(
+        "a.yaml",
+        "apiVersion: extensions/v1beta1\nkind: Ingress\nmetadata: {name: i}\n",
+    );
+    assert_eq!(
+        version[0].1.as_ref().expect_err("version").field,
+        "apiVersion"
+    );
     let syntax = parse_file("a.yaml", "apiVersion: v1\nkind: [unclosed\n");
-    assert!(syntax[0].1.as_ref().expect_err("syntax").message.starts_with("invalid YAML"));
+    assert!(
+        syntax[0]
+            .1
+            .as_ref()
+            .expect_err("syntax")
+            .message
+            .starts_with("invalid YAML")
+    );
     let json = parse_file("a.json", "{\"apiVersion\": \"v1\", ");
-    assert!(json[0].1.as_ref().expect_err("json").message.starts_with("invalid JSON"));
+    assert!(
+        json[0]
+            .1
+            .as_ref()
+            .expect_err("json")
+            .message
+            .starts_with("invalid JSON")
+    );
 }
 
 #[test]

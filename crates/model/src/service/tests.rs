@@ -16,7 +16,9 @@ fn key() -> ObjectKey {
 
 #[test]
 fn seed_clusterip_service_defaults_target_port_protocol_and_type() {
-    let s = svc("apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  selector: {app: hellok8s}\n  ports:\n  - port: 3000\n");
+    let s = svc(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  selector: {app: hellok8s}\n  ports:\n  - port: 3000\n",
+    );
     let m = from_k8s(&key(), &s).expect("valid");
     assert_eq!(m.type_, ServiceType::ClusterIP);
     assert_eq!(m.ports[0].target_port, TargetPort::Number(3000));
@@ -41,7 +43,11 @@ fn headless_and_external_name() {
     assert!(h.cluster_ips.is_empty());
     let e = from_k8s(&key(), &svc("apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {type: ExternalName, externalName: db.example.com}\n")).expect("valid");
     assert_eq!(e.external_name.as_deref(), Some("db.example.com"));
-    let missing = from_k8s(&key(), &svc("apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {type: ExternalName}\n")).unwrap_err();
+    let missing = from_k8s(
+        &key(),
+        &svc("apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {type: ExternalName}\n"),
+    )
+    .unwrap_err();
     assert_eq!(missing.field, "spec.externalName");
 }
 
@@ -49,17 +55,37 @@ fn headless_and_external_name() {
 fn invalid_values_name_the_field() {
     let cases = [
         ("spec: {ports: [{port: 70000}]}", "spec.ports[0].port"),
-        ("spec: {ports: [{port: 80, protocol: ICMP}]}", "spec.ports[0].protocol"),
-        ("spec: {ports: [{port: 80}, {port: 81}]}", "spec.ports[0].name"),
-        ("spec: {ports: [{port: 80, targetPort: Not_A_Name}]}", "spec.ports[0].targetPort"),
-        ("spec: {ports: [{port: 80, nodePort: 30001}]}", "spec.ports[0].nodePort"),
+        (
+            "spec: {ports: [{port: 80, protocol: ICMP}]}",
+            "spec.ports[0].protocol",
+        ),
+        (
+            "spec: {ports: [{port: 80}, {port: 81}]}",
+            "spec.ports[0].name",
+        ),
+        (
+            "spec: {ports: [{port: 80, targetPort: Not_A_Name}]}",
+            "spec.ports[0].targetPort",
+        ),
+        (
+            "spec: {ports: [{port: 80, nodePort: 30001}]}",
+            "spec.ports[0].nodePort",
+        ),
         ("spec: {type: Balancer}", "spec.type"),
-        ("spec: {externalTrafficPolicy: Nearby}", "spec.externalTrafficPolicy"),
+        (
+            "spec: {externalTrafficPolicy: Nearby}",
+            "spec.externalTrafficPolicy",
+        ),
         ("spec: {clusterIP: 10.0.0.300}", "spec.clusterIPs[0]"),
-        ("spec: {sessionAffinity: ClientIP, sessionAffinityConfig: {clientIP: {timeoutSeconds: 0}}}", "spec.sessionAffinityConfig.clientIP.timeoutSeconds"),
+        (
+            "spec: {sessionAffinity: ClientIP, sessionAffinityConfig: {clientIP: {timeoutSeconds: 0}}}",
+            "spec.sessionAffinityConfig.clientIP.timeoutSeconds",
+        ),
     ];
     for (spec, field) in cases {
-        let s = svc(&format!("apiVersion: v1\nkind: Service\nmetadata: {{name: s}}\n{spec}\n"));
+        let s = svc(&format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: s}}\n{spec}\n"
+        ));
         let err = from_k8s(&key(), &s).expect_err(spec);
         assert_eq!(err.field, field, "{spec}: {err}");
     }
