@@ -26,4 +26,12 @@ cargo build --workspace --tests --bins
 python3 loadtest/run.py --smoke --bin-dir target/debug
 python3 helm/tests/test_chart.py
 python3 -m unittest discover -s loadtest/tests
-cargo test --workspace -- --test-threads=2
+log=$(mktemp)
+set +e
+cargo test --workspace -- --test-threads=2 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole Rust suite (cargo prints one per test binary).
+awk '/^test result:/ {p += $4; f += $6} END {printf "total: %d passed, %d failed\n", p, f}' "$log"
+rm -f "$log"
+exit "$status"
