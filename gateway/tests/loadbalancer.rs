@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -24,35 +24,18 @@ fn lb(name: &str, extra: &str) -> String {
 const POD: &str = "---\napiVersion: v1\nkind: Pod\nmetadata: {name: web-1, labels: {app: web}}\nspec: {containers: [{name: c, image: x}]}\nstatus:\n  podIP: 127.0.63.1\n  conditions: [{type: Ready, status: \"True\"}]\n";
 
 fn start(dir: &Path, state: &Path, admin: &str) -> Gateway {
-    let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
-        .args([
-            "--manifests",
-            &dir.display().to_string(),
-            "--admin-addr",
-            admin,
-        ])
-        .args([
-            "--http-addr",
-            &format!("127.0.0.1:{}", free_port()),
-            "--https-addr",
-            &format!("127.0.0.1:{}", free_port()),
-        ])
-        .args([
-            "--node-ip",
-            "127.0.63.100",
-            "--service-cidr",
-            "127.98.63.0/24",
-            "--state-dir",
-            &state.display().to_string(),
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start gateway");
-    let gw = Gateway(child);
-    wait_until("/readyz", Duration::from_secs(20), || {
-        curl(&format!("http://{admin}/readyz")).is_some()
-    });
-    gw
+    let (dir, state) = (dir.display().to_string(), state.display().to_string());
+    let args = [
+        "--manifests",
+        &dir,
+        "--node-ip",
+        "127.0.63.100",
+        "--service-cidr",
+        "127.98.63.0/24",
+        "--state-dir",
+        &state,
+    ];
+    Gateway::start(&args, admin, &[])
 }
 
 /// name -> EXTERNAL-IP column.

@@ -4,7 +4,6 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -35,34 +34,20 @@ fn the_seed_tutorials_services_behave_as_documented() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/seeds");
     let state = tempfile::tempdir().expect("tempdir");
     let admin = format!("127.0.0.1:{}", free_port());
-    let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
-        .args([
+    let _gw = Gateway::start(
+        &[
             "--manifests",
             &dir.display().to_string(),
-            "--admin-addr",
-            &admin,
-        ])
-        .args([
-            "--http-addr",
-            &format!("127.0.0.1:{}", free_port()),
-            "--https-addr",
-            &format!("127.0.0.1:{}", free_port()),
-        ])
-        .args([
             "--node-ip",
             "127.0.62.100",
             "--service-cidr",
             "127.98.62.0/24",
             "--state-dir",
             &state.path().display().to_string(),
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start gateway");
-    let _gw = Gateway(child);
-    wait_until("/readyz", Duration::from_secs(20), || {
-        curl(&format!("http://{admin}/readyz")).is_some()
-    });
+        ],
+        &admin,
+        &[],
+    );
     let errors = curl(&format!("http://{admin}/api/errors")).expect("errors");
     assert_eq!(errors, "[]", "the seed manifests are all valid");
 

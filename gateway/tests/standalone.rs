@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -61,34 +61,20 @@ fn seed_clusterip_and_nodeport_round_robin_follow_readiness_and_survive_bad_inpu
     write(dir.path(), "pods.yaml", &pods([true, true, true]));
     write(dir.path(), "services.yaml", SERVICES);
     let admin = format!("127.0.0.1:{}", free_port());
-    let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
-        .args([
+    let _gw = Gateway::start(
+        &[
             "--manifests",
             &dir.path().display().to_string(),
-            "--admin-addr",
-            &admin,
-        ])
-        .args([
-            "--http-addr",
-            &format!("127.0.0.1:{}", free_port()),
-            "--https-addr",
-            &format!("127.0.0.1:{}", free_port()),
-        ])
-        .args([
             "--node-ip",
             NODE_IP,
             "--service-cidr",
             "127.98.61.0/24",
             "--state-dir",
             &dir.path().join(".state").display().to_string(),
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start gateway");
-    let _gw = Gateway(child);
-    wait_until("/readyz", Duration::from_secs(20), || {
-        curl(&format!("http://{admin}/readyz")).is_some()
-    });
+        ],
+        &admin,
+        &[],
+    );
 
     let cluster = format!("http://{CLUSTER_IP}:3000/");
     let node = format!("http://{NODE_IP}:{NODE_PORT}/");
