@@ -4,9 +4,16 @@ use portico_runtime::telemetry;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    // One worker thread asked for (TOKIO_WORKER_THREADS=1, e.g. one pinned core): a
+    // current-thread runtime does the same work without the work-stealing scheduler's
+    // cross-thread wake-ups (measured in loadtest/RESULTS.md, "Optimisations").
+    let one_thread = std::env::var("TOKIO_WORKER_THREADS").is_ok_and(|v| v.trim() == "1");
+    let mut builder = if one_thread {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = builder.enable_all().build()?;
     runtime.block_on(async move {
         match cli.command {
             Some(Command::Get(args)) => gateway::get::run(args).await,
