@@ -196,39 +196,70 @@ pub async fn run(args: GetArgs) -> anyhow::Result<()> {
                 .collect();
             table(&["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS"], &cells)
         }
-        GetWhat::Pools => generic_table(&json),
+        GetWhat::Pools => pools_table(&json),
     };
     print!("{out}");
     Ok(())
 }
 
-/// Views contributed by parts are arrays of flat objects whose keys are column names.
-fn generic_table(json: &Value) -> String {
+/// `kubectl get ipaddresspools` columns, with the pool's counters.
+fn pools_table(json: &Value) -> String {
     let rows = json.as_array().cloned().unwrap_or_default();
-    let Some(first) = rows.first().and_then(Value::as_object) else {
+    if rows.is_empty() {
         return "No resources found.\n".to_owned();
-    };
-    let header: Vec<String> = first.keys().cloned().collect();
+    }
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            header
-                .iter()
-                .map(|k| match r.get(k) {
-                    Some(Value::String(s)) => s.clone(),
-                    Some(Value::Null) | None => "<none>".to_owned(),
-                    Some(v) => v.to_string(),
-                })
-                .collect()
+            let n = |k: &str| r.get(k).and_then(Value::as_i64).unwrap_or(0);
+            let addresses: Vec<&str> = r
+                .get("addresses")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            vec![
+                r.get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+                r.get("autoAssign")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(true)
+                    .to_string(),
+                addresses.join(","),
+                format!("{}/{}", n("assignedIPv4"), n("assignedIPv6")),
+                format!("{}/{}", n("availableIPv4"), n("availableIPv6")),
+            ]
         })
         .collect();
-    let h: Vec<&str> = header.iter().map(String::as_str).collect();
-    table(&h, &cells)
+    table(
+        &[
+            "NAME",
+            "AUTO ASSIGN",
+            "ADDRESSES",
+            "ASSIGNED (V4/V6)",
+            "AVAILABLE (V4/V6)",
+        ],
+        &cells,
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pools_read_like_kubectl_get_ipaddresspools() {
+        let json = serde_json::json!([{"name": "edge", "autoAssign": true, "addresses": ["127.240.0.10-127.240.0.50"],
+            "assignedIPv4": 1, "assignedIPv6": 0, "availableIPv4": 40, "availableIPv6": 0}]);
+        assert_eq!(
+            pools_table(&json),
+            "NAME   AUTO ASSIGN   ADDRESSES                   ASSIGNED (V4/V6)   AVAILABLE (V4/V6)\nedge   true          127.240.0.10-127.240.0.50   1/0                40/0\n"
+        );
+        assert_eq!(pools_table(&serde_json::json!([])), "No resources found.\n");
+    }
 
     #[test]
     fn tables_align_like_kubectl() {
