@@ -149,15 +149,15 @@ async fn status_annotation_events_and_pool_counters_are_written() {
     let mut web = api.get("v1", "Service", "default", "web").expect("exists");
     web["spec"]["type"] = json!("ClusterIP");
     api.apply(web);
-    eventually("cleared status", || {
-        external_ip(&api, "web").is_none().then_some(())
+    // Two writes (status, then the annotation): wait for both rather than racing the second.
+    eventually("cleared status and annotation", || {
+        let svc = api.get("v1", "Service", "default", "web")?;
+        let annotated = svc
+            .pointer("/metadata/annotations/metallb.io~1ip-allocated-from-pool")
+            .is_some_and(|v| !v.is_null());
+        (external_ip(&api, "web").is_none() && !annotated).then_some(())
     })
     .await;
-    let svc = api.get("v1", "Service", "default", "web").expect("exists");
-    assert_eq!(
-        svc.pointer("/metadata/annotations/metallb.io~1ip-allocated-from-pool"),
-        None
-    );
     stop(ctl).await;
 }
 
