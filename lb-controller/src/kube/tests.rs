@@ -286,7 +286,9 @@ async fn the_lease_changes_hands_only_after_the_holder_stops_renewing_for_a_leas
     let api = FakeApiServer::start().await;
     let cfg = |id: &str| {
         let mut c = LeaseConfig::new("lease", "portico-system", id);
-        c.duration = Duration::from_millis(600);
+        // Long against the 200 ms renew period, so a stalled scheduler on a busy machine
+        // cannot make a renewing holder look dead.
+        c.duration = Duration::from_millis(1500);
         c
     };
     let mut a = Elector::new(api.client(), cfg("a"));
@@ -303,13 +305,13 @@ async fn the_lease_changes_hands_only_after_the_holder_stops_renewing_for_a_leas
     let stopped = tokio::time::Instant::now();
     while !b.try_acquire_or_renew().await.expect("api") {
         assert!(
-            stopped.elapsed() < Duration::from_secs(5),
+            stopped.elapsed() < Duration::from_secs(8),
             "b never took over"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(
-        stopped.elapsed() >= Duration::from_millis(550),
+        stopped.elapsed() >= Duration::from_millis(1450),
         "took over after {:?}",
         stopped.elapsed()
     );
