@@ -90,13 +90,7 @@ impl ManifestCache {
                             file: Some(shown.clone()),
                             document: None,
                         };
-                        let inv = Invalid {
-                            kind: String::new(),
-                            object: None,
-                            origin: origin.clone(),
-                            field: String::new(),
-                            message: format!("cannot read: {e}"),
-                        };
+                        let inv = Invalid::unparsable(origin.clone(), format!("cannot read: {e}"));
                         vec![(origin, Err(inv))]
                     }
                 };
@@ -134,13 +128,10 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<Invalid>) {
                 file: Some(dir.display().to_string()),
                 document: None,
             };
-            errors.push(Invalid {
-                kind: String::new(),
-                object: None,
+            errors.push(Invalid::unparsable(
                 origin,
-                field: String::new(),
-                message: format!("cannot read directory: {e}"),
-            });
+                format!("cannot read directory: {e}"),
+            ));
             return;
         }
     };

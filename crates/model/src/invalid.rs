@@ -51,6 +51,18 @@ impl Invalid {
         }
     }
 
+    /// A problem with a file or document as a whole, before any object could be named
+    /// (unreadable file, syntax error, a document that is not a mapping).
+    pub fn unparsable(origin: Origin, message: impl Into<String>) -> Self {
+        Self {
+            kind: String::new(),
+            object: None,
+            origin,
+            field: String::new(),
+            message: message.into(),
+        }
+    }
+
     pub fn with_origin(mut self, origin: Origin) -> Self {
         self.origin = origin;
         self

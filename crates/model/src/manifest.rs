@@ -44,7 +44,7 @@ pub fn parse_file(file: &str, text: &str) -> Vec<(Origin, Parsed)> {
             Ok(v) => push_value(&mut out, origin(1), v),
             Err(e) => out.push((
                 origin(1),
-                Err(unparsable(origin(1), format!("invalid JSON: {e}"))),
+                Err(Invalid::unparsable(origin(1), format!("invalid JSON: {e}"))),
             )),
         }
         return out;
@@ -55,23 +55,16 @@ pub fn parse_file(file: &str, text: &str) -> Vec<(Origin, Parsed)> {
             Ok(Value::Null) => {}
             Ok(v) => push_value(&mut out, o, v),
             Err(e) => {
-                out.push((o.clone(), Err(unparsable(o, format!("invalid YAML: {e}")))));
+                out.push((
+                    o.clone(),
+                    Err(Invalid::unparsable(o, format!("invalid YAML: {e}"))),
+                ));
                 // The YAML stream cannot be resynchronised after a syntax error.
                 break;
             }
         }
     }
     out
-}
-
-fn unparsable(origin: Origin, message: String) -> Invalid {
-    Invalid {
-        kind: String::new(),
-        object: None,
-        origin,
-        field: String::new(),
-        message,
-    }
 }
 
 fn push_value(out: &mut Vec<(Origin, Parsed)>, origin: Origin, v: Value) {
@@ -93,13 +86,10 @@ fn push_value(out: &mut Vec<(Origin, Parsed)>, origin: Origin, v: Value) {
 /// Parse one object. `None` for kinds Portico ignores.
 pub fn parse_value(v: Value) -> Option<Parsed> {
     let Value::Object(map) = &v else {
-        return Some(Err(Invalid {
-            kind: String::new(),
-            object: None,
-            origin: Origin::default(),
-            field: String::new(),
-            message: "a manifest must be a mapping with apiVersion and kind".into(),
-        }));
+        return Some(Err(Invalid::unparsable(
+            Origin::default(),
+            "a manifest must be a mapping with apiVersion and kind",
+        )));
     };
     let api_version = map
         .get("apiVersion")
