@@ -94,10 +94,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
                 "pools",
                 Arc::new(move || serde_json::to_value(&pools.current().pools).unwrap_or_default()),
             )
-            .with_view(
-                "allocations",
-                Arc::new(move || serde_json::to_value(&*view.current()).unwrap_or_default()),
-            );
+            .with_published_view("allocations", view);
         pipeline = pipeline.with_hook(Box::new(hook));
     } else if args.allocate {
         // The same leader-elected controller as the lb-controller binary, fed by this process's
@@ -115,11 +112,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
             ),
         };
         let view = Publisher::new(lb_controller::kube::KubeView::default());
-        let v = view.clone();
-        admin_state = admin_state.with_view(
-            "allocations",
-            Arc::new(move || serde_json::to_value(&*v.current()).unwrap_or_default()),
-        );
+        admin_state = admin_state.with_published_view("allocations", view.clone());
         let (rx2, sd) = (rx.clone(), shutdown.clone());
         tasks.spawn(async move {
             lb_controller::kube::run_on(client, cfg, rx2, view, sd).await;
@@ -145,10 +138,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
             proxy_agent::userspace::AgentConfig::new(args.node_name.clone(), node_ips),
         );
         let status = datapath.status();
-        admin_state = admin_state.with_view(
-            "datapath",
-            Arc::new(move || serde_json::to_value(&*status.current()).unwrap_or_default()),
-        );
+        admin_state = admin_state.with_published_view("datapath", status);
         let (p, sd) = (snapshots.clone(), shutdown.clone());
         tasks.spawn(async move {
             datapath.run(p, sd).await;

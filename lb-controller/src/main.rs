@@ -115,11 +115,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 lb.follow(v, sd).await;
                 Ok(())
             });
-            let v = view.clone();
-            let state = AdminState::new(snapshots, metrics).with_view(
-                "allocations",
-                Arc::new(move || serde_json::to_value(&*v.current()).unwrap_or_default()),
-            );
+            let state = AdminState::new(snapshots, metrics)
+                .with_published_view("allocations", view.clone());
             let sd = shutdown.clone();
             tasks.spawn(async move { Ok(admin::serve(listener, state, sd).await?) });
         }

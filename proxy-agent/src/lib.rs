@@ -140,10 +140,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     if let Some((addr, listener)) = admin_listener {
         let (view, errors, ready) = (status.clone(), status.clone(), status);
         let state = AdminState::new(snapshots.clone(), metrics.clone())
-            .with_view(
-                "datapath",
-                Arc::new(move || serde_json::to_value(&*view.current()).unwrap_or_default()),
-            )
+            .with_published_view("datapath", view)
             .with_errors(Arc::new(move || bind_errors(&errors.current())))
             .with_ready_check(Arc::new(move || ready.is_ready()));
         let sd = shutdown.clone();

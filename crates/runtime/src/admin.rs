@@ -53,6 +53,18 @@ impl AdminState {
         self
     }
 
+    /// A view that shows the whole current value of a publisher.
+    pub fn with_published_view<T: serde::Serialize + Send + Sync + 'static>(
+        self,
+        name: &str,
+        publisher: Arc<Publisher<T>>,
+    ) -> Self {
+        self.with_view(
+            name,
+            Arc::new(move || serde_json::to_value(&*publisher.current()).unwrap_or_default()),
+        )
+    }
+
     pub fn with_errors(mut self, f: ErrorsFn) -> Self {
         Arc::make_mut(&mut self.errors).push(f);
         self
