@@ -180,6 +180,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
                 crate::cli::AccessLog::Text => crate::l7::AccessLog::Text,
                 crate::cli::AccessLog::Json => crate::l7::AccessLog::Json,
             },
+            fast_h1: args.http1_engine == crate::cli::Http1Engine::Portico,
             ..Default::default()
         };
         let l7_metrics = Arc::new(crate::l7::Metrics::default());

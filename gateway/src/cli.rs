@@ -90,6 +90,10 @@ pub struct RunArgs {
     /// Logs as JSON lines.
     #[arg(long)]
     pub log_json: bool,
+    /// Who serves plain HTTP/1.1 requests: Portico's own fast path (hyper still serves HTTP/2,
+    /// upgrades and every request the fast path leaves to it), or hyper alone.
+    #[arg(long, value_enum, default_value_t = Http1Engine::Portico)]
+    pub http1_engine: Http1Engine,
     /// Also allocate LoadBalancer IPs (always on in standalone mode).
     #[arg(long)]
     pub allocate: bool,
@@ -121,6 +125,12 @@ pub struct RunArgs {
     /// Also discover peers from the Node objects L2Advertisements allow, at this port.
     #[arg(long)]
     pub gossip_discover_port: Option<u16>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Http1Engine {
+    Portico,
+    Hyper,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

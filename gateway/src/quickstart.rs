@@ -130,6 +130,7 @@ pub async fn run(args: QuickstartArgs, shutdown: CancellationToken) -> anyhow::R
         publish_service: None,
         access_log: crate::cli::AccessLog::Off,
         log_json: false,
+        http1_engine: crate::cli::Http1Engine::Portico,
         allocate: true,
         lease_name: String::new(),
         lease_namespace: String::new(),

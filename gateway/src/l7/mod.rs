@@ -9,6 +9,7 @@
 
 pub mod annotations;
 pub mod class;
+pub mod fast;
 pub mod metrics;
 pub mod proxy;
 mod server;
@@ -66,6 +67,9 @@ pub struct L7Config {
     pub hsts_max_age: Option<u64>,
     /// How long shutdown waits for in-flight requests.
     pub drain_timeout: Duration,
+    /// Serve plain HTTP/1.1 on the fast path (`--http1-engine portico`, the default) or
+    /// everything with hyper (`--http1-engine hyper`).
+    pub fast_h1: bool,
 }
 
 impl Default for L7Config {
@@ -81,6 +85,7 @@ impl Default for L7Config {
             access_log: AccessLog::Off,
             hsts_max_age: None,
             drain_timeout: Duration::from_secs(10),
+            fast_h1: true,
         }
     }
 }
@@ -103,13 +108,14 @@ pub struct L7 {
 
 impl L7 {
     pub fn new(cfg: L7Config, metrics: Arc<Metrics>, https_port: Option<u16>) -> Self {
-        let shared = shared::Shared::new(
+        let mut shared = shared::Shared::new(
             cfg.router(),
             metrics,
             cfg.access_log,
             cfg.hsts_max_age,
             https_port,
         );
+        shared.fast_h1 = cfg.fast_h1;
         Self {
             shared: Arc::new(shared),
             cfg: Arc::new(cfg),

@@ -27,8 +27,8 @@ use super::upstream::{Endpoint, Target};
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
 
-mod affinity;
-mod headers;
+pub(crate) mod affinity;
+pub(crate) mod headers;
 mod policy;
 
 /// What a connection knows about itself.
@@ -137,8 +137,8 @@ pub async fn handle(
             if shared.access_log_enabled() {
                 shared.log_line(
                     &conn,
-                    req.method(),
-                    req.uri(),
+                    req.method().as_str(),
+                    req.uri().path(),
                     &host,
                     None,
                     404,
@@ -166,7 +166,15 @@ pub async fn handle(
     let elapsed = start.elapsed();
     metrics.observe(status, elapsed);
     if let Some(uri) = uri_for_log {
-        shared.log_line(&conn, &method, &uri, &host, Some(&route), status, elapsed);
+        shared.log_line(
+            &conn,
+            method.as_str(),
+            uri.path(),
+            &host,
+            Some(&route),
+            status,
+            elapsed,
+        );
     }
     Ok(resp)
 }

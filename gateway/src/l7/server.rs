@@ -28,8 +28,12 @@ fn builder() -> auto::Builder<TokioExecutor> {
     b
 }
 
-async fn serve_io<I>(shared: Arc<Shared>, info: ConnInfo, io: I, shutdown: CancellationToken)
-where
+pub(super) async fn serve_io<I>(
+    shared: Arc<Shared>,
+    info: ConnInfo,
+    io: I,
+    shutdown: CancellationToken,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let b = builder();
@@ -85,34 +89,34 @@ pub async fn accept_loop(
             metrics.open_connections.inc();
             match tls {
                 None => {
-                    serve_io(
-                        shared,
-                        ConnInfo {
-                            peer,
-                            local,
-                            tls: false,
-                        },
-                        stream,
-                        shutdown,
-                    )
-                    .await
+                    let info = ConnInfo {
+                        peer,
+                        local,
+                        tls: false,
+                    };
+                    if shared.fast_h1 {
+                        super::fast::serve(shared, info, stream, shutdown).await
+                    } else {
+                        serve_io(shared, info, stream, shutdown).await
+                    }
                 }
                 Some(acceptor) => {
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
                     {
                         Ok(Ok(tls_stream)) => {
                             metrics.tls_handshakes.inc();
-                            serve_io(
-                                shared,
-                                ConnInfo {
-                                    peer,
-                                    local,
-                                    tls: true,
-                                },
-                                tls_stream,
-                                shutdown,
-                            )
-                            .await
+                            let info = ConnInfo {
+                                peer,
+                                local,
+                                tls: true,
+                            };
+                            // HTTP/2 (negotiated by ALPN) is the general path's.
+                            let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                            if shared.fast_h1 && !h2 {
+                                super::fast::serve(shared, info, tls_stream, shutdown).await
+                            } else {
+                                serve_io(shared, info, tls_stream, shutdown).await
+                            }
                         }
                         Ok(Err(e)) => {
                             metrics.tls_handshake_errors.inc();

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use http::header::{HeaderMap, HeaderValue};
-use http::{Method, Uri};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -40,6 +39,8 @@ pub struct Shared {
     pub https_port: Option<u16>,
     /// A table built from a published snapshot is in place.
     pub ready: AtomicBool,
+    /// Plain HTTP/1.1 requests take the fast path ([`super::fast`]); off, hyper serves all.
+    pub fast_h1: bool,
 }
 
 fn connector(connect_timeout: Duration) -> HttpConnector {
@@ -97,6 +98,7 @@ impl Shared {
             hsts,
             https_port,
             ready: AtomicBool::new(false),
+            fast_h1: true,
         }
     }
 
@@ -122,8 +124,8 @@ impl Shared {
     pub fn log_line(
         &self,
         conn: &ConnInfo,
-        method: &Method,
-        uri: &Uri,
+        method: &str,
+        path: &str,
         host: &str,
         route: Option<&Route>,
         status: u16,
@@ -138,16 +140,16 @@ impl Shared {
             AccessLog::Off => {}
             AccessLog::Text => info!(
                 target: "portico::access",
-                client = %conn.peer.ip(), %method, host, path = %uri.path(), status, ingress, service,
+                client = %conn.peer.ip(), method, host, path, status, ingress, service,
                 duration_ms = ms,
                 "request"
             ),
             AccessLog::Json => {
                 let line = serde_json::json!({
                     "client": conn.peer.ip().to_string(),
-                    "method": method.as_str(),
+                    "method": method,
                     "host": host,
-                    "path": uri.path(),
+                    "path": path,
                     "status": status,
                     "ingress": ingress,
                     "service": service,

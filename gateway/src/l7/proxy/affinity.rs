@@ -8,10 +8,17 @@ use crate::l7::annotations::{Affinity, SameSite};
 
 /// The value of cookie `name` in the request's `Cookie` headers.
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
+    cookie_in(
+        headers.get_all(header::COOKIE).iter().map(|v| v.as_bytes()),
+        name,
+    )
+}
+
+/// The value of cookie `name` in raw `Cookie` header values (the HTTP/1.1 fast path has no
+/// `HeaderMap`).
+pub fn cookie_in<'a>(lines: impl Iterator<Item = &'a [u8]>, name: &str) -> Option<&'a str> {
+    lines
+        .filter_map(|v| std::str::from_utf8(v).ok())
         .find_map(|line| {
             line.split(';').find_map(|pair| {
                 let (k, v) = pair.split_once('=')?;
@@ -23,12 +30,14 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// User agents that reject `SameSite=None` cookies (the list ingress-nginx's
 /// `session-cookie-conditional-samesite-none` checks).
 pub fn samesite_none_incompatible(headers: &HeaderMap) -> bool {
-    let Some(ua) = headers
+    headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
+        .is_some_and(user_agent_rejects_samesite_none)
+}
+
+/// [`samesite_none_incompatible`] for a raw `User-Agent` value.
+pub fn user_agent_rejects_samesite_none(ua: &str) -> bool {
     let chrome_major = ua
         .split("Chrome/")
         .nth(1)

@@ -45,8 +45,8 @@ fn remove_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
-/// A unique request id: a per-process random-ish seed and a counter.
-fn request_id() -> HeaderValue {
+/// A unique request id: a per-process random-ish seed and a counter, as 32 hex digits.
+pub fn request_id_bytes() -> [u8; 32] {
     static SEED: OnceLock<u64> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let seed = *SEED.get_or_init(|| {
@@ -55,9 +55,21 @@ fn request_id() -> HeaderValue {
             .unwrap_or_default();
         (t.as_nanos() as u64) ^ u64::from(std::process::id()).rotate_left(32)
     });
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let v = format!("{seed:016x}{:016x}", n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("0"))
+    let n = COUNTER
+        .fetch_add(1, Ordering::Relaxed)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 32];
+    for (i, word) in [seed, n].into_iter().enumerate() {
+        for j in 0..16 {
+            out[i * 16 + j] = HEX[((word >> (60 - 4 * j)) & 0xf) as usize];
+        }
+    }
+    out
+}
+
+fn request_id() -> HeaderValue {
+    HeaderValue::from_bytes(&request_id_bytes()).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
 fn ip_value(ip: std::net::IpAddr) -> HeaderValue {

@@ -1,0 +1,285 @@
+use super::*;
+use proptest::prelude::*;
+
+fn headers() -> [Header<'static>; MAX_HEADERS] {
+    [httparse::EMPTY_HEADER; MAX_HEADERS]
+}
+
+fn classify(raw: &str) -> Result<Option<usize>, Handoff> {
+    let mut h = headers();
+    parse_request(raw.as_bytes(), &mut h).map(|r| r.map(|r| r.head_len))
+}
+
+#[test]
+fn a_plain_request_is_taken() {
+    let raw = "GET /a?b=1 HTTP/1.1\r\nHost: Example.com:8080\r\nAccept: */*\r\n\r\nrest";
+    let mut h = headers();
+    let r = parse_request(raw.as_bytes(), &mut h)
+        .expect("taken")
+        .expect("complete");
+    assert_eq!(r.method, "GET");
+    assert_eq!(r.target, "/a?b=1");
+    assert_eq!(r.path(), "/a");
+    assert_eq!(r.host, "Example.com:8080");
+    assert_eq!(r.head_len, raw.len() - 4);
+    assert_eq!(r.content_length, 0);
+    assert!(!r.close && r.idempotent());
+}
+
+#[test]
+fn an_incomplete_head_asks_for_more() {
+    assert_eq!(classify("GET / HTTP/1.1\r\nHost: a\r\n"), Ok(None));
+}
+
+#[test]
+fn anything_unusual_goes_to_the_general_path() {
+    let cases = [
+        ("GET / HTTP/1.0\r\nHost: a\r\n\r\n", Handoff::Version),
+        (
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+            Handoff::TransferEncoding,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+            Handoff::ContentLength,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\n",
+            Handoff::ContentLength,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
+            Handoff::ContentLength,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n",
+            Handoff::ContentLength,
+        ),
+        (
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            Handoff::Upgrade,
+        ),
+        (
+            "PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
+            Handoff::Expect,
+        ),
+        ("GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n", Handoff::Target),
+        ("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", Handoff::Target),
+        ("CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n", Handoff::Target),
+        ("GET / HTTP/1.1\r\n\r\n", Handoff::Host),
+        (
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            Handoff::Host,
+        ),
+        ("GET / HTTP/1.1\r\nHost:\r\n\r\n", Handoff::Host),
+        ("GET / HTTP/1.1\r\nHost : a\r\n\r\n", Handoff::Malformed),
+        (
+            "GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n",
+            Handoff::Malformed,
+        ),
+        (
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: a, b, c, d, e, f, g, h, i\r\n\r\n",
+            Handoff::ConnectionNames,
+        ),
+    ];
+    for (raw, want) in cases {
+        assert_eq!(classify(raw), Err(want), "{raw:?}");
+    }
+}
+
+fn upstream_head(raw: &str, tls: bool) -> String {
+    let mut h = headers();
+    let r = parse_request(raw.as_bytes(), &mut h)
+        .expect("taken")
+        .expect("complete");
+    let mut out = Vec::new();
+    let fwd = Forwarding {
+        peer: "127.0.0.9".parse().expect("literal"),
+        tls,
+        local_port: 8080,
+    };
+    write_upstream_head(&mut out, &r, &fwd, || [b'7'; 32]);
+    String::from_utf8(out).expect("ascii")
+}
+
+#[test]
+fn the_upstream_head_drops_hop_by_hop_headers_and_adds_forwarding() {
+    let got = upstream_head(
+        "GET /x HTTP/1.1\r\nHost: a.example.com\r\nConnection: keep-alive, X-Secret\r\n\
+         X-Secret: 1\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nX-Forwarded-For: 192.0.2.1\r\n\
+         X-Forwarded-Proto: https\r\nX-Real-IP: 6.6.6.6\r\nCookie: a=b\r\n\r\n",
+        false,
+    );
+    assert_eq!(
+        got,
+        "GET /x HTTP/1.1\r\nHost: a.example.com\r\nCookie: a=b\r\n\
+         x-forwarded-for: 192.0.2.1, 127.0.0.9\r\nx-real-ip: 127.0.0.9\r\n\
+         x-forwarded-proto: http\r\nx-forwarded-host: a.example.com\r\nx-forwarded-port: 8080\r\n\
+         x-request-id: 77777777777777777777777777777777\r\n\r\n"
+    );
+}
+
+#[test]
+fn a_client_request_id_is_kept_and_tls_is_told() {
+    let got = upstream_head(
+        "POST /x HTTP/1.1\r\nHost: a\r\nX-Request-ID: abc\r\nContent-Length: 3\r\n\r\n",
+        true,
+    );
+    assert!(got.contains("X-Request-ID: abc\r\n"), "{got}");
+    assert!(!got.contains("x-request-id"), "{got}");
+    assert!(got.contains("Content-Length: 3\r\n"), "{got}");
+    assert!(got.contains("x-forwarded-proto: https\r\n"), "{got}");
+}
+
+fn response(raw: &str, head_request: bool) -> Result<(u16, Framing, bool, String), BadResponse> {
+    let mut h = headers();
+    let r = parse_response(raw.as_bytes(), &mut h, head_request)?.expect("complete");
+    let mut out = Vec::new();
+    write_downstream_head(
+        &mut out,
+        &r,
+        &ResponseExtras {
+            set_cookie: Some(b"route=abc; Path=/; HttpOnly"),
+            hsts: None,
+            close: false,
+        },
+    );
+    Ok((
+        r.code,
+        r.framing,
+        r.close,
+        String::from_utf8(out).expect("ascii"),
+    ))
+}
+
+#[test]
+fn response_framing_follows_rfc_9112() {
+    let ok = |raw: &str, head: bool| response(raw, head).expect("valid");
+    assert_eq!(
+        ok("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", false).1,
+        Framing::Length(5)
+    );
+    assert_eq!(
+        ok("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true).1,
+        Framing::Empty
+    );
+    assert_eq!(
+        ok("HTTP/1.1 204 No Content\r\n\r\n", false).1,
+        Framing::Empty
+    );
+    assert_eq!(
+        ok("HTTP/1.1 304 Not Modified\r\n\r\n", false).1,
+        Framing::Empty
+    );
+    let (_, f, close, head) = ok(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+        false,
+    );
+    assert_eq!(f, Framing::Chunked);
+    assert!(close, "both framings: not reused");
+    assert!(!head.contains("Content-Length"), "{head}");
+    assert!(head.contains("Transfer-Encoding: chunked"), "{head}");
+    let (_, f, close, _) = ok("HTTP/1.1 200 OK\r\n\r\n", false);
+    assert_eq!((f, close), (Framing::UntilClose, true));
+    let (_, f, close, _) = ok("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false);
+    assert_eq!((f, close), (Framing::UntilClose, true));
+    let (_, f, close, _) = ok("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", false);
+    assert_eq!((f, close), (Framing::Length(1), true));
+    assert_eq!(
+        response(
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            false
+        ),
+        Err(BadResponse::ContentLength)
+    );
+    assert_eq!(
+        response("HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", false),
+        Err(BadResponse::ContentLength)
+    );
+}
+
+#[test]
+fn the_downstream_head_strips_hop_by_hop_and_adds_the_cookie() {
+    let (code, _, close, head) = response(
+        "HTTP/1.1 201 Created\r\nConnection: close, X-Internal\r\nX-Internal: 1\r\n\
+         Keep-Alive: timeout=5\r\nContent-Length: 2\r\nX-App: y\r\n\r\n",
+        false,
+    )
+    .expect("valid");
+    assert_eq!(code, 201);
+    assert!(close);
+    assert_eq!(
+        head,
+        "HTTP/1.1 201 Created\r\nContent-Length: 2\r\nX-App: y\r\n\
+         set-cookie: route=abc; Path=/; HttpOnly\r\n\r\n"
+    );
+}
+
+fn scan_in_pieces(body: &[u8], cuts: &[usize]) -> Result<Option<usize>, BadChunk> {
+    let mut s = ChunkedScanner::default();
+    let mut at = 0;
+    let mut bounds: Vec<usize> = cuts.iter().map(|c| c % (body.len() + 1)).collect();
+    bounds.push(body.len());
+    bounds.sort_unstable();
+    for end in bounds {
+        if end < at {
+            continue;
+        }
+        let n = s.feed(&body[at..end])?;
+        if s.done() {
+            return Ok(Some(at + n));
+        }
+        at = end;
+    }
+    Ok(None)
+}
+
+#[test]
+fn the_chunked_scanner_finds_the_end_and_nothing_more() {
+    let body =
+        b"5\r\nhello\r\n1a;ext=1\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nX-Trailer: 1\r\n\r\nNEXT";
+    assert_eq!(
+        scan_in_pieces(body, &[]),
+        Ok(Some(body.len() - 4)),
+        "stops before the next message"
+    );
+    assert_eq!(scan_in_pieces(b"0\r\n\r\n", &[]), Ok(Some(5)));
+    assert_eq!(scan_in_pieces(b"5\r\nhel", &[]), Ok(None));
+    for bad in [
+        &b"x\r\n"[..],
+        b"5\r\nhelloX\r\n",
+        b"\r\n",
+        b"5\nhello\r\n",
+        b"1234567890abcdef0\r\n",
+        b"0\r\nbad\n\r\n",
+    ] {
+        assert_eq!(scan_in_pieces(bad, &[]), Err(BadChunk), "{bad:?}");
+    }
+}
+
+proptest! {
+    #[test]
+    fn the_chunked_scanner_does_not_care_where_reads_split(
+        chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..300), 0..6),
+        cuts in proptest::collection::vec(any::<usize>(), 0..8),
+    ) {
+        let mut body = Vec::new();
+        for c in &chunks {
+            body.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+            body.extend_from_slice(c);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(b"0\r\n\r\n");
+        let end = body.len();
+        body.extend_from_slice(b"GET / HTTP/1.1\r\n");
+        prop_assert_eq!(scan_in_pieces(&body, &cuts), Ok(Some(end)));
+    }
+
+    #[test]
+    fn request_parsing_never_panics(raw in proptest::collection::vec(any::<u8>(), 0..400)) {
+        let mut h = headers();
+        let _ = parse_request(&raw, &mut h);
+        let mut h = headers();
+        let _ = parse_response(&raw, &mut h, false);
+    }
+}

@@ -1,0 +1,625 @@
+//! The HTTP/1.1 fast path: plain keepalive requests proxied with one read and one write per
+//! side, in the connection's own task.
+//!
+//! Most Ingress traffic is small HTTP/1.1 requests on keepalive connections. The general path
+//! (hyper server -> `http::Request` -> hyper client pool -> connection task) spends more time
+//! building header maps, waking tasks and passing requests through channels than moving bytes
+//! (see loadtest/RESULTS.md). This path parses the head in place (httparse), decides from the
+//! published route table, writes the rewritten head and the buffered body upstream in one
+//! write on a connection from a per-thread pool, reads the response head in place and forwards
+//! head and body in one write. Nothing is allocated per request on the common path.
+//!
+//! It takes only what it fully understands ([`codec::parse_request`] and [`eligible`]): HTTP/1.1,
+//! one `Host`, at most one `Content-Length`, no `Transfer-Encoding`, no upgrade or `Expect`, a
+//! route proxied over plain HTTP to endpoints, with no redirect, allow-list, canary, rewrite or
+//! hash annotation. Anything else hands the connection, with the bytes already read, to the
+//! general path for the rest of its life, so behaviour never depends on which path served.
+
+pub mod codec;
+mod io;
+mod pool;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use self::codec::{Framing, Handoff, MAX_HEAD, MAX_HEADERS, ResponseExtras};
+use self::io::Prefixed;
+use super::annotations::BackendProtocol;
+use super::proxy::{ConnInfo, affinity, headers};
+use super::shared::Shared;
+use super::table::{Lookup, Route, normalize_host};
+use super::upstream::{Endpoint, Target};
+
+/// Idle time allowed before a request head arrives (hyper's `header_read_timeout` on the general path).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(60);
+/// Read buffer per side; grows for large heads.
+const BUF: usize = 8 * 1024;
+/// Body bytes copied per read when streaming.
+const CHUNK: usize = 64 * 1024;
+
+/// Whether the route's options are all ones the fast path implements.
+fn eligible(route: &Route, tls: bool) -> bool {
+    let o = &route.options;
+    matches!(route.upstream.target, Target::Endpoints(_))
+        && o.backend_protocol == BackendProtocol::Http
+        && o.rewrite_target.is_none()
+        && o.hash_by.is_none()
+        && o.allow.is_none()
+        && o.permanent_redirect.is_none()
+        && o.temporal_redirect.is_none()
+        && o.app_root.is_none()
+        && route.canary.is_none()
+        && (tls || !((route.tls_host && o.ssl_redirect) || o.force_ssl_redirect))
+}
+
+/// How a connection's fast-path life ended.
+enum End {
+    Close,
+    /// Continue on the general path with these bytes first.
+    Handoff(BytesMut),
+}
+
+/// Serve one connection, starting on the fast path.
+pub async fn serve<I>(shared: Arc<Shared>, info: ConnInfo, io: I, shutdown: CancellationToken)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut conn = Conn {
+        io,
+        inbuf: BytesMut::with_capacity(BUF),
+        upbuf: BytesMut::new(),
+        out: Vec::with_capacity(BUF),
+    };
+    let end = conn.run(&shared, &info, &shutdown).await;
+    match end {
+        End::Close => {
+            let _ = conn.io.shutdown().await;
+        }
+        End::Handoff(prefix) => {
+            super::server::serve_io(
+                shared,
+                info,
+                Prefixed::new(prefix.freeze(), conn.io),
+                shutdown,
+            )
+            .await;
+        }
+    }
+}
+
+struct Conn<I> {
+    io: I,
+    /// Bytes from the client not yet handled.
+    inbuf: BytesMut,
+    /// Bytes from the upstream not yet forwarded.
+    upbuf: BytesMut,
+    /// What is about to be written (a request head upstream, a response head downstream).
+    out: Vec<u8>,
+}
+
+/// What one request needs once its head is no longer borrowed.
+struct Plan {
+    route: Arc<Route>,
+    /// Index of the endpoint named by a valid affinity cookie.
+    sticky: Option<usize>,
+    omit_samesite_none: bool,
+    body_left: u64,
+    close: bool,
+    head_request: bool,
+    retryable: bool,
+    /// For the access log, only when it is on.
+    log: Option<(String, String, String)>,
+}
+
+/// Why an exchange with the upstream failed.
+#[derive(Debug, thiserror::Error)]
+enum UpstreamError {
+    #[error("upstream I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("upstream closed the connection before responding")]
+    Closed,
+    #[error("upstream timed out")]
+    Timeout,
+    #[error(transparent)]
+    Response(#[from] codec::BadResponse),
+    #[error(transparent)]
+    Chunk(#[from] codec::BadChunk),
+    #[error("client went away")]
+    Client(std::io::Error),
+}
+
+fn error_response(status: u16) -> &'static [u8] {
+    match status {
+        503 => b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 24\r\n\r\n503 service unavailable\n",
+        504 => b"HTTP/1.1 504 Gateway Timeout\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 20\r\n\r\n504 gateway timeout\n",
+        _ => b"HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 16\r\n\r\n502 bad gateway\n",
+    }
+}
+
+impl<I> Conn<I>
+where
+    I: AsyncRead + AsyncWrite + Unpin,
+{
+    async fn run(&mut self, shared: &Shared, info: &ConnInfo, shutdown: &CancellationToken) -> End {
+        let cancelled = shutdown.cancelled();
+        tokio::pin!(cancelled);
+        let idle = tokio::time::sleep(HEADER_TIMEOUT);
+        tokio::pin!(idle);
+        loop {
+            // A complete head, or a reason to stop.
+            let plan = loop {
+                if !self.inbuf.is_empty() {
+                    match self.plan(shared, info) {
+                        Ok(Some(plan)) => break plan,
+                        Ok(None) if self.inbuf.len() > MAX_HEAD => {
+                            return End::Handoff(std::mem::take(&mut self.inbuf));
+                        }
+                        Ok(None) => {}
+                        Err(why) => {
+                            debug!(peer = %info.peer, ?why, "request handed to the general path");
+                            return End::Handoff(std::mem::take(&mut self.inbuf));
+                        }
+                    }
+                }
+                if self.inbuf.capacity() - self.inbuf.len() < 1024 {
+                    self.inbuf.reserve(BUF);
+                }
+                idle.as_mut().reset(Instant::now() + HEADER_TIMEOUT);
+                let idle_between_requests = self.inbuf.is_empty();
+                let n = tokio::select! {
+                    biased;
+                    r = self.io.read_buf(&mut self.inbuf) => match r {
+                        Ok(n) => n,
+                        Err(_) => return End::Close,
+                    },
+                    _ = &mut cancelled, if idle_between_requests => return End::Close,
+                    _ = &mut idle => return End::Close,
+                };
+                if n == 0 {
+                    return End::Close;
+                }
+            };
+            match self.proxy(shared, info, plan).await {
+                Ok(true) if !shutdown.is_cancelled() => {}
+                _ => return End::Close,
+            }
+        }
+    }
+
+    /// Parse the head at the start of `inbuf` and decide. `Ok(None)`: incomplete.
+    /// On success the head (and any body bytes already read) are consumed and the upstream
+    /// request is in `out`.
+    fn plan(&mut self, shared: &Shared, info: &ConnInfo) -> Result<Option<Plan>, Handoff> {
+        let mut hdrs = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let Some(req) = codec::parse_request(&self.inbuf, &mut hdrs)? else {
+            return Ok(None);
+        };
+        let route = {
+            let table = shared.table.load();
+            let host = normalize_host(req.host);
+            match table.lookup(&host, req.path()) {
+                Lookup::Route(r) => r.clone(),
+                // 404s, 503s and the rest keep their one implementation.
+                Lookup::NotFound => return Err(Handoff::Route),
+            }
+        };
+        if !eligible(&route, info.tls)
+            || route.upstream.endpoints().is_empty()
+            || route
+                .options
+                .body_limit
+                .is_some_and(|l| req.content_length > l)
+        {
+            return Err(Handoff::Route);
+        }
+        let (sticky, omit_samesite_none) = match &route.options.affinity {
+            Some(a) => {
+                let now_ms = shared.registry.clock.now_ms();
+                let sticky = affinity::cookie_in(req.values("cookie"), &a.name).and_then(|v| {
+                    let e = route.upstream.by_cookie(v, now_ms)?;
+                    route
+                        .upstream
+                        .endpoints()
+                        .iter()
+                        .position(|x| std::ptr::eq(x, e))
+                });
+                let omit = a.conditional_samesite_none
+                    && req
+                        .values("user-agent")
+                        .next()
+                        .and_then(|v| std::str::from_utf8(v).ok())
+                        .is_some_and(affinity::user_agent_rejects_samesite_none);
+                (sticky, omit)
+            }
+            None => (None, false),
+        };
+        self.out.clear();
+        let fwd = codec::Forwarding {
+            peer: info.peer.ip(),
+            tls: info.tls,
+            local_port: info.local.port(),
+        };
+        codec::write_upstream_head(&mut self.out, &req, &fwd, headers::request_id_bytes);
+        let in_buf = (self.inbuf.len() - req.head_len)
+            .min(usize::try_from(req.content_length).unwrap_or(usize::MAX));
+        self.out
+            .extend_from_slice(&self.inbuf[req.head_len..req.head_len + in_buf]);
+        let body_left = req.content_length - in_buf as u64;
+        let log = shared.access_log_enabled().then(|| {
+            (
+                req.method.to_owned(),
+                req.path().to_owned(),
+                normalize_host(req.host).into_owned(),
+            )
+        });
+        let plan = Plan {
+            sticky,
+            omit_samesite_none,
+            body_left,
+            close: req.close,
+            head_request: req.is_head(),
+            retryable: body_left == 0 && req.content_length == 0 && req.idempotent(),
+            log,
+            route,
+        };
+        let consumed = req.head_len + in_buf;
+        drop(req);
+        self.inbuf.advance(consumed);
+        Ok(Some(plan))
+    }
+
+    /// Proxy one planned request. `Ok(true)`: the connection may serve another request.
+    async fn proxy(&mut self, shared: &Shared, info: &ConnInfo, plan: Plan) -> Result<bool, ()> {
+        let start = Instant::now();
+        let route = &*plan.route;
+        let upstream = &route.upstream;
+        let opts = &route.options;
+        let eps = upstream.endpoints();
+        let now_ms = shared.registry.clock.now_ms();
+        let tries = if plan.retryable {
+            opts.next_upstream_tries.clamp(1, eps.len().max(1) as u32)
+        } else {
+            1
+        };
+        let mut tried: [Option<SocketAddr>; 4] = [None; 4];
+        let mut n_tried = 0;
+        let mut set_cookie: Option<&Endpoint> = None;
+        let mut connected = None;
+        for attempt in 0..tries {
+            let endpoint = match plan.sticky.filter(|_| attempt == 0) {
+                Some(i) => &eps[i],
+                None => {
+                    let exclude: Vec<SocketAddr>;
+                    let exclude = if n_tried == 0 {
+                        &[][..]
+                    } else {
+                        exclude = tried[..n_tried.min(4)].iter().flatten().copied().collect();
+                        &exclude[..]
+                    };
+                    let Some(e) = upstream.pick(now_ms, exclude, None) else {
+                        break;
+                    };
+                    if let Some(a) = &opts.affinity
+                        && (attempt == 0 || a.change_on_failure)
+                    {
+                        set_cookie = Some(e);
+                    }
+                    e
+                }
+            };
+            if let Some(s) = pool::take(endpoint.addr) {
+                connected = Some((endpoint, s, true));
+                break;
+            }
+            match tokio::time::timeout(opts.connect_timeout, TcpStream::connect(endpoint.addr))
+                .await
+            {
+                Ok(Ok(s)) => {
+                    let _ = s.set_nodelay(true);
+                    shared.registry.connected(&endpoint.state);
+                    connected = Some((endpoint, s, false));
+                    break;
+                }
+                Ok(Err(e)) => {
+                    debug!(service = %upstream.label, endpoint = %endpoint.addr, error = %e, "connect failed");
+                }
+                Err(_) => {
+                    debug!(service = %upstream.label, endpoint = %endpoint.addr, "connect timed out");
+                }
+            }
+            route.metrics.connect_error();
+            if shared.registry.connect_failed(&endpoint.state) {
+                info!(service = %upstream.label, endpoint = %endpoint.addr, "endpoint ejected after repeated connect failures");
+            }
+            if n_tried < tried.len() {
+                tried[n_tried] = Some(endpoint.addr);
+            }
+            n_tried += 1;
+        }
+        let Some((endpoint, up, reused)) = connected else {
+            return self.fail(shared, info, &plan, 502, start).await;
+        };
+
+        endpoint.state.inflight.fetch_add(1, Ordering::Relaxed);
+        let result = self
+            .exchange(shared, info, &plan, endpoint, set_cookie, up, reused)
+            .await;
+        endpoint.state.inflight.fetch_sub(1, Ordering::Relaxed);
+        match result {
+            Ok((status, keep)) => {
+                route.metrics.observe(status, start.elapsed());
+                self.log(shared, info, &plan, status, start);
+                Ok(keep && !plan.close)
+            }
+            Err((UpstreamError::Client(_), _)) => Err(()),
+            Err((e, head_sent)) => {
+                debug!(service = %upstream.label, endpoint = %endpoint.addr, error = %e, "upstream failed");
+                if head_sent {
+                    // The response is cut short; the client sees the connection close.
+                    route.metrics.observe(502, start.elapsed());
+                    return Err(());
+                }
+                let status = if matches!(e, UpstreamError::Timeout) {
+                    504
+                } else {
+                    502
+                };
+                self.fail(shared, info, &plan, status, start).await
+            }
+        }
+    }
+
+    /// Answer with an error status; the connection stays open when the request was read whole.
+    async fn fail(
+        &mut self,
+        shared: &Shared,
+        info: &ConnInfo,
+        plan: &Plan,
+        status: u16,
+        start: Instant,
+    ) -> Result<bool, ()> {
+        plan.route.metrics.observe(status, start.elapsed());
+        self.log(shared, info, plan, status, start);
+        if self.io.write_all(error_response(status)).await.is_err()
+            || self.io.flush().await.is_err()
+        {
+            return Err(());
+        }
+        Ok(plan.body_left == 0 && !plan.close)
+    }
+
+    fn log(&self, shared: &Shared, info: &ConnInfo, plan: &Plan, status: u16, start: Instant) {
+        if let Some((method, path, host)) = &plan.log {
+            shared.log_line(
+                info,
+                method,
+                path,
+                host,
+                Some(&plan.route),
+                status,
+                start.elapsed(),
+            );
+        }
+    }
+
+    /// Send the request in `out` (and the rest of its body), forward the response. Returns the
+    /// status and whether the client connection may be reused; on error, whether part of the
+    /// response was already sent.
+    #[allow(clippy::too_many_arguments)]
+    async fn exchange(
+        &mut self,
+        shared: &Shared,
+        info: &ConnInfo,
+        plan: &Plan,
+        endpoint: &Endpoint,
+        set_cookie: Option<&Endpoint>,
+        mut up: TcpStream,
+        mut reused: bool,
+    ) -> Result<(u16, bool), (UpstreamError, bool)> {
+        let opts = &plan.route.options;
+        let sent = Instant::now();
+        self.upbuf.clear();
+        // Send, and read until a complete response head. A reused connection the upstream has
+        // closed meanwhile fails at once; then a replayable request goes once more on a new one.
+        loop {
+            let r = tokio::time::timeout(opts.read_timeout, self.send_and_read_head(&mut up, plan))
+                .await;
+            match r {
+                Ok(Ok(())) => break,
+                Ok(Err(UpstreamError::Closed | UpstreamError::Io(_)))
+                    if reused && plan.body_left == 0 && self.upbuf.is_empty() =>
+                {
+                    reused = false;
+                    up = match tokio::time::timeout(
+                        opts.connect_timeout,
+                        TcpStream::connect(endpoint.addr),
+                    )
+                    .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => return Err((UpstreamError::Io(e), false)),
+                        Err(_) => return Err((UpstreamError::Timeout, false)),
+                    };
+                    let _ = up.set_nodelay(true);
+                }
+                Ok(Err(e)) => return Err((e, false)),
+                Err(_) => return Err((UpstreamError::Timeout, false)),
+            }
+        }
+        endpoint.state.observe_latency(sent.elapsed());
+
+        let mut hdrs = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let resp = match codec::parse_response(&self.upbuf, &mut hdrs, plan.head_request) {
+            Ok(Some(r)) => r,
+            Ok(None) => return Err((UpstreamError::Closed, false)),
+            Err(e) => return Err((e.into(), false)),
+        };
+        let status = resp.code;
+        let cookie = match (set_cookie, &opts.affinity) {
+            (Some(e), Some(a)) => affinity::set_cookie(
+                a,
+                &e.cookie,
+                &plan.route.path,
+                info.tls,
+                plan.omit_samesite_none,
+            )
+            .ok(),
+            _ => None,
+        };
+        let hsts = shared
+            .hsts
+            .as_ref()
+            .filter(|_| info.tls && plan.route.tls_host);
+        let close_down = plan.close || resp.framing == Framing::UntilClose;
+        self.out.clear();
+        codec::write_downstream_head(
+            &mut self.out,
+            &resp,
+            &ResponseExtras {
+                set_cookie: cookie.as_ref().map(|c| c.as_bytes()),
+                hsts: hsts.map(|h| h.as_bytes()),
+                close: close_down,
+            },
+        );
+        let framing = resp.framing;
+        let up_close = resp.close;
+        let head_len = resp.head_len;
+        drop(resp);
+        self.upbuf.advance(head_len);
+
+        // The body: what came with the head goes out with it; the rest streams.
+        let mut scanner = codec::ChunkedScanner::default();
+        let mut left = match framing {
+            Framing::Length(n) => n,
+            _ => 0,
+        };
+        let mut done = self
+            .take_body(framing, &mut left, &mut scanner)
+            .map_err(|e| (e, false))?;
+        self.io
+            .write_all(&self.out)
+            .await
+            .map_err(|e| (UpstreamError::Client(e), true))?;
+        while !done {
+            self.upbuf.clear();
+            self.upbuf.reserve(CHUNK);
+            let n =
+                match tokio::time::timeout(opts.read_timeout, up.read_buf(&mut self.upbuf)).await {
+                    Ok(Ok(n)) => n,
+                    Ok(Err(e)) => return Err((e.into(), true)),
+                    Err(_) => return Err((UpstreamError::Timeout, true)),
+                };
+            if n == 0 {
+                if framing == Framing::UntilClose {
+                    break;
+                }
+                return Err((UpstreamError::Closed, true));
+            }
+            self.out.clear();
+            done = self
+                .take_body(framing, &mut left, &mut scanner)
+                .map_err(|e| (e, true))?;
+            self.io
+                .write_all(&self.out)
+                .await
+                .map_err(|e| (UpstreamError::Client(e), true))?;
+        }
+        self.io
+            .flush()
+            .await
+            .map_err(|e| (UpstreamError::Client(e), true))?;
+        // Bytes after the response mean the upstream is confused: never reuse it.
+        if !up_close && framing != Framing::UntilClose && self.upbuf.is_empty() {
+            pool::put(endpoint.addr, up);
+        }
+        Ok((status, !close_down))
+    }
+
+    /// Move the body bytes of `upbuf` to `out`; returns whether the body is complete.
+    fn take_body(
+        &mut self,
+        framing: Framing,
+        left: &mut u64,
+        scanner: &mut codec::ChunkedScanner,
+    ) -> Result<bool, UpstreamError> {
+        let n = match framing {
+            Framing::Empty => 0,
+            Framing::Length(_) => {
+                let n = (self.upbuf.len() as u64).min(*left) as usize;
+                *left -= n as u64;
+                n
+            }
+            Framing::Chunked => scanner.feed(&self.upbuf)?,
+            Framing::UntilClose => self.upbuf.len(),
+        };
+        self.out.extend_from_slice(&self.upbuf[..n]);
+        self.upbuf.advance(n);
+        Ok(match framing {
+            Framing::Empty => true,
+            Framing::Length(_) => *left == 0,
+            Framing::Chunked => scanner.done(),
+            Framing::UntilClose => false,
+        })
+    }
+
+    /// Write `out` and the rest of the request body, then read until a complete response head
+    /// (interim 1xx responses are skipped).
+    async fn send_and_read_head(
+        &mut self,
+        up: &mut TcpStream,
+        plan: &Plan,
+    ) -> Result<(), UpstreamError> {
+        up.write_all(&self.out).await?;
+        let mut left = plan.body_left;
+        while left > 0 {
+            if self.inbuf.is_empty() {
+                self.inbuf.reserve(CHUNK.min(left as usize));
+                let n = self
+                    .io
+                    .read_buf(&mut self.inbuf)
+                    .await
+                    .map_err(UpstreamError::Client)?;
+                if n == 0 {
+                    return Err(UpstreamError::Client(
+                        std::io::ErrorKind::UnexpectedEof.into(),
+                    ));
+                }
+            }
+            let n = (self.inbuf.len() as u64).min(left) as usize;
+            up.write_all(&self.inbuf[..n]).await?;
+            self.inbuf.advance(n);
+            left -= n as u64;
+        }
+        loop {
+            if self.upbuf.capacity() - self.upbuf.len() < 1024 {
+                self.upbuf.reserve(BUF);
+            }
+            let n = up.read_buf(&mut self.upbuf).await?;
+            if n == 0 {
+                return Err(UpstreamError::Closed);
+            }
+            let mut hdrs = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            match codec::parse_response(&self.upbuf, &mut hdrs, plan.head_request)? {
+                None => continue,
+                Some(r) if (100..200).contains(&r.code) => {
+                    if r.code == 101 {
+                        return Err(codec::BadResponse::Malformed.into());
+                    }
+                    let n = r.head_len;
+                    drop(r);
+                    self.upbuf.advance(n);
+                }
+                Some(_) => return Ok(()),
+            }
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! Idle upstream connections, one pool per thread. A request's task takes a connection, drives
+//! it itself and puts it back: no hand-off to a connection task, no channel, no lock. With a
+//! current-thread runtime per core every connection of a thread is used only on that thread.
+//! Under the multi-thread runtime a task may run on any worker; each worker then has its own
+//! pool, which only costs a few more idle connections.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpStream;
+
+/// Idle connections older than this are closed instead of reused (the upstream has probably
+/// dropped them; ingress-nginx's `upstream-keepalive-timeout` is 60 s).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Idle connections kept per endpoint and thread (`upstream-keepalive-connections`: 320).
+pub const MAX_IDLE: usize = 320;
+
+struct Idle {
+    stream: TcpStream,
+    since: Instant,
+}
+
+thread_local! {
+    static POOL: RefCell<HashMap<SocketAddr, Vec<Idle>>> = RefCell::new(HashMap::new());
+    static PUTS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Every this many returns, the whole pool of the thread drops its stale connections, so that
+/// connections to endpoints no longer routed to are closed too.
+const SWEEP_EVERY: u32 = 4096;
+
+/// The most recently used idle connection to `addr`, if one is fresh enough.
+pub fn take(addr: SocketAddr) -> Option<TcpStream> {
+    POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        let idle = p.get_mut(&addr)?;
+        // Most recent last: anything older than the first fresh one is stale too.
+        let now = Instant::now();
+        let stale = idle
+            .iter()
+            .position(|c| now.duration_since(c.since) < IDLE_TIMEOUT)
+            .unwrap_or(idle.len());
+        idle.drain(..stale);
+        idle.pop().map(|c| c.stream)
+    })
+}
+
+/// Return a connection that finished a response cleanly.
+pub fn put(addr: SocketAddr, stream: TcpStream) {
+    POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        let n = PUTS.with(|c| {
+            let n = c.get().wrapping_add(1);
+            c.set(n);
+            n
+        });
+        if n % SWEEP_EVERY == 0 {
+            let now = Instant::now();
+            p.retain(|_, idle| {
+                idle.retain(|c| now.duration_since(c.since) < IDLE_TIMEOUT);
+                !idle.is_empty()
+            });
+        }
+        let idle = p.entry(addr).or_default();
+        if idle.len() >= MAX_IDLE {
+            idle.remove(0);
+        }
+        idle.push(Idle {
+            stream,
+            since: Instant::now(),
+        });
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn connections_come_back_most_recent_first_and_per_address() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let a = TcpStream::connect(addr).await.expect("connect");
+        let b = TcpStream::connect(addr).await.expect("connect");
+        let (a_port, b_port) = (
+            a.local_addr().expect("addr").port(),
+            b.local_addr().expect("addr").port(),
+        );
+        put(addr, a);
+        put(addr, b);
+        let other: SocketAddr = "127.0.0.1:1".parse().expect("literal");
+        assert!(take(other).is_none());
+        assert_eq!(
+            take(addr).expect("b").local_addr().expect("addr").port(),
+            b_port
+        );
+        assert_eq!(
+            take(addr).expect("a").local_addr().expect("addr").port(),
+            a_port
+        );
+        assert!(take(addr).is_none());
+    }
+}
