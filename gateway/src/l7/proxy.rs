@@ -128,6 +128,13 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let start = Instant::now();
+    // RFC 9112 3.2: an HTTP/1.1 request with no Host, or with more than one, is refused; which
+    // of two hosts a request is for is exactly what a smuggler wants proxy and origin to disagree on.
+    let hosts = req.headers().get_all(header::HOST).iter().count();
+    if hosts > 1 || (hosts == 0 && req.version() == Version::HTTP_11) {
+        shared.metrics.unrouted.inc();
+        return Ok(local_response(StatusCode::BAD_REQUEST, "400 bad request\n"));
+    }
     let table = shared.table.load_full();
     let host = normalize_host(request_host(&req)).into_owned();
     let route = match table.lookup(&host, req.uri().path()) {

@@ -1,0 +1,443 @@
+//! The HTTP/1.1 fast path at the byte level: a raw client and a raw origin on loopback, so that
+//! framing (pipelining, chunked and close-delimited responses, request bodies, HEAD, 204),
+//! keepalive reuse, stale pooled connections, hand-off to the general path and smuggling
+//! attempts are seen exactly as they cross the wire.
+
+#[path = "common/l7.rs"]
+mod l7common;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use l7common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A raw HTTP/1.1 origin. It records each request line (and body length) it receives and
+/// answers by path:
+/// - `/chunked`: a chunked body with a trailer;
+/// - `/eof`: no length, the body ends when it closes;
+/// - `/close`: a 2-byte body, then it closes the connection (an upstream keepalive timeout);
+/// - `/204`: no content;
+/// - anything else: `ok <path> <body bytes>` with Content-Length.
+struct RawOrigin {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<String>>>,
+    accepted: Arc<Mutex<u32>>,
+}
+
+fn head_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+}
+
+fn content_length(head: &str) -> usize {
+    head.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0)
+}
+
+impl RawOrigin {
+    async fn start() -> RawOrigin {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let accepted = Arc::new(Mutex::new(0));
+        let (s, a) = (seen.clone(), accepted.clone());
+        tokio::spawn(async move {
+            while let Ok((mut c, _)) = l.accept().await {
+                *a.lock().expect("lock") += 1;
+                let s = s.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    loop {
+                        let end = loop {
+                            if let Some(e) = head_end(&buf) {
+                                break e;
+                            }
+                            let mut chunk = [0u8; 65536];
+                            match c.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        };
+                        let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                        let len = content_length(&head);
+                        while buf.len() < end + len {
+                            let mut chunk = [0u8; 65536];
+                            match c.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        buf.drain(..end + len);
+                        let line = head.lines().next().unwrap_or("").to_string();
+                        let path = line.split(' ').nth(1).unwrap_or("").to_string();
+                        let head_req = line.starts_with("HEAD ");
+                        s.lock().expect("lock").push(format!("{line} body={len}"));
+                        let reply: Vec<u8> = match path.as_str() {
+                            "/chunked" => b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;x=y\r\n world\r\n0\r\nX-Sum: 11\r\n\r\n".to_vec(),
+                            "/eof" => b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end".to_vec(),
+                            "/close" => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+                            "/204" => b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(),
+                            _ => {
+                                let body = format!("ok {path} {len}");
+                                let mut r = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nX-Origin: raw\r\n\r\n", body.len()).into_bytes();
+                                if !head_req {
+                                    r.extend_from_slice(body.as_bytes());
+                                }
+                                r
+                            }
+                        };
+                        if c.write_all(&reply).await.is_err() {
+                            return;
+                        }
+                        if path == "/eof" || path == "/close" {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        RawOrigin {
+            addr,
+            seen,
+            accepted,
+        }
+    }
+
+    fn seen(&self) -> Vec<String> {
+        self.seen.lock().expect("lock").clone()
+    }
+}
+
+async fn setup() -> (RawOrigin, Gateway) {
+    let o = RawOrigin::start().await;
+    let yaml = [
+        service("raw", &[o.addr]),
+        ingress("raw", &[], &[("raw.example.com", "/", "Prefix", "raw")]),
+    ]
+    .concat();
+    let gw = Gateway::start(&yaml).await;
+    (o, gw)
+}
+
+/// Read one response (head and, by its framing, the body) from a raw connection.
+async fn read_response(
+    c: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    head_request: bool,
+) -> (String, Vec<u8>) {
+    let end = loop {
+        if let Some(e) = head_end(buf) {
+            break e;
+        }
+        let mut chunk = [0u8; 65536];
+        let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut chunk))
+            .await
+            .expect("response in time")
+            .expect("read");
+        assert!(n > 0, "connection closed before a response head: {buf:?}");
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+    buf.drain(..end);
+    let lower = head.to_ascii_lowercase();
+    let status: u16 = head[9..12].parse().expect("status");
+    let body = if head_request || status == 204 || status == 304 {
+        Vec::new()
+    } else if lower.contains("transfer-encoding: chunked") {
+        // Size lines and data until the zero chunk, then trailer lines until an empty one.
+        let mut at = 0;
+        let mut in_trailer = false;
+        loop {
+            let line_end = buf[at..]
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .map(|i| at + i);
+            let Some(le) = line_end else {
+                let mut chunk = [0u8; 65536];
+                let n = c.read(&mut chunk).await.expect("read");
+                assert!(n > 0, "closed inside a chunked body");
+                buf.extend_from_slice(&chunk[..n]);
+                continue;
+            };
+            let line = String::from_utf8_lossy(&buf[at..le]).to_string();
+            if in_trailer {
+                at = le + 2;
+                if line.is_empty() {
+                    break buf.drain(..at).collect();
+                }
+                continue;
+            }
+            let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
+                .expect("chunk size");
+            if size == 0 {
+                in_trailer = true;
+                at = le + 2;
+                continue;
+            }
+            while buf.len() < le + 2 + size + 2 {
+                let mut chunk = [0u8; 65536];
+                let n = c.read(&mut chunk).await.expect("read");
+                assert!(n > 0, "closed inside a chunk");
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            at = le + 2 + size + 2;
+        }
+    } else if let Some(len) = lower
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map(|v| v.trim().parse::<usize>().expect("length"))
+    {
+        while buf.len() < len {
+            let mut chunk = [0u8; 65536];
+            let n = c.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "closed inside a body");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        buf.drain(..len).collect()
+    } else {
+        let mut rest = std::mem::take(buf);
+        c.read_to_end(&mut rest).await.expect("read to close");
+        rest
+    };
+    (head, body)
+}
+
+async fn connect(gw: &Gateway) -> TcpStream {
+    TcpStream::connect(gw.http).await.expect("connect")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_are_answered_in_order_on_one_connection() {
+    let (o, gw) = setup().await;
+    let mut c = connect(&gw).await;
+    c.write_all(
+        b"GET /one HTTP/1.1\r\nHost: raw.example.com\r\n\r\n\
+          GET /two HTTP/1.1\r\nHost: raw.example.com\r\n\r\n\
+          POST /three HTTP/1.1\r\nHost: raw.example.com\r\nContent-Length: 5\r\n\r\nhello",
+    )
+    .await
+    .expect("write");
+    let mut buf = Vec::new();
+    for want in ["ok /one 0", "ok /two 0", "ok /three 5"] {
+        let (head, body) = read_response(&mut c, &mut buf, false).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(head.contains("X-Origin: raw"), "{head}");
+        assert_eq!(String::from_utf8_lossy(&body), want);
+    }
+    assert_eq!(
+        *o.accepted.lock().expect("lock"),
+        1,
+        "one upstream connection, reused"
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_close_delimited_head_and_204_responses_keep_their_framing() {
+    let (o, gw) = setup().await;
+    let mut c = connect(&gw).await;
+    let mut buf = Vec::new();
+
+    c.write_all(b"GET /chunked HTTP/1.1\r\nHost: raw.example.com\r\n\r\n")
+        .await
+        .expect("write");
+    let (head, body) = read_response(&mut c, &mut buf, false).await;
+    assert!(head.contains("Transfer-Encoding: chunked"), "{head}");
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        "5\r\nhello\r\n6;x=y\r\n world\r\n0\r\nX-Sum: 11\r\n\r\n",
+        "chunks and trailer as the upstream sent them"
+    );
+
+    c.write_all(b"HEAD /x HTTP/1.1\r\nHost: raw.example.com\r\n\r\n")
+        .await
+        .expect("write");
+    let (head, body) = read_response(&mut c, &mut buf, true).await;
+    assert!(head.contains("Content-Length: 7"), "{head}");
+    assert!(body.is_empty());
+
+    c.write_all(b"GET /204 HTTP/1.1\r\nHost: raw.example.com\r\n\r\n")
+        .await
+        .expect("write");
+    let (head, _) = read_response(&mut c, &mut buf, false).await;
+    assert!(head.starts_with("HTTP/1.1 204"), "{head}");
+
+    // Still the same client connection, and the upstream one was reused throughout.
+    c.write_all(b"GET /eof HTTP/1.1\r\nHost: raw.example.com\r\n\r\n")
+        .await
+        .expect("write");
+    let (head, body) = read_response(&mut c, &mut buf, false).await;
+    assert!(
+        head.to_ascii_lowercase().contains("connection: close"),
+        "{head}"
+    );
+    assert_eq!(String::from_utf8_lossy(&body), "until the end");
+    assert_eq!(*o.accepted.lock().expect("lock"), 1);
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pooled_connection_the_upstream_closed_is_replaced_without_an_error() {
+    let (o, gw) = setup().await;
+    let mut c = connect(&gw).await;
+    let mut buf = Vec::new();
+    for _ in 0..3 {
+        // The origin closes after each /close response; the proxy pooled that connection.
+        c.write_all(b"GET /close HTTP/1.1\r\nHost: raw.example.com\r\n\r\n")
+            .await
+            .expect("write");
+        let (head, body) = read_response(&mut c, &mut buf, false).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert_eq!(body, b"ok");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    c.write_all(b"GET /after HTTP/1.1\r\nHost: raw.example.com\r\n\r\n")
+        .await
+        .expect("write");
+    let (head, body) = read_response(&mut c, &mut buf, false).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(String::from_utf8_lossy(&body), "ok /after 0");
+    assert_eq!(
+        o.seen().len(),
+        4,
+        "each request reached the origin once: {:?}",
+        o.seen()
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_request_body_streams_through_whole() {
+    let (o, gw) = setup().await;
+    let mut c = connect(&gw).await;
+    let body = vec![b'x'; 700 * 1024];
+    let head = format!(
+        "PUT /upload HTTP/1.1\r\nHost: raw.example.com\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    c.write_all(head.as_bytes()).await.expect("write");
+    for part in body.chunks(50_000) {
+        c.write_all(part).await.expect("write");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    c.write_all(b"GET /next HTTP/1.1\r\nHost: raw.example.com\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = Vec::new();
+    let (_, b1) = read_response(&mut c, &mut buf, false).await;
+    assert_eq!(
+        String::from_utf8_lossy(&b1),
+        format!("ok /upload {}", body.len())
+    );
+    let (_, b2) = read_response(&mut c, &mut buf, false).await;
+    assert_eq!(String::from_utf8_lossy(&b2), "ok /next 0");
+    assert_eq!(
+        o.seen(),
+        [
+            format!("PUT /upload HTTP/1.1 body={}", body.len()),
+            "GET /next HTTP/1.1 body=0".to_string()
+        ]
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ambiguous_framing_is_refused_and_never_reaches_the_origin() {
+    let (o, gw) = setup().await;
+    // Two different lengths: whichever one a server believed, the other would leave a request
+    // hidden in the body.
+    for attack in [
+        &b"POST / HTTP/1.1\r\nHost: raw.example.com\r\nContent-Length: 5\r\nContent-Length: 40\r\n\r\nhelloGET /smuggled HTTP/1.1\r\nHost: raw.example.com\r\n\r\n"[..],
+        b"POST / HTTP/1.1\r\nHost: raw.example.com\r\nContent-Length: 5, 40\r\n\r\nhelloGET /smuggled HTTP/1.1\r\nHost: raw.example.com\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: raw.example.com\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: raw.example.com\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: raw.example.com\r\nHost: other.example.com\r\n\r\n",
+    ] {
+        let mut c = connect(&gw).await;
+        c.write_all(attack).await.expect("write");
+        let mut buf = Vec::new();
+        let (head, _) = read_response(&mut c, &mut buf, false).await;
+        assert!(
+            head.starts_with("HTTP/1.1 400"),
+            "{}\n{head}",
+            String::from_utf8_lossy(attack)
+        );
+    }
+    assert!(
+        o.seen().is_empty(),
+        "nothing reached the origin: {:?}",
+        o.seen()
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_moves_to_the_general_path_mid_way_and_keeps_working() {
+    let (o, gw) = setup().await;
+    let mut c = connect(&gw).await;
+    let mut buf = Vec::new();
+    c.write_all(b"GET /fast HTTP/1.1\r\nHost: raw.example.com\r\n\r\n")
+        .await
+        .expect("write");
+    let (_, body) = read_response(&mut c, &mut buf, false).await;
+    assert_eq!(String::from_utf8_lossy(&body), "ok /fast 0");
+    // No route: answered by the general path, on the same connection...
+    c.write_all(b"GET / HTTP/1.1\r\nHost: nowhere.example.com\r\n\r\n")
+        .await
+        .expect("write");
+    let (head, _) = read_response(&mut c, &mut buf, false).await;
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    // ...which then serves the rest, chunked request bodies included.
+    c.write_all(
+        b"POST /general HTTP/1.1\r\nHost: raw.example.com\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    )
+    .await
+    .expect("write");
+    let (head, body) = read_response(&mut c, &mut buf, false).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        "ok /general 0",
+        "the raw origin ignores chunked bodies"
+    );
+    // Connection: close is honoured.
+    c.write_all(b"GET /last HTTP/1.1\r\nHost: raw.example.com\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let (_, body) = read_response(&mut c, &mut buf, false).await;
+    assert_eq!(String::from_utf8_lossy(&body), "ok /last 0");
+    let mut rest = Vec::new();
+    let n = tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut rest))
+        .await
+        .expect("closed in time")
+        .expect("read");
+    assert_eq!(n, 0, "the proxy closed the connection");
+    assert!(o.seen().iter().any(|l| l.starts_with("GET /fast")));
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_close_after_a_client_connection_close_comes_from_the_fast_path() {
+    let (_o, gw) = setup().await;
+    let mut c = connect(&gw).await;
+    c.write_all(b"GET /bye HTTP/1.1\r\nHost: raw.example.com\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut all = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut all))
+        .await
+        .expect("closed in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&all);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.contains("connection: close\r\n"), "{text}");
+    assert!(text.ends_with("ok /bye 0"), "{text}");
+    gw.shutdown().await;
+}
