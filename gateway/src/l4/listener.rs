@@ -23,6 +23,9 @@ use super::proxy_protocol::{self, Transport};
 use super::select::Selector;
 use super::{Frontend, L4Config, L4Target};
 
+/// Pause after a failed `recv` before the next, so that an error that repeats cannot spin a core.
+const RECV_ERROR_BACKOFF: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// Counters of one listener (bounded: one set per frontend).
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -212,7 +215,10 @@ pub(super) async fn serve_udp(socket: UdpSocket, ctx: Arc<Ctx>) {
             r = socket.recv_from(&mut buf) => match r {
                 Ok(v) => v,
                 Err(e) => {
+                    // A lasting error (the socket's address gone, ENOMEM) must not spin the loop:
+                    // back off as the agent's UDP relay does.
                     debug!(frontend = %ctx.frontend, error = %e, "recv failed");
+                    tokio::time::sleep(RECV_ERROR_BACKOFF).await;
                     continue;
                 }
             },
@@ -335,7 +341,10 @@ async fn replies(
                     }
                 }
                 // ICMP port unreachable from the upstream and the like: the flow stays until idle.
-                Err(e) => debug!(frontend = %ctx.frontend, %client, error = %e, "upstream recv failed"),
+                Err(e) => {
+                    debug!(frontend = %ctx.frontend, %client, error = %e, "upstream recv failed");
+                    tokio::time::sleep(RECV_ERROR_BACKOFF).await;
+                }
             },
         }
     }
