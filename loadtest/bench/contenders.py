@@ -58,6 +58,7 @@ class Contender:
 
 class Portico(Contender):
     name = "portico"
+    extra_args: list[str] = []
 
     def __init__(self, tmp: Path, cert: Cert, tag: str, l4: tuple[str, int, tuple[str, int]] | None = None):
         super().__init__(tmp, cert, tag)
@@ -79,6 +80,7 @@ class Portico(Contender):
             "--admin-addr", f"127.0.0.1:{self.admin_port}",
             "--state-dir", str(self.dir / "state"),
             "--no-service-proxy",
+            *self.extra_args,
         ]
         # One worker thread, as nginx and HAProxy get one worker / one thread.
         env = {"TOKIO_WORKER_THREADS": "1", "RUST_LOG": "warn"}
@@ -102,6 +104,14 @@ class Portico(Contender):
                 if (host, upstream) not in before:
                     configs.write_atomic(self.manifests / f"added-{host}.yaml",
                                          configs.ingress_doc(host, upstream, host in site.tls_hosts))
+
+
+class PorticoHyper(Portico):
+    """Portico with its HTTP/1.1 fast path off (`--http1-engine hyper`): every request through
+    hyper's server and pooled client, as before the fast path. Run beside Portico so that each
+    results table measures what the fast path is worth."""
+    name = "portico-hyper"
+    extra_args = ["--http1-engine", "hyper"]
 
 
 class Nginx(Contender):

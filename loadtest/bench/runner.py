@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import configs
 from .configs import HELLO, STATIC, SUFFIX, Cert, Site
-from .contenders import Contender, HAProxy, Nginx, Portico, poll_until_routed, start_all
+from .contenders import Contender, HAProxy, Nginx, Portico, PorticoHyper, poll_until_routed, start_all
 from .procs import Proc, StartError, cpu_seconds, free_port, http_status, memory, wait_until
 from .report import Cell, Sample, Scenario
 from . import wrk
@@ -213,7 +213,8 @@ class Runner:
             ("body1k", "1 KiB body, 64 conns", Load("body.lua", 64, STATIC, "/1k"), static_url + "1k"),
             ("body64k", "64 KiB body, 64 conns", Load("body.lua", 64, STATIC, "/64k"), static_url + "64k"),
         ]
-        self.run_group("base", base, [Portico(tmp, cert, "base"), Nginx(tmp, cert, "base"), HAProxy(tmp, cert, "base")],
+        self.run_group("base", base, [Portico(tmp, cert, "base"), Nginx(tmp, cert, "base"), HAProxy(tmp, cert, "base"),
+                                      PorticoHyper(tmp, cert, "base")],
                        self.base_site, HELLO)
 
         def hosts_site() -> Site:
