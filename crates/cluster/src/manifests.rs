@@ -1,18 +1,24 @@
 //! The manifests source: every `*.yaml`, `*.yml` and `*.json` below a directory, multi-document,
-//! watched for changes (debounced). Hidden files and directories are skipped.
+//! watched for changes. Hidden files and directories are skipped.
 //!
 //! Bad input never takes anything down: a document that fails to parse is reported with its file,
 //! document number and field; if the same document parsed before, its last good version keeps
 //! serving, otherwise it is left out. Files are re-read only when their size or mtime changed.
+//!
+//! A change is picked up from the watcher's event: only the files it names are looked at (a
+//! directory appearing, or a lost event, means a full re-scan). A file renamed into place or
+//! closed after writing is complete, so it is read at once; other events wait for the directory
+//! to be quiet (debounced). A full re-scan also runs periodically, as a safety net.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
+use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind, RemoveKind};
 use notify::{RecursiveMode, Watcher};
-use portico_model::manifest::{Parsed, parse_file};
-use portico_model::{ClusterState, Invalid, Object, Origin};
+use portico_model::manifest::parse_file;
+use portico_model::{ClusterState, Invalid, Origin, SharedObject};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -22,7 +28,8 @@ use crate::StateTx;
 #[derive(Clone, Debug)]
 pub struct ManifestsConfig {
     pub dir: PathBuf,
-    /// Quiet time after a change before the directory is re-read.
+    /// Quiet time after a change before the directory is re-read (not waited for when the
+    /// change is a file renamed into place or closed after writing: that file is complete).
     pub debounce: Duration,
     /// The longest a change waits for the directory to become quiet.
     pub max_delay: Duration,
@@ -41,19 +48,35 @@ impl ManifestsConfig {
     }
 }
 
-#[derive(Clone)]
+/// One document's outcome, with its object shared (cheap to clone, compared by pointer later).
+type Doc = (Origin, Result<SharedObject, Invalid>);
+
 struct FileEntry {
     stamp: (SystemTime, u64),
-    /// Per document (1-based order): the outcome of the latest parse, and the last good object.
-    docs: Vec<(Origin, Parsed)>,
+    /// Per document (1-based order): the outcome of the latest parse.
+    docs: Vec<Doc>,
 }
 
 /// Parsed files, and the last good object of every (file, document).
 #[derive(Default)]
 pub struct ManifestCache {
     files: BTreeMap<PathBuf, FileEntry>,
-    last_good: BTreeMap<(PathBuf, usize), Object>,
+    last_good: BTreeMap<(PathBuf, usize), SharedObject>,
+    /// Problems of the last full walk (unreadable directories).
+    walk_errors: Vec<Invalid>,
     scanned: bool,
+}
+
+/// Whether a file name is one the source reads.
+fn is_manifest(name: &str) -> bool {
+    name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".json")
+}
+
+/// Whether `path` (below `dir`) is hidden: it or a directory it is in starts with a dot.
+fn is_hidden(dir: &Path, path: &Path) -> bool {
+    let rel = path.strip_prefix(dir).unwrap_or(path);
+    rel.components()
+        .any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
 }
 
 impl ManifestCache {
@@ -61,63 +84,183 @@ impl ManifestCache {
     /// `spawn_blocking`.
     /// The flag says whether anything changed since the previous scan.
     pub fn scan(&mut self, dir: &Path) -> (ClusterState, bool) {
+        let started = Instant::now();
         let mut paths = Vec::new();
         let mut walk_errors = Vec::new();
         walk(dir, &mut paths, &mut walk_errors);
         paths.sort();
+        let walked = started.elapsed();
         let before = self.files.len();
         self.files.retain(|p, _| paths.binary_search(p).is_ok());
         let mut changed = self.files.len() != before
-            || self.files.is_empty() && paths.is_empty() && !self.scanned;
+            || self.files.is_empty() && paths.is_empty() && !self.scanned
+            || walk_errors != self.walk_errors;
         self.scanned = true;
+        self.walk_errors = walk_errors;
         self.last_good
             .retain(|(p, _), _| paths.binary_search(p).is_ok());
-        let mut state = ClusterState::default();
-        state.invalid.extend(walk_errors);
+        let mut parsed = 0usize;
         for path in &paths {
-            let shown = path.strip_prefix(dir).unwrap_or(path).display().to_string();
-            let stamp = match std::fs::metadata(path) {
-                Ok(m) => (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()),
-                Err(_) => continue, // vanished between the walk and now
-            };
-            let fresh = self.files.get(path).is_some_and(|e| e.stamp == stamp);
-            if !fresh {
-                changed = true;
-                let docs = match std::fs::read_to_string(path) {
-                    Ok(text) => parse_file(&shown, &text),
-                    Err(e) => {
-                        let origin = Origin {
-                            file: Some(shown.clone()),
-                            document: None,
-                        };
-                        let inv = Invalid::unparsable(origin.clone(), format!("cannot read: {e}"));
-                        vec![(origin, Err(inv))]
-                    }
-                };
-                debug!(file = %shown, documents = docs.len(), "parsed");
-                self.files.insert(path.clone(), FileEntry { stamp, docs });
+            match self.refresh(dir, path) {
+                Refresh::Unchanged => {}
+                Refresh::Parsed => {
+                    changed = true;
+                    parsed += 1;
+                }
+                Refresh::Gone => changed |= self.forget(path),
             }
-            let entry = &self.files[path];
+        }
+        let refreshed = started.elapsed();
+        let state = self.state();
+        debug!(
+            files = paths.len(),
+            parsed,
+            walk_us = walked.as_micros() as u64,
+            refresh_us = (refreshed - walked).as_micros() as u64,
+            assemble_us = (started.elapsed() - refreshed).as_micros() as u64,
+            "manifests scanned"
+        );
+        (state, changed)
+    }
+
+    /// Look again at `paths` only (what the watcher reported), then build the state; `None` when
+    /// nothing changed. A path that is a directory, or a cache that has never walked `dir`, makes
+    /// this a full [`scan`]. Blocking.
+    ///
+    /// [`scan`]: ManifestCache::scan
+    pub fn update(&mut self, dir: &Path, paths: &BTreeSet<PathBuf>) -> Option<ClusterState> {
+        if !self.scanned {
+            return Some(self.scan(dir).0);
+        }
+        let started = Instant::now();
+        let mut changed = false;
+        let mut parsed = 0usize;
+        for path in paths {
+            if !path.starts_with(dir) || is_hidden(dir, path) {
+                continue;
+            }
+            let meta = std::fs::metadata(path);
+            if meta.as_ref().is_ok_and(|m| m.is_dir()) {
+                // A directory moved in (or replaced): what it holds is unknown.
+                let (state, changed) = self.scan(dir);
+                return changed.then_some(state);
+            }
+            let name = path.file_name().map(|n| n.to_string_lossy());
+            if meta.is_ok() && name.is_some_and(|n| is_manifest(&n)) {
+                match self.refresh(dir, path) {
+                    Refresh::Unchanged => {}
+                    Refresh::Parsed => {
+                        changed = true;
+                        parsed += 1;
+                    }
+                    Refresh::Gone => changed |= self.forget(path),
+                }
+            } else if meta.is_err() {
+                // Gone: a file, or a directory with everything below it.
+                let under: Vec<PathBuf> = self
+                    .files
+                    .range(path.clone()..)
+                    .map(|(p, _)| p)
+                    .take_while(|p| p.starts_with(path))
+                    .cloned()
+                    .collect();
+                for p in under {
+                    changed |= self.forget(&p);
+                }
+            }
+        }
+        let refreshed = started.elapsed();
+        let state = changed.then(|| self.state());
+        debug!(
+            paths = paths.len(),
+            parsed,
+            refresh_us = refreshed.as_micros() as u64,
+            assemble_us = (started.elapsed() - refreshed).as_micros() as u64,
+            "manifests updated"
+        );
+        state
+    }
+
+    /// Re-read one file if its size or mtime changed.
+    fn refresh(&mut self, dir: &Path, path: &Path) -> Refresh {
+        let stamp = match std::fs::metadata(path) {
+            Ok(m) => (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()),
+            Err(_) => return Refresh::Gone, // vanished between the walk (or event) and now
+        };
+        if self.files.get(path).is_some_and(|e| e.stamp == stamp) {
+            return Refresh::Unchanged;
+        }
+        let shown = path.strip_prefix(dir).unwrap_or(path).display().to_string();
+        let docs: Vec<Doc> = match std::fs::read_to_string(path) {
+            Ok(text) => parse_file(&shown, &text)
+                .into_iter()
+                .map(|(origin, parsed)| (origin, parsed.map(SharedObject::from)))
+                .collect(),
+            Err(e) => {
+                let origin = Origin {
+                    file: Some(shown.clone()),
+                    document: None,
+                };
+                let inv = Invalid::unparsable(origin.clone(), format!("cannot read: {e}"));
+                vec![(origin, Err(inv))]
+            }
+        };
+        debug!(file = %shown, documents = docs.len(), "parsed");
+        for (i, (_, parsed)) in docs.iter().enumerate() {
+            if let Ok(obj) = parsed {
+                self.last_good.insert((path.to_owned(), i), obj.clone());
+            }
+        }
+        self.files
+            .insert(path.to_owned(), FileEntry { stamp, docs });
+        Refresh::Parsed
+    }
+
+    /// Drop a file and its last good objects; whether it was known.
+    fn forget(&mut self, path: &Path) -> bool {
+        let known = self.files.remove(path).is_some();
+        let stale: Vec<(PathBuf, usize)> = self
+            .last_good
+            .range((path.to_owned(), 0)..)
+            .map(|(k, _)| k)
+            .take_while(|(p, _)| p == path)
+            .cloned()
+            .collect();
+        for k in stale {
+            self.last_good.remove(&k);
+        }
+        known
+    }
+
+    /// The state of every cached file, in path order (which decides duplicates). Objects are
+    /// shared with the cache, not copied.
+    fn state(&self) -> ClusterState {
+        let mut state = ClusterState::default();
+        state.invalid.extend(self.walk_errors.iter().cloned());
+        for (path, entry) in &self.files {
             for (i, (origin, parsed)) in entry.docs.iter().enumerate() {
                 match parsed {
-                    Ok(obj) => {
-                        self.last_good.insert((path.clone(), i), obj.clone());
-                        state.insert(obj.clone(), origin.clone());
-                    }
+                    Ok(obj) => state.insert_shared(obj.clone(), origin.clone()),
                     Err(inv) => {
                         let mut inv = inv.clone();
                         if let Some(prev) = self.last_good.get(&(path.clone(), i)) {
                             inv.message
                                 .push_str("; the last good version keeps serving");
-                            state.insert(prev.clone(), origin.clone());
+                            state.insert_shared(prev.clone(), origin.clone());
                         }
                         state.invalid.push(inv);
                     }
                 }
             }
         }
-        (state, changed)
+        state
     }
+}
+
+enum Refresh {
+    Unchanged,
+    Parsed,
+    Gone,
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<Invalid>) {
@@ -145,10 +288,76 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<Invalid>) {
         let Ok(ft) = entry.file_type() else { continue };
         if ft.is_dir() {
             walk(&path, out, errors);
-        } else if name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".json") {
+        } else if is_manifest(&name) {
             out.push(path);
         }
     }
+}
+
+/// What the watcher saw, reduced to what the source needs.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Change {
+    /// Paths to look at again.
+    paths: BTreeSet<PathBuf>,
+    /// The event named no usable path, or events were lost: walk the whole directory.
+    full: bool,
+    /// The change is complete (a file renamed into place, closed after writing, or removed):
+    /// no need to wait for the directory to be quiet.
+    settled: bool,
+}
+
+impl Change {
+    fn merge(&mut self, other: Change) {
+        self.paths.extend(other.paths);
+        self.full |= other.full;
+        // The burst is settled when its latest event is.
+        self.settled = other.settled;
+    }
+
+    fn is_empty(&self) -> bool {
+        self.paths.is_empty() && !self.full
+    }
+}
+
+/// Classify one watcher event. Reads, hidden files and files the source does not read (a log
+/// file written next to the manifests) are nothing; a path that may be a directory is kept.
+fn classify(dir: &Path, ev: &notify::Event) -> Change {
+    let may_be_dir = matches!(
+        ev.kind,
+        EventKind::Create(CreateKind::Folder | CreateKind::Any | CreateKind::Other)
+            | EventKind::Remove(RemoveKind::Folder | RemoveKind::Any | RemoveKind::Other)
+            | EventKind::Modify(ModifyKind::Name(_) | ModifyKind::Any)
+            | EventKind::Any
+            | EventKind::Other
+    );
+    let mut change = Change::default();
+    match ev.kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => {}
+        EventKind::Access(_) => return change,
+        _ => {}
+    }
+    if ev.need_rescan() || ev.paths.is_empty() {
+        change.full = true;
+        return change;
+    }
+    for p in &ev.paths {
+        if is_hidden(dir, p) {
+            continue;
+        }
+        let manifest = p
+            .file_name()
+            .is_some_and(|n| is_manifest(&n.to_string_lossy()));
+        if manifest || may_be_dir {
+            change.paths.insert(p.clone());
+        }
+    }
+    change.settled = matches!(
+        ev.kind,
+        EventKind::Access(AccessKind::Close(AccessMode::Write))
+            | EventKind::Modify(ModifyKind::Name(_))
+            | EventKind::Remove(_)
+    );
+    change
 }
 
 /// Read `cfg.dir`, send the state, and keep sending it after every change until shutdown.
@@ -157,46 +366,81 @@ pub async fn run(
     tx: StateTx,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<()>();
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Change>();
+    let watched = cfg.dir.clone();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        // Reading a file (including our own scans) is not a change.
-        if let Ok(ev) = res {
-            if !matches!(ev.kind, notify::EventKind::Access(_)) {
-                let _ = ev_tx.send(());
-            }
+        let change = match res {
+            Ok(ev) => classify(&watched, &ev),
+            // An error from the watcher may mean lost events.
+            Err(_) => Change {
+                full: true,
+                ..Change::default()
+            },
+        };
+        if !change.is_empty() {
+            // The receiver is gone only when the source is shutting down.
+            let _ = ev_tx.send(change);
         }
     })?;
     watcher.watch(&cfg.dir, RecursiveMode::Recursive)?;
     info!(dir = %cfg.dir.display(), "watching manifests");
 
     let mut cache = ManifestCache::default();
+    // The first read is a full one.
+    let mut pending = Change {
+        full: true,
+        ..Change::default()
+    };
     loop {
         let dir = cfg.dir.clone();
-        let (c, (state, changed)) = tokio::task::spawn_blocking(move || {
-            let r = cache.scan(&dir);
-            (cache, r)
+        let work = std::mem::take(&mut pending);
+        let started = Instant::now();
+        let first = tx.borrow().is_none();
+        let (c, state) = tokio::task::spawn_blocking(move || {
+            let state = if work.full || first {
+                let (state, changed) = cache.scan(&dir);
+                (changed || first).then_some(state)
+            } else {
+                cache.update(&dir, &work.paths)
+            };
+            (cache, state)
         })
         .await?;
         cache = c;
-        if changed || tx.borrow().is_none() {
+        if let Some(state) = state {
             tx.send_replace(Some(Arc::new(state)));
+            debug!(
+                took_us = started.elapsed().as_micros() as u64,
+                "manifest state sent"
+            );
         }
-        // Wait for a notification (or the periodic re-scan), then for quiet.
+        // Wait for a notification (or the periodic re-scan)...
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            ev = ev_rx.recv() => if ev.is_none() { warn!("manifest watcher stopped"); return Ok(()) },
-            _ = tokio::time::sleep(cfg.rescan_every) => {}
+            ev = ev_rx.recv() => match ev {
+                Some(c) => pending.merge(c),
+                None => { warn!("manifest watcher stopped"); return Ok(()) }
+            },
+            _ = tokio::time::sleep(cfg.rescan_every) => pending.full = true,
         }
-        // Quiet for `debounce`, but never wait longer than `max_delay` in all: a directory that
-        // keeps changing (a log file inside it, say) must not postpone reloads indefinitely.
+        // ...then, unless the change is complete, for quiet: `debounce` without events, but
+        // never longer than `max_delay` in all, so that a directory that keeps changing cannot
+        // postpone reloads indefinitely.
         let deadline = tokio::time::Instant::now() + cfg.max_delay;
-        loop {
+        while !pending.settled {
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
-                ev = ev_rx.recv() => if ev.is_none() { return Ok(()) },
+                ev = ev_rx.recv() => match ev {
+                    Some(c) => pending.merge(c),
+                    None => return Ok(()),
+                },
                 _ = tokio::time::sleep(cfg.debounce) => break,
                 _ = tokio::time::sleep_until(deadline) => break,
             }
+        }
+        // Whatever else is already queued goes into the same read.
+        while let Ok(c) = ev_rx.try_recv() {
+            pending.merge(c);
         }
     }
 }

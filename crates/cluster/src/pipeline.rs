@@ -12,7 +12,7 @@ use portico_model::{ClusterState, Snapshot, translate};
 use portico_runtime::Publisher;
 use portico_runtime::metrics::ConfigMetrics;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::StateRx;
 
@@ -69,17 +69,37 @@ impl Pipeline {
 
     /// Build the next snapshot from `state`. Pure apart from the allocations it remembers.
     pub fn build(&mut self, state: &ClusterState) -> Snapshot {
+        let t0 = Instant::now();
         let mut state = state.clone();
+        let cloned = t0.elapsed();
         if let Some((cfg, alloc)) = &mut self.control_plane {
             control_plane::complete(&mut state, cfg, alloc);
         }
+        let completed = t0.elapsed();
         for hook in &mut self.hooks {
+            let started = Instant::now();
             hook.apply(&mut state);
+            debug!(
+                hook = hook.name(),
+                took_us = started.elapsed().as_micros() as u64,
+                "state hook applied"
+            );
         }
+        let hooked = t0.elapsed();
         self.generation += 1;
         let mut snap = translate(&state, self.generation);
+        let translated = t0.elapsed();
         self.keep_last_good(&mut snap);
         self.last_services = snap.services.clone();
+        debug!(
+            generation = self.generation,
+            clone_us = cloned.as_micros() as u64,
+            control_plane_us = (completed - cloned).as_micros() as u64,
+            hooks_us = (hooked - completed).as_micros() as u64,
+            translate_us = (translated - hooked).as_micros() as u64,
+            last_good_us = (t0.elapsed() - translated).as_micros() as u64,
+            "snapshot built"
+        );
         snap
     }
 

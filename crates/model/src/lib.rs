@@ -26,5 +26,5 @@ pub use invalid::{Invalid, Origin};
 pub use key::ObjectKey;
 pub use service::{Protocol, Service, ServicePort, ServiceType, TargetPort};
 pub use snapshot::Snapshot;
-pub use state::{ClusterState, Object};
+pub use state::{ClusterState, Object, SharedObject};
 pub use translate::translate;

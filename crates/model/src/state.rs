@@ -2,6 +2,7 @@
 //! and mutate it; [`crate::translate`] reads it.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1 as core;
@@ -76,6 +77,86 @@ impl Object {
     }
 }
 
+/// An [`Object`] behind an `Arc`, as caches keep it: a [`ClusterState`] built from shared objects
+/// copies no object, and a later stage can tell an unchanged object by pointer
+/// (`Arc::ptr_eq`). The same size (16 bytes) whatever the kind, where an `Object` is as large
+/// as its largest variant (a Pod, some kilobytes).
+#[derive(Clone, Debug)]
+pub enum SharedObject {
+    Service(Arc<core::Service>),
+    Endpoints(Arc<core::Endpoints>),
+    EndpointSlice(Arc<EndpointSlice>),
+    Pod(Arc<core::Pod>),
+    Node(Arc<core::Node>),
+    Namespace(Arc<core::Namespace>),
+    Secret(Arc<core::Secret>),
+    Ingress(Arc<Ingress>),
+    IngressClass(Arc<IngressClass>),
+    IPAddressPool(Arc<IPAddressPool>),
+    L2Advertisement(Arc<L2Advertisement>),
+}
+
+impl From<Object> for SharedObject {
+    fn from(obj: Object) -> Self {
+        match obj {
+            Object::Service(o) => Self::Service(Arc::new(o)),
+            Object::Endpoints(o) => Self::Endpoints(Arc::new(o)),
+            Object::EndpointSlice(o) => Self::EndpointSlice(Arc::new(o)),
+            Object::Pod(o) => Self::Pod(Arc::new(o)),
+            Object::Node(o) => Self::Node(Arc::new(o)),
+            Object::Namespace(o) => Self::Namespace(Arc::new(o)),
+            Object::Secret(o) => Self::Secret(Arc::new(o)),
+            Object::Ingress(o) => Self::Ingress(Arc::new(o)),
+            Object::IngressClass(o) => Self::IngressClass(Arc::new(o)),
+            Object::IPAddressPool(o) => Self::IPAddressPool(Arc::new(o)),
+            Object::L2Advertisement(o) => Self::L2Advertisement(Arc::new(o)),
+        }
+    }
+}
+
+impl SharedObject {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Service(_) => "Service",
+            Self::Endpoints(_) => "Endpoints",
+            Self::EndpointSlice(_) => "EndpointSlice",
+            Self::Pod(_) => "Pod",
+            Self::Node(_) => "Node",
+            Self::Namespace(_) => "Namespace",
+            Self::Secret(_) => "Secret",
+            Self::Ingress(_) => "Ingress",
+            Self::IngressClass(_) => "IngressClass",
+            Self::IPAddressPool(_) => "IPAddressPool",
+            Self::L2Advertisement(_) => "L2Advertisement",
+        }
+    }
+
+    pub fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        match self {
+            Self::Service(o) => &o.metadata,
+            Self::Endpoints(o) => &o.metadata,
+            Self::EndpointSlice(o) => &o.metadata,
+            Self::Pod(o) => &o.metadata,
+            Self::Node(o) => &o.metadata,
+            Self::Namespace(o) => &o.metadata,
+            Self::Secret(o) => &o.metadata,
+            Self::Ingress(o) => &o.metadata,
+            Self::IngressClass(o) => &o.metadata,
+            Self::IPAddressPool(o) => &o.metadata,
+            Self::L2Advertisement(o) => &o.metadata,
+        }
+    }
+
+    pub fn key(&self) -> ObjectKey {
+        let meta = self.meta();
+        if Object::cluster_scoped(self.kind()) {
+            ObjectKey::cluster(meta.name.clone().unwrap_or_default())
+        } else {
+            ObjectKey::of(meta)
+        }
+    }
+}
+
 /// Every object a source knows, by kind. Cheap to clone (objects are behind `Arc`).
 #[derive(Clone, Debug, Default)]
 pub struct ClusterState {
@@ -100,6 +181,11 @@ impl ClusterState {
     /// Add an object. A second object with the same kind and key is refused (the first one,
     /// in the source's order, stays) and reported.
     pub fn insert(&mut self, obj: Object, origin: Origin) {
+        self.insert_shared(obj.into(), origin);
+    }
+
+    /// [`ClusterState::insert`] for an object already behind an `Arc`: nothing is copied.
+    pub fn insert_shared(&mut self, obj: SharedObject, origin: Origin) {
         let kind = obj.kind();
         let key = obj.key();
         if key.name.is_empty() {
@@ -108,25 +194,31 @@ impl ClusterState {
             );
             return;
         }
-        if let Some(first) = self.origins.get(&(kind, key.clone())) {
-            let msg = format!("duplicate object; the one in {first} is used");
-            self.invalid
-                .push(Invalid::new(kind, &key, "metadata.name", msg).with_origin(origin));
-            return;
+        match self.origins.entry((kind, key)) {
+            Entry::Occupied(first) => {
+                let msg = format!("duplicate object; the one in {} is used", first.get());
+                let key = &first.key().1;
+                self.invalid
+                    .push(Invalid::new(kind, key, "metadata.name", msg).with_origin(origin));
+                return;
+            }
+            Entry::Vacant(v) => {
+                v.insert(origin);
+            }
         }
-        self.origins.insert((kind, key.clone()), origin);
+        let key = obj.key();
         match obj {
-            Object::Service(o) => drop(self.services.insert(key, Arc::new(o))),
-            Object::Endpoints(o) => drop(self.endpoints.insert(key, Arc::new(o))),
-            Object::EndpointSlice(o) => drop(self.endpoint_slices.insert(key, Arc::new(o))),
-            Object::Pod(o) => drop(self.pods.insert(key, Arc::new(o))),
-            Object::Node(o) => drop(self.nodes.insert(key, Arc::new(o))),
-            Object::Namespace(o) => drop(self.namespaces.insert(key, Arc::new(o))),
-            Object::Secret(o) => drop(self.secrets.insert(key, Arc::new(o))),
-            Object::Ingress(o) => drop(self.ingresses.insert(key, Arc::new(o))),
-            Object::IngressClass(o) => drop(self.ingress_classes.insert(key, Arc::new(o))),
-            Object::IPAddressPool(o) => drop(self.ip_address_pools.insert(key, Arc::new(o))),
-            Object::L2Advertisement(o) => drop(self.l2_advertisements.insert(key, Arc::new(o))),
+            SharedObject::Service(o) => drop(self.services.insert(key, o)),
+            SharedObject::Endpoints(o) => drop(self.endpoints.insert(key, o)),
+            SharedObject::EndpointSlice(o) => drop(self.endpoint_slices.insert(key, o)),
+            SharedObject::Pod(o) => drop(self.pods.insert(key, o)),
+            SharedObject::Node(o) => drop(self.nodes.insert(key, o)),
+            SharedObject::Namespace(o) => drop(self.namespaces.insert(key, o)),
+            SharedObject::Secret(o) => drop(self.secrets.insert(key, o)),
+            SharedObject::Ingress(o) => drop(self.ingresses.insert(key, o)),
+            SharedObject::IngressClass(o) => drop(self.ingress_classes.insert(key, o)),
+            SharedObject::IPAddressPool(o) => drop(self.ip_address_pools.insert(key, o)),
+            SharedObject::L2Advertisement(o) => drop(self.l2_advertisements.insert(key, o)),
         }
     }
 

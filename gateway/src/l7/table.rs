@@ -16,10 +16,12 @@ use super::metrics::RouteMetrics;
 use super::upstream::Upstream;
 
 mod build;
+mod cache;
 #[cfg(test)]
 mod tests;
 
 pub use build::BuildContext;
+pub use cache::BuildCache;
 
 /// How a path rule matches.
 #[derive(Debug)]
