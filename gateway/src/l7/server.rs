@@ -97,7 +97,7 @@ pub async fn accept_loop(
                     if shared.fast_h1 {
                         super::fast::serve(shared, info, stream, shutdown).await
                     } else {
-                        serve_io(shared, info, stream, shutdown).await
+                        Box::pin(serve_io(shared, info, stream, shutdown)).await
                     }
                 }
                 Some(acceptor) => {
@@ -115,7 +115,7 @@ pub async fn accept_loop(
                             if shared.fast_h1 && !h2 {
                                 super::fast::serve(shared, info, tls_stream, shutdown).await
                             } else {
-                                serve_io(shared, info, tls_stream, shutdown).await
+                                Box::pin(serve_io(shared, info, tls_stream, shutdown)).await
                             }
                         }
                         Ok(Err(e)) => {

@@ -77,7 +77,7 @@ where
         io,
         inbuf: BytesMut::with_capacity(BUF),
         upbuf: BytesMut::new(),
-        out: Vec::with_capacity(BUF),
+        out: Vec::with_capacity(2048),
     };
     let end = conn.run(&shared, &info, &shutdown).await;
     match end {
@@ -85,12 +85,13 @@ where
             let _ = conn.io.shutdown().await;
         }
         End::Handoff(prefix) => {
-            super::server::serve_io(
+            // Boxed: the general path's state stays out of this (much more common) future.
+            Box::pin(super::server::serve_io(
                 shared,
                 info,
                 Prefixed::new(prefix.freeze(), conn.io),
                 shutdown,
-            )
+            ))
             .await;
         }
     }
@@ -155,6 +156,9 @@ where
         let idle = tokio::time::sleep(HEADER_TIMEOUT);
         tokio::pin!(idle);
         loop {
+            // One deadline for the whole head, however it trickles in (as hyper's
+            // `header_read_timeout`): a client sending a byte a minute cannot hold the connection.
+            idle.as_mut().reset(Instant::now() + HEADER_TIMEOUT);
             // A complete head, or a reason to stop.
             let plan = loop {
                 if !self.inbuf.is_empty() {
@@ -173,7 +177,6 @@ where
                 if self.inbuf.capacity() - self.inbuf.len() < 1024 {
                     self.inbuf.reserve(BUF);
                 }
-                idle.as_mut().reset(Instant::now() + HEADER_TIMEOUT);
                 let idle_between_requests = self.inbuf.is_empty();
                 let n = tokio::select! {
                     biased;
@@ -457,44 +460,9 @@ where
         }
         endpoint.state.observe_latency(sent.elapsed());
 
-        let mut hdrs = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let resp = match codec::parse_response(&self.upbuf, &mut hdrs, plan.head_request) {
-            Ok(Some(r)) => r,
-            Ok(None) => return Err((UpstreamError::Closed, false)),
-            Err(e) => return Err((e.into(), false)),
-        };
-        let status = resp.code;
-        let cookie = match (set_cookie, &opts.affinity) {
-            (Some(e), Some(a)) => affinity::set_cookie(
-                a,
-                &e.cookie,
-                &plan.route.path,
-                info.tls,
-                plan.omit_samesite_none,
-            )
-            .ok(),
-            _ => None,
-        };
-        let hsts = shared
-            .hsts
-            .as_ref()
-            .filter(|_| info.tls && plan.route.tls_host);
-        let close_down = plan.close || resp.framing == Framing::UntilClose;
-        self.out.clear();
-        codec::write_downstream_head(
-            &mut self.out,
-            &resp,
-            &ResponseExtras {
-                set_cookie: cookie.as_ref().map(|c| c.as_bytes()),
-                hsts: hsts.map(|h| h.as_bytes()),
-                close: close_down,
-            },
-        );
-        let framing = resp.framing;
-        let up_close = resp.close;
-        let head_len = resp.head_len;
-        drop(resp);
-        self.upbuf.advance(head_len);
+        let (status, framing, up_close, close_down) = self
+            .response_head(shared, info, plan, set_cookie)
+            .map_err(|e| (e, false))?;
 
         // The body: what came with the head goes out with it; the rest streams.
         let mut scanner = codec::ChunkedScanner::default();
@@ -542,6 +510,58 @@ where
             pool::put(endpoint.addr, up);
         }
         Ok((status, !close_down))
+    }
+
+    /// Parse the response head in `upbuf` and put the one for the client in `out`: returns the
+    /// status, the body's framing, whether the upstream connection must close and whether the
+    /// client's must. Synchronous, so the parsed headers never live in the task's state.
+    fn response_head(
+        &mut self,
+        shared: &Shared,
+        info: &ConnInfo,
+        plan: &Plan,
+        set_cookie: Option<&Endpoint>,
+    ) -> Result<(u16, Framing, bool, bool), UpstreamError> {
+        let opts = &plan.route.options;
+        let mut hdrs = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let resp = match codec::parse_response(&self.upbuf, &mut hdrs, plan.head_request) {
+            Ok(Some(r)) => r,
+            Ok(None) => return Err(UpstreamError::Closed),
+            Err(e) => return Err(e.into()),
+        };
+        let status = resp.code;
+        let cookie = match (set_cookie, &opts.affinity) {
+            (Some(e), Some(a)) => affinity::set_cookie(
+                a,
+                &e.cookie,
+                &plan.route.path,
+                info.tls,
+                plan.omit_samesite_none,
+            )
+            .ok(),
+            _ => None,
+        };
+        let hsts = shared
+            .hsts
+            .as_ref()
+            .filter(|_| info.tls && plan.route.tls_host);
+        let close_down = plan.close || resp.framing == Framing::UntilClose;
+        self.out.clear();
+        codec::write_downstream_head(
+            &mut self.out,
+            &resp,
+            &ResponseExtras {
+                set_cookie: cookie.as_ref().map(|c| c.as_bytes()),
+                hsts: hsts.map(|h| h.as_bytes()),
+                close: close_down,
+            },
+        );
+        let framing = resp.framing;
+        let up_close = resp.close;
+        let head_len = resp.head_len;
+        drop(resp);
+        self.upbuf.advance(head_len);
+        Ok((status, framing, up_close, close_down))
     }
 
     /// Move the body bytes of `upbuf` to `out`; returns whether the body is complete.
@@ -621,5 +641,39 @@ where
                 Some(_) => return Ok(()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::l7::{AccessLog, Metrics, RouterConfig};
+
+    /// Every connection's task holds this future; its size is copied when the task is spawned
+    /// and is memory per open connection. Parsed headers (3 KiB per head) must stay out of it.
+    #[tokio::test]
+    async fn the_connection_future_stays_small() {
+        let shared = Arc::new(Shared::new(
+            RouterConfig {
+                class_name: "portico".into(),
+                controller: crate::l7::CONTROLLER.into(),
+            },
+            Arc::new(Metrics::default()),
+            AccessLog::Off,
+            None,
+            None,
+        ));
+        let (io, _peer) = tokio::io::duplex(64);
+        let info = ConnInfo {
+            peer: "127.0.0.1:1".parse().expect("literal"),
+            local: "127.0.0.1:2".parse().expect("literal"),
+            tls: false,
+        };
+        let fut = serve(shared, info, io, CancellationToken::new());
+        let size = std::mem::size_of_val(&fut);
+        assert!(
+            size < 2048,
+            "the fast path's connection future is {size} bytes"
+        );
     }
 }
