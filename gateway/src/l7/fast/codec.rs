@@ -45,6 +45,41 @@ pub enum Handoff {
     Route,
 }
 
+/// The header names a `Connection` header lists (hop-by-hop for this message only).
+#[derive(Debug, Clone, Copy)]
+struct ConnectionNames<'b> {
+    names: [&'b str; MAX_CONNECTION_NAMES],
+    len: usize,
+}
+
+impl<'b> ConnectionNames<'b> {
+    fn new() -> Self {
+        Self {
+            names: [""; MAX_CONNECTION_NAMES],
+            len: 0,
+        }
+    }
+
+    /// Remember `token`; false when there is no room left (or it is not text).
+    fn add(&mut self, token: &'b [u8]) -> bool {
+        let Ok(t) = std::str::from_utf8(token) else {
+            return false;
+        };
+        if self.len == MAX_CONNECTION_NAMES {
+            return false;
+        }
+        self.names[self.len] = t;
+        self.len += 1;
+        true
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.names[..self.len]
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(name))
+    }
+}
+
 /// The parts of a request head the fast path uses; borrows the read buffer.
 #[derive(Debug)]
 pub struct RequestHead<'b, 'h> {
@@ -59,8 +94,7 @@ pub struct RequestHead<'b, 'h> {
     /// `Connection: close`.
     pub close: bool,
     pub has_request_id: bool,
-    connection_names: [&'b str; MAX_CONNECTION_NAMES],
-    connection_names_len: usize,
+    connection_names: ConnectionNames<'b>,
 }
 
 impl RequestHead<'_, '_> {
@@ -90,9 +124,7 @@ impl RequestHead<'_, '_> {
     }
 
     fn named_in_connection(&self, name: &str) -> bool {
-        self.connection_names[..self.connection_names_len]
-            .iter()
-            .any(|n| n.eq_ignore_ascii_case(name))
+        self.connection_names.contains(name)
     }
 }
 
@@ -150,8 +182,7 @@ pub fn parse_request<'b, 'h>(
     let mut content_length = None;
     let mut close = false;
     let mut has_request_id = false;
-    let mut connection_names = [""; MAX_CONNECTION_NAMES];
-    let mut connection_names_len = 0;
+    let mut connection_names = ConnectionNames::new();
     for h in headers {
         let n = h.name;
         if n.eq_ignore_ascii_case("host") {
@@ -174,14 +205,8 @@ pub fn parse_request<'b, 'h>(
                     close = true;
                 } else if t.eq_ignore_ascii_case(b"upgrade") {
                     return Err(Handoff::Upgrade);
-                } else if !t.eq_ignore_ascii_case(b"keep-alive") {
-                    if connection_names_len == MAX_CONNECTION_NAMES {
-                        return Err(Handoff::ConnectionNames);
-                    }
-                    // httparse checked the value is visible ASCII.
-                    connection_names[connection_names_len] =
-                        std::str::from_utf8(t).map_err(|_| Handoff::Malformed)?;
-                    connection_names_len += 1;
+                } else if !t.eq_ignore_ascii_case(b"keep-alive") && !connection_names.add(t) {
+                    return Err(Handoff::ConnectionNames);
                 }
             }
         } else if n.eq_ignore_ascii_case("x-request-id") {
@@ -202,7 +227,6 @@ pub fn parse_request<'b, 'h>(
         close,
         has_request_id,
         connection_names,
-        connection_names_len,
     }))
 }
 
@@ -329,8 +353,7 @@ pub struct ResponseHead<'b, 'h> {
     pub framing: Framing,
     /// The upstream connection may not be reused.
     pub close: bool,
-    connection_names: [&'b str; MAX_CONNECTION_NAMES],
-    connection_names_len: usize,
+    connection_names: ConnectionNames<'b>,
 }
 
 /// Parse a response head. `Ok(None)`: incomplete. `head_request`: the request was HEAD.
@@ -356,8 +379,7 @@ pub fn parse_response<'b, 'h>(
     let mut chunked = false;
     let mut transfer_encoding = false;
     let mut close = http10;
-    let mut connection_names = [""; MAX_CONNECTION_NAMES];
-    let mut connection_names_len = 0;
+    let mut connection_names = ConnectionNames::new();
     for h in headers {
         let n = h.name;
         if n.eq_ignore_ascii_case("content-length") {
@@ -379,11 +401,7 @@ pub fn parse_response<'b, 'h>(
                     if http10 {
                         close = false;
                     }
-                } else if connection_names_len < MAX_CONNECTION_NAMES {
-                    connection_names[connection_names_len] =
-                        std::str::from_utf8(t).map_err(|_| BadResponse::Malformed)?;
-                    connection_names_len += 1;
-                } else {
+                } else if !connection_names.add(t) {
                     return Err(BadResponse::Malformed);
                 }
             }
@@ -417,7 +435,6 @@ pub fn parse_response<'b, 'h>(
         framing,
         close,
         connection_names,
-        connection_names_len,
     }))
 }
 
@@ -453,10 +470,7 @@ pub fn write_downstream_head(
         } else if n.eq_ignore_ascii_case("strict-transport-security") {
             extras.hsts.is_none()
         } else {
-            !hop_by_hop(n)
-                && !resp.connection_names[..resp.connection_names_len]
-                    .iter()
-                    .any(|c| c.eq_ignore_ascii_case(n))
+            !hop_by_hop(n) && !resp.connection_names.contains(n)
         };
         if keep {
             out.extend_from_slice(n.as_bytes());

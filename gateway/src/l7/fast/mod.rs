@@ -61,6 +61,18 @@ fn eligible(route: &Route, tls: bool) -> bool {
         && (tls || !((route.tls_host && o.ssl_redirect) || o.force_ssl_redirect))
 }
 
+/// A new upstream connection, bounded by `proxy-connect-timeout`.
+async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, UpstreamError> {
+    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => {
+            let _ = s.set_nodelay(true);
+            Ok(s)
+        }
+        Ok(Err(e)) => Err(UpstreamError::Io(e)),
+        Err(_) => Err(UpstreamError::Timeout),
+    }
+}
+
 /// How a connection's fast-path life ended.
 enum End {
     Close,
@@ -323,20 +335,14 @@ where
                 connected = Some((endpoint, s, true));
                 break;
             }
-            match tokio::time::timeout(opts.connect_timeout, TcpStream::connect(endpoint.addr))
-                .await
-            {
-                Ok(Ok(s)) => {
-                    let _ = s.set_nodelay(true);
+            match connect(endpoint.addr, opts.connect_timeout).await {
+                Ok(s) => {
                     shared.registry.connected(&endpoint.state);
                     connected = Some((endpoint, s, false));
                     break;
                 }
-                Ok(Err(e)) => {
+                Err(e) => {
                     debug!(service = %upstream.label, endpoint = %endpoint.addr, error = %e, "connect failed");
-                }
-                Err(_) => {
-                    debug!(service = %upstream.label, endpoint = %endpoint.addr, "connect timed out");
                 }
             }
             route.metrics.connect_error();
@@ -442,17 +448,9 @@ where
                     if reused && plan.body_left == 0 && self.upbuf.is_empty() =>
                 {
                     reused = false;
-                    up = match tokio::time::timeout(
-                        opts.connect_timeout,
-                        TcpStream::connect(endpoint.addr),
-                    )
-                    .await
-                    {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => return Err((UpstreamError::Io(e), false)),
-                        Err(_) => return Err((UpstreamError::Timeout, false)),
-                    };
-                    let _ = up.set_nodelay(true);
+                    up = connect(endpoint.addr, opts.connect_timeout)
+                        .await
+                        .map_err(|e| (e, false))?;
                 }
                 Ok(Err(e)) => return Err((e, false)),
                 Err(_) => return Err((UpstreamError::Timeout, false)),
