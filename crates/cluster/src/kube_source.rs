@@ -245,7 +245,7 @@ impl Stores {
             nodes: cluster_scoped(&self.nodes.store),
             namespaces: cluster_scoped(&self.namespaces.store),
             secrets: namespaced(&self.secrets.store),
-            ingresses: namespaced(&self.ingresses.store),
+            ingresses: Arc::new(namespaced(&self.ingresses.store)),
             ingress_classes: cluster_scoped(&self.ingress_classes.store),
             ip_address_pools,
             l2_advertisements,

@@ -65,6 +65,10 @@ pub struct ManifestCache {
     /// Problems of the last full walk (unreadable directories).
     walk_errors: Vec<Invalid>,
     scanned: bool,
+    /// The state of the cached files, kept up to date file by file by [`ManifestCache::update`].
+    /// `None` when it must be assembled anew: after a full scan, and whenever objects clash
+    /// (a duplicate or a missing name: which object wins then depends on every file).
+    assembled: Option<ClusterState>,
 }
 
 /// Whether a file name is one the source reads.
@@ -111,7 +115,11 @@ impl ManifestCache {
             }
         }
         let refreshed = started.elapsed();
-        let state = self.state();
+        let state = if changed {
+            self.assemble()
+        } else {
+            self.current()
+        };
         debug!(
             files = paths.len(),
             parsed,
@@ -147,13 +155,19 @@ impl ManifestCache {
             }
             let name = path.file_name().map(|n| n.to_string_lossy());
             if meta.is_ok() && name.is_some_and(|n| is_manifest(&n)) {
-                match self.refresh(dir, path) {
-                    Refresh::Unchanged => {}
+                let before = self.contributions(path);
+                let refreshed = match self.refresh(dir, path) {
+                    Refresh::Unchanged => false,
                     Refresh::Parsed => {
-                        changed = true;
                         parsed += 1;
+                        true
                     }
-                    Refresh::Gone => changed |= self.forget(path),
+                    Refresh::Gone => self.forget(path),
+                };
+                if refreshed {
+                    changed = true;
+                    let after = self.contributions(path);
+                    self.patch(before, after);
                 }
             } else if meta.is_err() {
                 // Gone: a file, or a directory with everything below it.
@@ -165,12 +179,16 @@ impl ManifestCache {
                     .cloned()
                     .collect();
                 for p in under {
-                    changed |= self.forget(&p);
+                    let before = self.contributions(&p);
+                    if self.forget(&p) {
+                        changed = true;
+                        self.patch(before, Vec::new());
+                    }
                 }
             }
         }
         let refreshed = started.elapsed();
-        let state = changed.then(|| self.state());
+        let state = changed.then(|| self.current());
         debug!(
             paths = paths.len(),
             parsed,
@@ -232,29 +250,116 @@ impl ManifestCache {
         known
     }
 
-    /// The state of every cached file, in path order (which decides duplicates). Objects are
-    /// shared with the cache, not copied.
-    fn state(&self) -> ClusterState {
+    /// The state of every cached file, in path order (which decides duplicates), assembled anew.
+    /// Objects are shared with the cache, not copied.
+    fn assemble(&mut self) -> ClusterState {
         let mut state = ClusterState::default();
         state.invalid.extend(self.walk_errors.iter().cloned());
+        let mut clean = true;
         for (path, entry) in &self.files {
             for (i, (origin, parsed)) in entry.docs.iter().enumerate() {
-                match parsed {
-                    Ok(obj) => state.insert_shared(obj.clone(), origin.clone()),
-                    Err(inv) => {
-                        let mut inv = inv.clone();
-                        if let Some(prev) = self.last_good.get(&(path.clone(), i)) {
-                            inv.message
-                                .push_str("; the last good version keeps serving");
-                            state.insert_shared(prev.clone(), origin.clone());
-                        }
-                        state.invalid.push(inv);
-                    }
+                let shared = match parsed {
+                    Ok(obj) => Some(obj),
+                    Err(_) => self.last_good.get(&(path.clone(), i)),
+                };
+                if let Some(obj) = shared {
+                    let before = state.invalid.len();
+                    state.insert_shared(obj.clone(), origin.clone());
+                    // Refused (a duplicate, no name): later edits need a whole assembly.
+                    clean &= state.invalid.len() == before;
+                }
+                if let Err(inv) = parsed {
+                    state.invalid.push(kept_or_not(inv, shared.is_some()));
                 }
             }
         }
+        self.assembled = clean.then(|| state.clone());
         state
     }
+
+    /// The kept state with its errors brought up to date (or a new assembly).
+    fn current(&mut self) -> ClusterState {
+        let Some(state) = &mut self.assembled else {
+            return self.assemble();
+        };
+        let mut invalid = self.walk_errors.clone();
+        for (path, entry) in &self.files {
+            for (i, (_, parsed)) in entry.docs.iter().enumerate() {
+                if let Err(inv) = parsed {
+                    let kept = self.last_good.contains_key(&(path.clone(), i));
+                    invalid.push(kept_or_not(inv, kept));
+                }
+            }
+        }
+        state.invalid = invalid;
+        state.clone()
+    }
+
+    /// What a file puts in the state: each document's object, or its last good version.
+    fn contributions(&self, path: &Path) -> Vec<(SharedObject, Origin)> {
+        let Some(entry) = self.files.get(path) else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(entry.docs.len());
+        for (i, (origin, parsed)) in entry.docs.iter().enumerate() {
+            let obj = match parsed {
+                Ok(obj) => Some(obj),
+                Err(_) => self.last_good.get(&(path.to_owned(), i)),
+            };
+            if let Some(obj) = obj {
+                out.push((obj.clone(), origin.clone()));
+            }
+        }
+        out
+    }
+
+    /// Replace one file's objects in the kept state. An object that clashes with another (or
+    /// one that was not in the state as expected) drops the kept state: it is assembled anew.
+    fn patch(&mut self, before: Vec<(SharedObject, Origin)>, after: Vec<(SharedObject, Origin)>) {
+        let Some(state) = &mut self.assembled else {
+            return;
+        };
+        let mut ok = true;
+        for (obj, origin) in before {
+            let (kind, key) = (obj.kind(), obj.key());
+            if state.origins.get(&(kind, key.clone())) != Some(&origin) {
+                ok = false;
+                break;
+            }
+            state.remove(kind, &key);
+        }
+        for (obj, origin) in after.into_iter().take_while(|_| ok) {
+            let (kind, key) = (obj.kind(), obj.key());
+            if key.name.is_empty() || state.origins.contains_key(&(kind, key)) {
+                ok = false;
+                break;
+            }
+            state.insert_shared(obj, origin);
+        }
+        if !ok {
+            self.assembled = None;
+        }
+    }
+
+    /// Make the kept state the cache's own again (after it was sent, its stores are shared with
+    /// the receivers), so that the next change patches it without first copying it. Blocking
+    /// (it copies); run it while waiting for the next change.
+    pub fn prepare(&mut self) {
+        if let Some(state) = &mut self.assembled {
+            Arc::make_mut(&mut state.ingresses);
+            Arc::make_mut(&mut state.origins);
+        }
+    }
+}
+
+/// A document's error, saying whether its last good version keeps serving.
+fn kept_or_not(inv: &Invalid, kept: bool) -> Invalid {
+    let mut inv = inv.clone();
+    if kept {
+        inv.message
+            .push_str("; the last good version keeps serving");
+    }
+    inv
 }
 
 enum Refresh {
@@ -414,6 +519,11 @@ pub async fn run(
                 "manifest state sent"
             );
         }
+        // Copy the kept state while nothing happens, rather than when the next change comes.
+        let preparing = tokio::task::spawn_blocking(move || {
+            cache.prepare();
+            cache
+        });
         // Wait for a notification (or the periodic re-scan)...
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
@@ -442,6 +552,7 @@ pub async fn run(
         while let Ok(c) = ev_rx.try_recv() {
             pending.merge(c);
         }
+        cache = preparing.await?;
     }
 }
 

@@ -156,7 +156,11 @@ impl Pipeline {
                 let generation = snap.generation;
                 let services = snap.services.len();
                 let ingresses = snap.ingresses.len();
+                let previous = publisher.current();
                 publisher.publish(snap);
+                // The last reference to the previous snapshot may hold the only copy of large
+                // stores: free it off the runtime's threads.
+                tokio::task::spawn_blocking(move || drop(previous));
                 if let Some(m) = &self.metrics {
                     m.publishes.inc();
                     m.generation.set(generation as i64);

@@ -43,7 +43,8 @@ pub struct Snapshot {
     pub endpoints: BTreeMap<ObjectKey, Arc<ServiceEndpoints>>,
     pub nodes: BTreeMap<String, Arc<Node>>,
     pub namespaces: BTreeMap<String, Arc<core::Namespace>>,
-    pub ingresses: BTreeMap<ObjectKey, Arc<Ingress>>,
+    /// The source's store itself, shared (an `Arc` clone per snapshot, not a copy).
+    pub ingresses: Arc<BTreeMap<ObjectKey, Arc<Ingress>>>,
     pub ingress_classes: BTreeMap<String, Arc<IngressClass>>,
     /// Valid `kubernetes.io/tls` Secrets.
     pub tls_secrets: BTreeMap<ObjectKey, Arc<TlsSecret>>,

@@ -167,12 +167,15 @@ pub struct ClusterState {
     pub nodes: BTreeMap<ObjectKey, Arc<core::Node>>,
     pub namespaces: BTreeMap<ObjectKey, Arc<core::Namespace>>,
     pub secrets: BTreeMap<ObjectKey, Arc<core::Secret>>,
-    pub ingresses: BTreeMap<ObjectKey, Arc<Ingress>>,
+    /// Behind an `Arc` (as `origins`): the largest stores are shared by a source's state, the
+    /// pipeline's working copy and the snapshot instead of copied; change them with
+    /// `Arc::make_mut`.
+    pub ingresses: Arc<BTreeMap<ObjectKey, Arc<Ingress>>>,
     pub ingress_classes: BTreeMap<ObjectKey, Arc<IngressClass>>,
     pub ip_address_pools: BTreeMap<ObjectKey, Arc<IPAddressPool>>,
     pub l2_advertisements: BTreeMap<ObjectKey, Arc<L2Advertisement>>,
     /// Where each object came from, for error messages.
-    pub origins: BTreeMap<(&'static str, ObjectKey), Origin>,
+    pub origins: Arc<BTreeMap<(&'static str, ObjectKey), Origin>>,
     /// Problems the source found before translation (unparsable documents, duplicates).
     pub invalid: Vec<Invalid>,
 }
@@ -194,7 +197,7 @@ impl ClusterState {
             );
             return;
         }
-        match self.origins.entry((kind, key)) {
+        match Arc::make_mut(&mut self.origins).entry((kind, key)) {
             Entry::Occupied(first) => {
                 let msg = format!("duplicate object; the one in {} is used", first.get());
                 let key = &first.key().1;
@@ -215,11 +218,33 @@ impl ClusterState {
             SharedObject::Node(o) => drop(self.nodes.insert(key, o)),
             SharedObject::Namespace(o) => drop(self.namespaces.insert(key, o)),
             SharedObject::Secret(o) => drop(self.secrets.insert(key, o)),
-            SharedObject::Ingress(o) => drop(self.ingresses.insert(key, o)),
+            SharedObject::Ingress(o) => drop(Arc::make_mut(&mut self.ingresses).insert(key, o)),
             SharedObject::IngressClass(o) => drop(self.ingress_classes.insert(key, o)),
             SharedObject::IPAddressPool(o) => drop(self.ip_address_pools.insert(key, o)),
             SharedObject::L2Advertisement(o) => drop(self.l2_advertisements.insert(key, o)),
         }
+    }
+
+    /// Take out the object of `kind` and `key` (and its origin); whether there was one.
+    pub fn remove(&mut self, kind: &'static str, key: &ObjectKey) -> bool {
+        let removed = match kind {
+            "Service" => self.services.remove(key).is_some(),
+            "Endpoints" => self.endpoints.remove(key).is_some(),
+            "EndpointSlice" => self.endpoint_slices.remove(key).is_some(),
+            "Pod" => self.pods.remove(key).is_some(),
+            "Node" => self.nodes.remove(key).is_some(),
+            "Namespace" => self.namespaces.remove(key).is_some(),
+            "Secret" => self.secrets.remove(key).is_some(),
+            "Ingress" => Arc::make_mut(&mut self.ingresses).remove(key).is_some(),
+            "IngressClass" => self.ingress_classes.remove(key).is_some(),
+            "IPAddressPool" => self.ip_address_pools.remove(key).is_some(),
+            "L2Advertisement" => self.l2_advertisements.remove(key).is_some(),
+            _ => false,
+        };
+        if removed {
+            Arc::make_mut(&mut self.origins).remove(&(kind, key.clone()));
+        }
+        removed
     }
 
     /// Where an object came from (the API when unknown).

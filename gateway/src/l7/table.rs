@@ -98,9 +98,9 @@ pub enum Lookup<'a> {
 pub struct RouteTable {
     /// The snapshot generation this table was built from.
     pub generation: u64,
-    pub(super) exact: HashMap<Box<str>, HostRules>,
+    pub(super) exact: HashMap<Arc<str>, HostRules>,
     /// `*.example.com` is stored under `example.com`.
-    pub(super) wildcard: HashMap<Box<str>, HostRules>,
+    pub(super) wildcard: HashMap<Arc<str>, HostRules>,
     pub(super) any_host: HostRules,
     pub(super) default_backend: Option<Arc<Route>>,
     pub(super) certs: HashMap<Box<str>, Arc<CertifiedKey>>,

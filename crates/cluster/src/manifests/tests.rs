@@ -151,3 +151,221 @@ async fn a_directory_that_keeps_changing_does_not_postpone_reloads() {
     shutdown.cancel();
     task.await.expect("join").expect("clean exit");
 }
+
+/// What a state holds, as text: every object with its origin, and every problem.
+fn summary(s: &ClusterState) -> Vec<String> {
+    let mut out: Vec<String> = s
+        .origins
+        .iter()
+        .map(|((kind, key), origin)| format!("{kind} {key} from {origin}"))
+        .collect();
+    out.push(format!(
+        "services {:?} ingresses {:?}",
+        s.services.keys().collect::<Vec<_>>(),
+        s.ingresses.keys().collect::<Vec<_>>()
+    ));
+    out.extend(s.invalid.iter().map(ToString::to_string));
+    out
+}
+
+fn ing(name: &str, host: &str) -> String {
+    format!(
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: {name}}}\nspec:\n  rules:\n  - host: {host}\n"
+    )
+}
+
+/// Two caches follow the same directory: one re-reads only the paths an event would name, the
+/// other walks everything every time. They must always agree.
+struct Twins {
+    dir: tempfile::TempDir,
+    events: ManifestCache,
+    walks: ManifestCache,
+}
+
+impl Twins {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut t = Self {
+            dir,
+            events: ManifestCache::default(),
+            walks: ManifestCache::default(),
+        };
+        t.events.scan(t.dir.path());
+        t.walks.scan(t.dir.path());
+        t
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// After a change to `paths`: the incremental state equals the walked one.
+    fn check(&mut self, paths: &[&str]) -> ClusterState {
+        let paths: BTreeSet<PathBuf> = paths.iter().map(|p| self.path(p)).collect();
+        let inc = self.events.update(self.dir.path(), &paths);
+        let (full, changed) = self.walks.scan(self.dir.path());
+        assert_eq!(inc.is_some(), changed, "both see a change, or neither");
+        if let Some(inc) = &inc {
+            assert_eq!(summary(inc), summary(&full));
+        }
+        full
+    }
+}
+
+#[test]
+fn reading_only_the_changed_files_gives_the_state_a_full_walk_gives() {
+    let mut t = Twins::new();
+    fs::write(
+        t.path("a.yaml"),
+        format!("{SVC}---\n{}", ing("one", "a.example.com")),
+    )
+    .expect("write");
+    fs::write(t.path("b.yaml"), ing("two", "b.example.com")).expect("write");
+    let s = t.check(&["a.yaml", "b.yaml"]);
+    assert_eq!(s.ingresses.len(), 2);
+    assert!(t.events.assembled.is_some(), "no clash: kept for patching");
+
+    // An edit that changes one object and adds another.
+    fs::write(
+        t.path("b.yaml"),
+        format!(
+            "{}---\n{}",
+            ing("two", "c.example.com"),
+            ing("three", "d.example.com")
+        ),
+    )
+    .expect("write");
+    assert_eq!(t.check(&["b.yaml"]).ingresses.len(), 3);
+
+    // A rename: the old name is gone, the new one appears.
+    fs::rename(t.path("b.yaml"), t.path("c.yaml")).expect("rename");
+    let s = t.check(&["b.yaml", "c.yaml"]);
+    assert!(
+        s.origins
+            .values()
+            .all(|o| o.file.as_deref() != Some("b.yaml"))
+    );
+
+    // A broken edit keeps the last good objects, with the error.
+    fs::write(t.path("c.yaml"), "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: two}\nspec: {rulez: [x]}\n").expect("write");
+    let s = t.check(&["c.yaml"]);
+    assert_eq!(s.ingresses.len(), 2, "one, and two's last good version");
+    assert_eq!(s.invalid.len(), 1);
+    assert!(
+        s.invalid[0]
+            .message
+            .ends_with("the last good version keeps serving")
+    );
+
+    // A duplicate: the first in path order wins; removing it hands the name to the other.
+    fs::write(t.path("d.yaml"), ing("one", "z.example.com")).expect("write");
+    let s = t.check(&["d.yaml"]);
+    assert!(s.invalid.iter().any(|e| e.message.contains("duplicate")));
+    assert!(t.events.assembled.is_none(), "a clash: assembled anew");
+    fs::remove_file(t.path("a.yaml")).expect("rm");
+    let s = t.check(&["a.yaml"]);
+    assert_eq!(
+        s.origins[&("Ingress", portico_model::ObjectKey::new("default", "one"))]
+            .file
+            .as_deref(),
+        Some("d.yaml")
+    );
+
+    // A directory moved in is walked.
+    let staging = t.path(".staging");
+    fs::create_dir(&staging).expect("mkdir");
+    fs::write(staging.join("e.yaml"), ing("four", "e.example.com")).expect("write");
+    fs::rename(&staging, t.path("sub")).expect("rename");
+    assert_eq!(t.check(&[".staging", "sub"]).ingresses.len(), 3);
+
+    // Nothing changed: neither sees a change.
+    assert_eq!(t.check(&["c.yaml"]).ingresses.len(), 3);
+}
+
+#[test]
+fn an_unchanged_object_is_the_same_object_in_the_next_state() {
+    let mut t = Twins::new();
+    fs::write(t.path("a.yaml"), ing("one", "a.example.com")).expect("write");
+    fs::write(t.path("b.yaml"), ing("two", "b.example.com")).expect("write");
+    let all = BTreeSet::from([t.path("a.yaml"), t.path("b.yaml")]);
+    let first = t.events.update(t.dir.path(), &all).expect("changed");
+    fs::write(t.path("b.yaml"), ing("two", "c.example.com")).expect("write");
+    let next = t
+        .events
+        .update(t.dir.path(), &BTreeSet::from([t.path("b.yaml")]))
+        .expect("changed");
+    let (one, two) = (
+        portico_model::ObjectKey::new("default", "one"),
+        portico_model::ObjectKey::new("default", "two"),
+    );
+    // Later stages tell unchanged objects by pointer.
+    assert!(Arc::ptr_eq(&first.ingresses[&one], &next.ingresses[&one]));
+    assert!(!Arc::ptr_eq(&first.ingresses[&two], &next.ingresses[&two]));
+    // An event for a file that did not change gives no state.
+    let again = t
+        .events
+        .update(t.dir.path(), &BTreeSet::from([t.path("a.yaml")]));
+    assert!(again.is_none());
+}
+
+#[test]
+fn watcher_events_are_reduced_to_the_manifest_paths_they_name() {
+    use notify::event::{CreateKind, DataChange, ModifyKind, RenameMode};
+    let dir = Path::new("/m");
+    let ev = |kind, paths: &[&str]| notify::Event {
+        kind,
+        paths: paths.iter().map(PathBuf::from).collect(),
+        attrs: Default::default(),
+    };
+    // A manifest renamed into place from a hidden temporary file: that file, at once.
+    let c = classify(
+        dir,
+        &ev(
+            EventKind::Modify(ModifyKind::Name(RenameMode::Both)),
+            &["/m/.a.yaml.tmp", "/m/a.yaml"],
+        ),
+    );
+    assert_eq!(c.paths, BTreeSet::from([PathBuf::from("/m/a.yaml")]));
+    assert!(c.settled && !c.full);
+    // Writing the temporary file, or a log file, is nothing.
+    let c = classify(
+        dir,
+        &ev(
+            EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+            &["/m/.a.yaml.tmp"],
+        ),
+    );
+    assert!(c.is_empty());
+    let c = classify(
+        dir,
+        &ev(EventKind::Create(CreateKind::File), &["/m/agent.log"]),
+    );
+    assert!(c.is_empty());
+    // Reading is nothing; closing after writing completes a file.
+    let c = classify(
+        dir,
+        &ev(EventKind::Access(AccessKind::Read), &["/m/a.yaml"]),
+    );
+    assert!(c.is_empty());
+    let c = classify(
+        dir,
+        &ev(
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            &["/m/a.yaml"],
+        ),
+    );
+    assert!(c.settled && c.paths.len() == 1);
+    // A write in place waits for quiet; a new directory is looked at; no path: walk all.
+    let c = classify(
+        dir,
+        &ev(
+            EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+            &["/m/a.yaml"],
+        ),
+    );
+    assert!(!c.settled && c.paths.len() == 1);
+    let c = classify(dir, &ev(EventKind::Create(CreateKind::Folder), &["/m/sub"]));
+    assert_eq!(c.paths, BTreeSet::from([PathBuf::from("/m/sub")]));
+    let c = classify(dir, &ev(EventKind::Other, &[]));
+    assert!(c.full);
+}

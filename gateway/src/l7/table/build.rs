@@ -4,7 +4,7 @@
 #![allow(clippy::result_large_err)] // `Invalid` is the model's report type, built once per bad value.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
@@ -34,7 +34,7 @@ pub struct BuildContext<'a> {
 
 /// One served Ingress, parsed.
 struct Served<'a> {
-    key: ObjectKey,
+    key: &'a ObjectKey,
     ing: &'a Ingress,
     options: Arc<Options>,
 }
@@ -42,8 +42,8 @@ struct Served<'a> {
 /// Where a route goes: a host (exact or `*.`), or every host.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub(super) enum HostKey {
-    Exact(String),
-    Wildcard(String),
+    Exact(Arc<str>),
+    Wildcard(Arc<str>),
     Any,
 }
 
@@ -71,14 +71,14 @@ fn host_key(host: Option<&str>) -> Result<HostKey, String> {
         if rest.is_empty() || rest.contains('*') {
             return Err(format!("{h:?} is not a valid wildcard host"));
         }
-        return Ok(HostKey::Wildcard(rest.to_owned()));
+        return Ok(HostKey::Wildcard(rest.into()));
     }
     if h.contains('*') || h.contains(':') || h.contains('/') {
         return Err(format!(
             "{h:?} is not a valid host (no ports, paths or inner wildcards)"
         ));
     }
-    Ok(HostKey::Exact(h))
+    Ok(HostKey::Exact(h.into()))
 }
 
 fn matcher(path: &str, path_type: &str, options: &Options) -> Result<(Matcher, u8), String> {
@@ -331,7 +331,7 @@ impl RouteTable {
             b.errors.extend(entry.unsupported.iter().cloned());
             match &entry.options {
                 Ok(options) => served.push(Served {
-                    key: key.clone(),
+                    key,
                     ing,
                     options: options.clone(),
                 }),
@@ -386,11 +386,11 @@ impl RouteTable {
                 for h in hosts {
                     match h {
                         HostKey::Exact(h) => {
-                            certs.entry(h.into()).or_insert_with(|| cert.clone());
+                            certs.entry((*h).into()).or_insert_with(|| cert.clone());
                         }
                         HostKey::Wildcard(h) => {
                             wildcard_certs
-                                .entry(h.into())
+                                .entry((*h).into())
                                 .or_insert_with(|| cert.clone());
                         }
                         HostKey::Any => {}
@@ -399,14 +399,30 @@ impl RouteTable {
             }
         }
         ctx.certs.retain(|k| snap.tls_secrets.contains_key(k));
+        let (tls_exact, tls_wildcard): (HashSet<&str>, HashSet<&str>) = (
+            tls_hosts
+                .iter()
+                .filter_map(|h| match h {
+                    HostKey::Exact(n) => Some(&**n),
+                    _ => None,
+                })
+                .collect(),
+            tls_hosts
+                .iter()
+                .filter_map(|h| match h {
+                    HostKey::Wildcard(n) => Some(&**n),
+                    _ => None,
+                })
+                .collect(),
+        );
         let host_has_tls = |h: &HostKey| match h {
             HostKey::Exact(name) => {
-                tls_hosts.contains(h)
+                tls_exact.contains(&**name)
                     || name
                         .split_once('.')
-                        .is_some_and(|(_, p)| tls_hosts.contains(&HostKey::Wildcard(p.to_owned())))
+                        .is_some_and(|(_, p)| tls_wildcard.contains(p))
             }
-            HostKey::Wildcard(_) => tls_hosts.contains(h),
+            HostKey::Wildcard(name) => tls_wildcard.contains(&**name),
             HostKey::Any => false,
         };
 
@@ -434,7 +450,7 @@ impl RouteTable {
                             let metrics = b.metrics(&s.key, &upstream);
                             let path = p.path.clone().unwrap_or_else(|| "/".into());
                             let c = Canary {
-                                ingress: s.key.clone(),
+                                ingress: (*s.key).clone(),
                                 rules: rules.clone(),
                                 upstream,
                                 metrics,
@@ -456,7 +472,7 @@ impl RouteTable {
         let mut served_ok: Vec<ObjectKey> = served
             .iter()
             .filter(|s| s.options.canary.is_some())
-            .map(|s| s.key.clone())
+            .map(|s| (*s.key).clone())
             .collect();
         for s in served.iter().filter(|s| s.options.canary.is_none()) {
             let Some(spec) = s.ing.spec.as_ref() else {
@@ -464,7 +480,7 @@ impl RouteTable {
             };
             // The same object as in an earlier build, whose routes still resolve alike: reuse.
             if spec.default_backend.is_none()
-                && let Some(routes) = cached.get(&s.key).and_then(|c| c.routes.as_ref())
+                && let Some(routes) = cached.get(s.key).and_then(|c| c.routes.clone())
                 && routes.iter().all(|c| {
                     c.route.canary.is_none()
                         && !stale.contains(&(Arc::as_ptr(&c.route.upstream) as usize))
@@ -473,7 +489,7 @@ impl RouteTable {
                             || !canaries.contains_key(&(c.host.clone(), c.route.path.to_string())))
                 })
             {
-                for c in routes {
+                for c in routes.iter() {
                     seq += 1;
                     pending.push(Pending {
                         host: c.host.clone(),
@@ -482,7 +498,7 @@ impl RouteTable {
                     });
                 }
                 reused += routes.len();
-                served_ok.push(s.key.clone());
+                served_ok.push((*s.key).clone());
                 continue;
             }
             let mut routes_of_this: Vec<Pending> = Vec::new();
@@ -494,7 +510,7 @@ impl RouteTable {
                     Ok(upstream) => {
                         let metrics = b.metrics(&s.key, &upstream);
                         default_backend = Some(Arc::new(Route {
-                            ingress: s.key.clone(),
+                            ingress: (*s.key).clone(),
                             path: "/".into(),
                             matcher: Matcher::StrPrefix("/".into()),
                             options: s.options.clone(),
@@ -560,7 +576,7 @@ impl RouteTable {
                     routes_of_this.push(Pending {
                         order: (Reverse(path.len()), rank, seq),
                         route: Arc::new(Route {
-                            ingress: s.key.clone(),
+                            ingress: (*s.key).clone(),
                             path: path.into(),
                             matcher: m,
                             options: s.options.clone(),
@@ -576,29 +592,34 @@ impl RouteTable {
             match failed {
                 // A broken Ingress is left out whole; the others keep serving.
                 Some(e) => {
-                    if default_backend.as_ref().is_some_and(|d| d.ingress == s.key) {
+                    if default_backend
+                        .as_ref()
+                        .is_some_and(|d| d.ingress == *s.key)
+                    {
                         default_backend = None;
                     }
                     b.errors.push(e);
-                    if let Some(c) = cached.get_mut(&s.key) {
+                    if let Some(c) = cached.get_mut(s.key) {
                         c.routes = None;
                     }
                 }
                 None => {
-                    if let Some(c) = cached.get_mut(&s.key) {
+                    if let Some(c) = cached.get_mut(s.key) {
                         c.routes = spec.default_backend.is_none().then(|| {
-                            routes_of_this
-                                .iter()
-                                .map(|p| CachedRoute {
-                                    host: p.host.clone(),
-                                    order: (p.order.0, p.order.1),
-                                    route: p.route.clone(),
-                                })
-                                .collect()
+                            Arc::new(
+                                routes_of_this
+                                    .iter()
+                                    .map(|p| CachedRoute {
+                                        host: p.host.clone(),
+                                        order: (p.order.0, p.order.1),
+                                        route: p.route.clone(),
+                                    })
+                                    .collect(),
+                            )
                         });
                     }
                     pending.extend(routes_of_this);
-                    served_ok.push(s.key.clone());
+                    served_ok.push((*s.key).clone());
                 }
             }
         }
@@ -614,8 +635,13 @@ impl RouteTable {
         }
 
         let t_routes = t0.elapsed();
-        pending.sort_by_key(|p| p.order);
+        pending.sort_unstable_by_key(|p| p.order);
+        let exact_hosts = pending
+            .iter()
+            .filter(|p| matches!(p.host, HostKey::Exact(_)))
+            .count();
         let mut table = RouteTable {
+            exact: HashMap::with_capacity(exact_hosts),
             generation: snap.generation,
             default_backend,
             certs,
@@ -624,13 +650,13 @@ impl RouteTable {
         };
         for p in pending {
             let rules: &mut HostRules = match p.host {
-                HostKey::Exact(h) => table.exact.entry(h.into()).or_default(),
-                HostKey::Wildcard(h) => table.wildcard.entry(h.into()).or_default(),
+                HostKey::Exact(h) => table.exact.entry(h).or_default(),
+                HostKey::Wildcard(h) => table.wildcard.entry(h).or_default(),
                 HostKey::Any => &mut table.any_host,
             };
             rules.routes.push(p.route);
         }
-        served_ok.sort();
+        served_ok.sort_unstable();
         table.served = served_ok;
         let errors = b.errors;
         cache.reused = reused;
@@ -659,10 +685,12 @@ impl PartialOrd for HostKey {
 
 impl Ord for HostKey {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        let k = |h: &HostKey| match h {
-            HostKey::Exact(s) => (0, s.clone()),
-            HostKey::Wildcard(s) => (1, s.clone()),
-            HostKey::Any => (2, String::new()),
+        let k = |h: &HostKey| -> (u8, Arc<str>) {
+            match h {
+                HostKey::Exact(s) => (0, s.clone()),
+                HostKey::Wildcard(s) => (1, s.clone()),
+                HostKey::Any => (2, Arc::from("")),
+            }
         };
         k(self).cmp(&k(other))
     }

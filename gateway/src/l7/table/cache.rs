@@ -41,7 +41,7 @@ pub(super) struct CachedIngress {
     pub options: Result<Arc<Options>, Invalid>,
     pub unsupported: Vec<Invalid>,
     /// The routes of the latest build in which this Ingress was served without errors.
-    pub routes: Option<Vec<CachedRoute>>,
+    pub routes: Option<Arc<Vec<CachedRoute>>>,
     pub seen: u64,
 }
 

@@ -201,12 +201,11 @@ impl World {
         let key = |n: &str| ObjectKey::new("default", n);
         match op {
             Op::Upsert(s) => {
-                self.state
-                    .ingresses
+                Arc::make_mut(&mut self.state.ingresses)
                     .insert(key(NAMES[s.name]), Arc::new(ingress(s)));
             }
             Op::Remove(n) => {
-                self.state.ingresses.remove(&key(NAMES[*n]));
+                Arc::make_mut(&mut self.state.ingresses).remove(&key(NAMES[*n]));
             }
             Op::ServicePort(s, port) => {
                 let Object::Service(svc) = object(&service(SERVICES[*s], *port)) else {
