@@ -1,6 +1,7 @@
 //! Listeners: accept loops for plain HTTP and TLS, one hyper connection per socket (HTTP/1.1 with
 //! keepalive and upgrades, HTTP/2 by ALPN or prior knowledge), and a bounded graceful drain.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -81,55 +82,71 @@ pub async fn accept_loop(
             Ok(a) => a,
             Err(_) => continue,
         };
-        let shared = shared.clone();
-        let shutdown = shutdown.clone();
-        let tls = tls.clone();
-        tracker.spawn(async move {
-            let metrics = shared.metrics.clone();
-            metrics.open_connections.inc();
-            match tls {
-                None => {
+        // Boxed: the connection's state is copied once, into the box, instead of into the
+        // task cell and again when the finished task's stage is overwritten.
+        tracker.spawn(Box::pin(connection(
+            shared.clone(),
+            stream,
+            peer,
+            local,
+            tls.clone(),
+            shutdown.clone(),
+        )));
+    }
+}
+
+/// One accepted connection: TLS handshake when on the HTTPS listener, then the fast path for
+/// HTTP/1.1 (when on) or the general path.
+async fn connection(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    shutdown: CancellationToken,
+) {
+    let metrics = shared.metrics.clone();
+    metrics.open_connections.inc();
+    match tls {
+        None => {
+            let info = ConnInfo {
+                peer,
+                local,
+                tls: false,
+            };
+            if shared.fast_h1 {
+                super::fast::serve(shared, info, stream, shutdown).await
+            } else {
+                Box::pin(serve_io(shared, info, stream, shutdown)).await
+            }
+        }
+        Some(acceptor) => {
+            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls_stream)) => {
+                    metrics.tls_handshakes.inc();
                     let info = ConnInfo {
                         peer,
                         local,
-                        tls: false,
+                        tls: true,
                     };
-                    if shared.fast_h1 {
-                        super::fast::serve(shared, info, stream, shutdown).await
+                    // HTTP/2 (negotiated by ALPN) is the general path's.
+                    let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                    if shared.fast_h1 && !h2 {
+                        super::fast::serve(shared, info, tls_stream, shutdown).await
                     } else {
-                        Box::pin(serve_io(shared, info, stream, shutdown)).await
+                        Box::pin(serve_io(shared, info, tls_stream, shutdown)).await
                     }
                 }
-                Some(acceptor) => {
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-                    {
-                        Ok(Ok(tls_stream)) => {
-                            metrics.tls_handshakes.inc();
-                            let info = ConnInfo {
-                                peer,
-                                local,
-                                tls: true,
-                            };
-                            // HTTP/2 (negotiated by ALPN) is the general path's.
-                            let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                            if shared.fast_h1 && !h2 {
-                                super::fast::serve(shared, info, tls_stream, shutdown).await
-                            } else {
-                                Box::pin(serve_io(shared, info, tls_stream, shutdown)).await
-                            }
-                        }
-                        Ok(Err(e)) => {
-                            metrics.tls_handshake_errors.inc();
-                            debug!(%peer, error = %e, "TLS handshake failed");
-                        }
-                        Err(_) => {
-                            metrics.tls_handshake_errors.inc();
-                            debug!(%peer, "TLS handshake timed out");
-                        }
-                    }
+                Ok(Err(e)) => {
+                    metrics.tls_handshake_errors.inc();
+                    debug!(%peer, error = %e, "TLS handshake failed");
+                }
+                Err(_) => {
+                    metrics.tls_handshake_errors.inc();
+                    debug!(%peer, "TLS handshake timed out");
                 }
             }
-            metrics.open_connections.dec();
-        });
+        }
     }
+    metrics.open_connections.dec();
 }
