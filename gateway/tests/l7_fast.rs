@@ -20,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 /// - `/eof`: no length, the body ends when it closes;
 /// - `/close`: a 2-byte body, then it closes the connection (an upstream keepalive timeout);
 /// - `/204`: no content;
+/// - `/interim`: a 103 and the final response in one write;
 /// - anything else: `ok <path> <body bytes>` with Content-Length.
 struct RawOrigin {
     addr: SocketAddr,
@@ -85,6 +86,7 @@ impl RawOrigin {
                             "/eof" => b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end".to_vec(),
                             "/close" => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
                             "/204" => b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(),
+                            "/interim" => b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal".to_vec(),
                             _ => {
                                 let body = format!("ok {path} {len}");
                                 let mut r = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nX-Origin: raw\r\n\r\n", body.len()).into_bytes();
@@ -241,7 +243,7 @@ async fn pipelined_requests_are_answered_in_order_on_one_connection() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chunked_close_delimited_head_and_204_responses_keep_their_framing() {
+async fn chunked_close_delimited_head_204_and_interim_responses_keep_their_framing() {
     let (o, gw) = setup().await;
     let mut c = connect(&gw).await;
     let mut buf = Vec::new();
@@ -269,6 +271,14 @@ async fn chunked_close_delimited_head_and_204_responses_keep_their_framing() {
         .expect("write");
     let (head, _) = read_response(&mut c, &mut buf, false).await;
     assert!(head.starts_with("HTTP/1.1 204"), "{head}");
+
+    // An interim response is not forwarded, and the final one right behind it is found.
+    c.write_all(b"GET /interim HTTP/1.1\r\nHost: raw.example.com\r\n\r\n")
+        .await
+        .expect("write");
+    let (head, body) = read_response(&mut c, &mut buf, false).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, b"final");
 
     // Still the same client connection, and the upstream one was reused throughout.
     c.write_all(b"GET /eof HTTP/1.1\r\nHost: raw.example.com\r\n\r\n")

@@ -73,6 +73,60 @@ async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, Upstr
     }
 }
 
+/// What the client is told about a response, decided from its head.
+struct Head {
+    status: u16,
+    framing: Framing,
+    /// The upstream connection may not be reused.
+    up_close: bool,
+    /// The client connection closes after this response.
+    close_down: bool,
+}
+
+/// Put the head for the client in `out` (the upstream's minus hop-by-hop headers, plus the
+/// affinity cookie, HSTS and `connection: close` when due).
+fn downstream_head(
+    out: &mut Vec<u8>,
+    resp: &codec::ResponseHead<'_, '_>,
+    shared: &Shared,
+    info: &ConnInfo,
+    plan: &Plan,
+    set_cookie: Option<&Endpoint>,
+) -> Head {
+    let cookie = match (set_cookie, &plan.route.options.affinity) {
+        (Some(e), Some(a)) => affinity::set_cookie(
+            a,
+            &e.cookie,
+            &plan.route.path,
+            info.tls,
+            plan.omit_samesite_none,
+        )
+        .ok(),
+        _ => None,
+    };
+    let hsts = shared
+        .hsts
+        .as_ref()
+        .filter(|_| info.tls && plan.route.tls_host);
+    let close_down = plan.close || resp.framing == Framing::UntilClose;
+    out.clear();
+    codec::write_downstream_head(
+        out,
+        resp,
+        &ResponseExtras {
+            set_cookie: cookie.as_ref().map(|c| c.as_bytes()),
+            hsts: hsts.map(|h| h.as_bytes()),
+            close: close_down,
+        },
+    );
+    Head {
+        status: resp.code,
+        framing: resp.framing,
+        up_close: resp.close,
+        close_down,
+    }
+}
+
 /// How a connection's fast-path life ended.
 enum End {
     Close,
@@ -439,11 +493,14 @@ where
         self.upbuf.clear();
         // Send, and read until a complete response head. A reused connection the upstream has
         // closed meanwhile fails at once; then a replayable request goes once more on a new one.
-        loop {
-            let r = tokio::time::timeout(opts.read_timeout, self.send_and_read_head(&mut up, plan))
-                .await;
+        let head = loop {
+            let r = tokio::time::timeout(
+                opts.read_timeout,
+                self.send_and_read_head(&mut up, shared, info, plan, set_cookie),
+            )
+            .await;
             match r {
-                Ok(Ok(())) => break,
+                Ok(Ok(head)) => break head,
                 Ok(Err(UpstreamError::Closed | UpstreamError::Io(_)))
                     if reused && plan.body_left == 0 && self.upbuf.is_empty() =>
                 {
@@ -455,12 +512,14 @@ where
                 Ok(Err(e)) => return Err((e, false)),
                 Err(_) => return Err((UpstreamError::Timeout, false)),
             }
-        }
+        };
         endpoint.state.observe_latency(sent.elapsed());
-
-        let (status, framing, up_close, close_down) = self
-            .response_head(shared, info, plan, set_cookie)
-            .map_err(|e| (e, false))?;
+        let Head {
+            status,
+            framing,
+            up_close,
+            close_down,
+        } = head;
 
         // The body: what came with the head goes out with it; the rest streams.
         let mut scanner = codec::ChunkedScanner::default();
@@ -510,58 +569,6 @@ where
         Ok((status, !close_down))
     }
 
-    /// Parse the response head in `upbuf` and put the one for the client in `out`: returns the
-    /// status, the body's framing, whether the upstream connection must close and whether the
-    /// client's must. Synchronous, so the parsed headers never live in the task's state.
-    fn response_head(
-        &mut self,
-        shared: &Shared,
-        info: &ConnInfo,
-        plan: &Plan,
-        set_cookie: Option<&Endpoint>,
-    ) -> Result<(u16, Framing, bool, bool), UpstreamError> {
-        let opts = &plan.route.options;
-        let mut hdrs = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let resp = match codec::parse_response(&self.upbuf, &mut hdrs, plan.head_request) {
-            Ok(Some(r)) => r,
-            Ok(None) => return Err(UpstreamError::Closed),
-            Err(e) => return Err(e.into()),
-        };
-        let status = resp.code;
-        let cookie = match (set_cookie, &opts.affinity) {
-            (Some(e), Some(a)) => affinity::set_cookie(
-                a,
-                &e.cookie,
-                &plan.route.path,
-                info.tls,
-                plan.omit_samesite_none,
-            )
-            .ok(),
-            _ => None,
-        };
-        let hsts = shared
-            .hsts
-            .as_ref()
-            .filter(|_| info.tls && plan.route.tls_host);
-        let close_down = plan.close || resp.framing == Framing::UntilClose;
-        self.out.clear();
-        codec::write_downstream_head(
-            &mut self.out,
-            &resp,
-            &ResponseExtras {
-                set_cookie: cookie.as_ref().map(|c| c.as_bytes()),
-                hsts: hsts.map(|h| h.as_bytes()),
-                close: close_down,
-            },
-        );
-        let framing = resp.framing;
-        let up_close = resp.close;
-        let head_len = resp.head_len;
-        drop(resp);
-        self.upbuf.advance(head_len);
-        Ok((status, framing, up_close, close_down))
-    }
-
     /// Move the body bytes of `upbuf` to `out`; returns whether the body is complete.
     fn take_body(
         &mut self,
@@ -590,12 +597,16 @@ where
     }
 
     /// Write `out` and the rest of the request body, then read until a complete response head
-    /// (interim 1xx responses are skipped).
+    /// (interim 1xx responses are skipped) and put the client's head in `out`. The head is
+    /// parsed once, here, in place.
     async fn send_and_read_head(
         &mut self,
         up: &mut TcpStream,
+        shared: &Shared,
+        info: &ConnInfo,
         plan: &Plan,
-    ) -> Result<(), UpstreamError> {
+        set_cookie: Option<&Endpoint>,
+    ) -> Result<Head, UpstreamError> {
         up.write_all(&self.out).await?;
         let mut left = plan.body_left;
         while left > 0 {
@@ -618,25 +629,32 @@ where
             left -= n as u64;
         }
         loop {
+            if !self.upbuf.is_empty() {
+                let mut hdrs = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                match codec::parse_response(&self.upbuf, &mut hdrs, plan.head_request)? {
+                    None => {}
+                    Some(r) if r.code == 101 => return Err(codec::BadResponse::Malformed.into()),
+                    Some(r) => {
+                        let n = r.head_len;
+                        let interim = (100..200).contains(&r.code);
+                        let head = (!interim).then(|| {
+                            downstream_head(&mut self.out, &r, shared, info, plan, set_cookie)
+                        });
+                        self.upbuf.advance(n);
+                        match head {
+                            Some(h) => return Ok(h),
+                            // A final response may already follow the interim one.
+                            None => continue,
+                        }
+                    }
+                }
+            }
             if self.upbuf.capacity() - self.upbuf.len() < 1024 {
                 self.upbuf.reserve(BUF);
             }
             let n = up.read_buf(&mut self.upbuf).await?;
             if n == 0 {
                 return Err(UpstreamError::Closed);
-            }
-            let mut hdrs = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            match codec::parse_response(&self.upbuf, &mut hdrs, plan.head_request)? {
-                None => continue,
-                Some(r) if (100..200).contains(&r.code) => {
-                    if r.code == 101 {
-                        return Err(codec::BadResponse::Malformed.into());
-                    }
-                    let n = r.head_len;
-                    drop(r);
-                    self.upbuf.advance(n);
-                }
-                Some(_) => return Ok(()),
             }
         }
     }
