@@ -258,12 +258,42 @@ fn replaced_upstream(name: &str) -> bool {
     .any(|h| name.eq_ignore_ascii_case(h))
 }
 
-/// What the connection adds to every request it forwards.
+/// What the connection adds to every request it forwards, formatted once per connection.
 #[derive(Debug, Clone, Copy)]
 pub struct Forwarding {
-    pub peer: IpAddr,
-    pub tls: bool,
-    pub local_port: u16,
+    /// The client address as text (an IPv6 address is at most 45 characters).
+    peer: [u8; 45],
+    peer_len: u8,
+    port: [u8; 5],
+    port_len: u8,
+    tls: bool,
+}
+
+impl Forwarding {
+    pub fn new(peer: IpAddr, tls: bool, local_port: u16) -> Self {
+        let mut f = Self {
+            peer: [0; 45],
+            peer_len: 0,
+            port: [0; 5],
+            port_len: 0,
+            tls,
+        };
+        let mut w = &mut f.peer[..];
+        let _ = write!(w, "{peer}");
+        f.peer_len = (45 - w.len()) as u8;
+        let mut w = &mut f.port[..];
+        let _ = write!(w, "{local_port}");
+        f.port_len = (5 - w.len()) as u8;
+        f
+    }
+
+    fn peer(&self) -> &[u8] {
+        &self.peer[..usize::from(self.peer_len)]
+    }
+
+    fn port(&self) -> &[u8] {
+        &self.port[..usize::from(self.port_len)]
+    }
 }
 
 /// Append the upstream request head for `req` to `out`: the client's headers minus hop-by-hop
@@ -302,9 +332,9 @@ pub fn write_upstream_head(
         out.extend_from_slice(prev);
         out.extend_from_slice(b", ");
     }
-    let _ = write!(out, "{}", fwd.peer);
+    out.extend_from_slice(fwd.peer());
     out.extend_from_slice(b"\r\nx-real-ip: ");
-    let _ = write!(out, "{}", fwd.peer);
+    out.extend_from_slice(fwd.peer());
     out.extend_from_slice(if fwd.tls {
         b"\r\nx-forwarded-proto: https\r\nx-forwarded-host: "
     } else {
@@ -312,7 +342,7 @@ pub fn write_upstream_head(
     });
     out.extend_from_slice(req.host.as_bytes());
     out.extend_from_slice(b"\r\nx-forwarded-port: ");
-    let _ = write!(out, "{}", fwd.local_port);
+    out.extend_from_slice(fwd.port());
     out.extend_from_slice(b"\r\n");
     if !req.has_request_id {
         out.extend_from_slice(b"x-request-id: ");
@@ -456,8 +486,14 @@ pub fn write_downstream_head(
     extras: &ResponseExtras<'_>,
 ) {
     out.extend_from_slice(b"HTTP/1.1 ");
-    let _ = write!(out, "{}", resp.code);
-    out.push(b' ');
+    // httparse accepts exactly three digits.
+    let code = resp.code.min(999);
+    out.extend_from_slice(&[
+        b'0' + (code / 100) as u8,
+        b'0' + (code / 10 % 10) as u8,
+        b'0' + (code % 10) as u8,
+        b' ',
+    ]);
     out.extend_from_slice(resp.reason.as_bytes());
     out.extend_from_slice(b"\r\n");
     for h in resp.headers {

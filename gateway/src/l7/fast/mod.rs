@@ -144,6 +144,7 @@ where
         inbuf: BytesMut::with_capacity(BUF),
         upbuf: BytesMut::new(),
         out: Vec::with_capacity(2048),
+        fwd: codec::Forwarding::new(info.peer.ip(), info.tls, info.local.port()),
     };
     let end = conn.run(&shared, &info, &shutdown).await;
     match end {
@@ -171,6 +172,7 @@ struct Conn<I> {
     upbuf: BytesMut,
     /// What is about to be written (a request head upstream, a response head downstream).
     out: Vec<u8>,
+    fwd: codec::Forwarding,
 }
 
 /// What one request needs once its head is no longer borrowed.
@@ -312,12 +314,7 @@ where
             None => (None, false),
         };
         self.out.clear();
-        let fwd = codec::Forwarding {
-            peer: info.peer.ip(),
-            tls: info.tls,
-            local_port: info.local.port(),
-        };
-        codec::write_upstream_head(&mut self.out, &req, &fwd, headers::request_id_bytes);
+        codec::write_upstream_head(&mut self.out, &req, &self.fwd, headers::request_id_bytes);
         let in_buf = (self.inbuf.len() - req.head_len)
             .min(usize::try_from(req.content_length).unwrap_or(usize::MAX));
         self.out
@@ -353,7 +350,7 @@ where
         let upstream = &route.upstream;
         let opts = &route.options;
         let eps = upstream.endpoints();
-        let now_ms = shared.registry.clock.now_ms();
+        let now_ms = shared.registry.clock.ms_at(start);
         let tries = if plan.retryable {
             opts.next_upstream_tries.clamp(1, eps.len().max(1) as u32)
         } else {
@@ -414,7 +411,7 @@ where
 
         endpoint.state.inflight.fetch_add(1, Ordering::Relaxed);
         let result = self
-            .exchange(shared, info, &plan, endpoint, set_cookie, up, reused)
+            .exchange(shared, info, &plan, endpoint, set_cookie, up, reused, start)
             .await;
         endpoint.state.inflight.fetch_sub(1, Ordering::Relaxed);
         match result {
@@ -487,9 +484,9 @@ where
         set_cookie: Option<&Endpoint>,
         mut up: TcpStream,
         mut reused: bool,
+        sent: Instant,
     ) -> Result<(u16, bool), (UpstreamError, bool)> {
         let opts = &plan.route.options;
-        let sent = Instant::now();
         self.upbuf.clear();
         // Send, and read until a complete response head. A reused connection the upstream has
         // closed meanwhile fails at once; then a replayable request goes once more on a new one.

@@ -93,11 +93,7 @@ fn upstream_head(raw: &str, tls: bool) -> String {
         .expect("taken")
         .expect("complete");
     let mut out = Vec::new();
-    let fwd = Forwarding {
-        peer: "127.0.0.9".parse().expect("literal"),
-        tls,
-        local_port: 8080,
-    };
+    let fwd = Forwarding::new("127.0.0.9".parse().expect("literal"), tls, 8080);
     write_upstream_head(&mut out, &r, &fwd, || [b'7'; 32]);
     String::from_utf8(out).expect("ascii")
 }
@@ -117,6 +113,18 @@ fn the_upstream_head_drops_hop_by_hop_headers_and_adds_forwarding() {
          x-forwarded-proto: http\r\nx-forwarded-host: a.example.com\r\nx-forwarded-port: 8080\r\n\
          x-request-id: 77777777777777777777777777777777\r\n\r\n"
     );
+}
+
+#[test]
+fn forwarding_text_fits_the_longest_addresses() {
+    let v6: IpAddr = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"
+        .parse()
+        .expect("literal");
+    let f = Forwarding::new(v6, false, 65535);
+    assert_eq!(f.peer(), v6.to_string().as_bytes());
+    assert_eq!(f.port(), b"65535");
+    let f = Forwarding::new("::1".parse().expect("literal"), false, 80);
+    assert_eq!((f.peer(), f.port()), (&b"::1"[..], &b"80"[..]));
 }
 
 #[test]
