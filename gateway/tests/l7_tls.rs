@@ -162,6 +162,22 @@ async fn each_host_gets_its_certificate_unknown_and_broken_get_the_default_and_h
     .await;
     assert_eq!(code, "200");
 
+    // HTTP/1.1 over TLS takes the fast path: HSTS and X-Forwarded-Proto as on the general path.
+    let out = tokio::process::Command::new("curl")
+        .args(["-sk", "--http1.1", "-D", "-", "--resolve"])
+        .arg(format!("a.example.com:{}:127.0.0.1", gw.https.port()))
+        .arg(format!("https://a.example.com:{}/h1", gw.https.port()))
+        .output()
+        .await
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 200"), "{text}");
+    assert!(
+        text.contains("strict-transport-security: max-age=600; includesubdomains"),
+        "{text}"
+    );
+    assert!(text.contains("x-echo-x-forwarded-proto: https"), "{text}");
+
     let c = client();
     let (s, h, _) = get(&c, gw.http, "a.example.com", "/path?q=1", &[]).await;
     assert_eq!(s, 308);
