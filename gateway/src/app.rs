@@ -181,6 +181,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
                 crate::cli::AccessLog::Json => crate::l7::AccessLog::Json,
             },
             fast_h1: args.http1_engine == crate::cli::Http1Engine::Portico,
+            threads: args.l7_threads,
             ..Default::default()
         };
         let l7_metrics = Arc::new(crate::l7::Metrics::default());

@@ -94,6 +94,11 @@ pub struct RunArgs {
     /// upgrades and every request the fast path leaves to it), or hyper alone.
     #[arg(long, value_enum, default_value_t = Http1Engine::Portico)]
     pub http1_engine: Http1Engine,
+    /// Serve Ingress connections on this many threads, each with its own single-threaded
+    /// runtime and accept loops on the shared listening sockets (e.g. one per core given to the
+    /// edge). 0: on the process's runtime (`TOKIO_WORKER_THREADS` worker threads).
+    #[arg(long, default_value_t = 0)]
+    pub l7_threads: usize,
     /// Also allocate LoadBalancer IPs (always on in standalone mode).
     #[arg(long)]
     pub allocate: bool,

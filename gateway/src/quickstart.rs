@@ -131,6 +131,7 @@ pub async fn run(args: QuickstartArgs, shutdown: CancellationToken) -> anyhow::R
         access_log: crate::cli::AccessLog::Off,
         log_json: false,
         http1_engine: crate::cli::Http1Engine::Portico,
+        l7_threads: 0,
         allocate: true,
         lease_name: String::new(),
         lease_namespace: String::new(),

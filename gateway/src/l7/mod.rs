@@ -18,6 +18,7 @@ pub mod table;
 pub mod tls;
 pub mod upstream;
 pub mod view;
+mod workers;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -70,6 +71,9 @@ pub struct L7Config {
     /// Serve plain HTTP/1.1 on the fast path (`--http1-engine portico`, the default) or
     /// everything with hyper (`--http1-engine hyper`).
     pub fast_h1: bool,
+    /// Listener threads, each with its own current-thread runtime (`--l7-threads`); 0: the
+    /// connections are served on the caller's runtime.
+    pub threads: usize,
 }
 
 impl Default for L7Config {
@@ -86,6 +90,7 @@ impl Default for L7Config {
             hsts_max_age: None,
             drain_timeout: Duration::from_secs(10),
             fast_h1: true,
+            threads: 0,
         }
     }
 }
@@ -233,22 +238,45 @@ impl L7 {
         let conn_stop = CancellationToken::new();
         let mut loops = Vec::new();
         let http_addr = http.local_addr().ok();
-        loops.push(tokio::spawn(server::accept_loop(
-            self.shared.clone(),
-            http,
-            None,
-            tracker.clone(),
-            conn_stop.clone(),
-        )));
-        if let (Some(l), Some(acceptor)) = (https, tls) {
-            info!(http = ?http_addr, https = ?l.local_addr().ok(), "ingress listeners up");
+        let https = https.zip(tls);
+        info!(
+            http = ?http_addr,
+            https = ?https.as_ref().and_then(|(l, _)| l.local_addr().ok()),
+            threads = self.cfg.threads,
+            "ingress listeners up"
+        );
+        let mut workers = None;
+        if self.cfg.threads > 0 {
+            // The threads accept on duplicates of these sockets; the originals are dropped here.
+            workers = Some(
+                workers::Workers::spawn(
+                    self.cfg.threads,
+                    &self.shared,
+                    &http,
+                    https.as_ref().map(|(l, a)| (l, a.clone())),
+                    &tracker,
+                    &conn_stop,
+                    self.cfg.drain_timeout,
+                )
+                .context("starting the listener threads")?,
+            );
+        } else {
             loops.push(tokio::spawn(server::accept_loop(
                 self.shared.clone(),
-                l,
-                Some(acceptor),
+                http,
+                None,
                 tracker.clone(),
                 conn_stop.clone(),
             )));
+            if let Some((l, acceptor)) = https {
+                loops.push(tokio::spawn(server::accept_loop(
+                    self.shared.clone(),
+                    l,
+                    Some(acceptor),
+                    tracker.clone(),
+                    conn_stop.clone(),
+                )));
+            }
         }
 
         shutdown.cancelled().await;
@@ -259,6 +287,9 @@ impl L7 {
                 warn!(error = %e, "accept loop ended abnormally");
             }
         }
+        if let Some(w) = &mut workers {
+            w.stopped_accepting().await;
+        }
         tracker.close();
         if tokio::time::timeout(self.cfg.drain_timeout, tracker.wait())
             .await
@@ -268,6 +299,9 @@ impl L7 {
                 open = tracker.len(),
                 "drain timed out; closing the remaining connections"
             );
+        }
+        if let Some(w) = workers {
+            w.join().await;
         }
         reload.abort();
         Ok(())
