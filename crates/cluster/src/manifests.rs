@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind, RemoveKind};
 use notify::{RecursiveMode, Watcher};
-use portico_model::manifest::parse_file;
+use portico_model::manifest::parse_file_shared;
 use portico_model::{ClusterState, Invalid, Origin, SharedObject};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -55,13 +55,20 @@ struct FileEntry {
     stamp: (SystemTime, u64),
     /// Per document (1-based order): the outcome of the latest parse.
     docs: Vec<Doc>,
+    /// Per document: the last object that parsed, kept across edits of the file.
+    last_good: Vec<Option<SharedObject>>,
 }
 
-/// Parsed files, and the last good object of every (file, document).
+impl FileEntry {
+    fn last_good(&self, doc: usize) -> Option<&SharedObject> {
+        self.last_good.get(doc).and_then(Option::as_ref)
+    }
+}
+
+/// Parsed files, with the last good object of every document.
 #[derive(Default)]
 pub struct ManifestCache {
     files: BTreeMap<PathBuf, FileEntry>,
-    last_good: BTreeMap<(PathBuf, usize), SharedObject>,
     /// Problems of the last full walk (unreadable directories).
     walk_errors: Vec<Invalid>,
     scanned: bool,
@@ -101,8 +108,6 @@ impl ManifestCache {
             || walk_errors != self.walk_errors;
         self.scanned = true;
         self.walk_errors = walk_errors;
-        self.last_good
-            .retain(|(p, _), _| paths.binary_search(p).is_ok());
         let mut parsed = 0usize;
         for path in &paths {
             match self.refresh(dir, path) {
@@ -210,10 +215,7 @@ impl ManifestCache {
         }
         let shown = path.strip_prefix(dir).unwrap_or(path).display().to_string();
         let docs: Vec<Doc> = match std::fs::read_to_string(path) {
-            Ok(text) => parse_file(&shown, &text)
-                .into_iter()
-                .map(|(origin, parsed)| (origin, parsed.map(SharedObject::from)))
-                .collect(),
+            Ok(text) => parse_file_shared(&shown, &text),
             Err(e) => {
                 let origin = Origin {
                     file: Some(shown.clone()),
@@ -224,30 +226,33 @@ impl ManifestCache {
             }
         };
         debug!(file = %shown, documents = docs.len(), "parsed");
+        let mut last_good = self
+            .files
+            .remove(path)
+            .map(|e| e.last_good)
+            .unwrap_or_default();
+        if last_good.len() < docs.len() {
+            last_good.resize(docs.len(), None);
+        }
         for (i, (_, parsed)) in docs.iter().enumerate() {
             if let Ok(obj) = parsed {
-                self.last_good.insert((path.to_owned(), i), obj.clone());
+                last_good[i] = Some(obj.clone());
             }
         }
-        self.files
-            .insert(path.to_owned(), FileEntry { stamp, docs });
+        self.files.insert(
+            path.to_owned(),
+            FileEntry {
+                stamp,
+                docs,
+                last_good,
+            },
+        );
         Refresh::Parsed
     }
 
     /// Drop a file and its last good objects; whether it was known.
     fn forget(&mut self, path: &Path) -> bool {
-        let known = self.files.remove(path).is_some();
-        let stale: Vec<(PathBuf, usize)> = self
-            .last_good
-            .range((path.to_owned(), 0)..)
-            .map(|(k, _)| k)
-            .take_while(|(p, _)| p == path)
-            .cloned()
-            .collect();
-        for k in stale {
-            self.last_good.remove(&k);
-        }
-        known
+        self.files.remove(path).is_some()
     }
 
     /// The state of every cached file, in path order (which decides duplicates), assembled anew.
@@ -256,11 +261,11 @@ impl ManifestCache {
         let mut state = ClusterState::default();
         state.invalid.extend(self.walk_errors.iter().cloned());
         let mut clean = true;
-        for (path, entry) in &self.files {
+        for entry in self.files.values() {
             for (i, (origin, parsed)) in entry.docs.iter().enumerate() {
                 let shared = match parsed {
                     Ok(obj) => Some(obj),
-                    Err(_) => self.last_good.get(&(path.clone(), i)),
+                    Err(_) => entry.last_good(i),
                 };
                 if let Some(obj) = shared {
                     let before = state.invalid.len();
@@ -283,10 +288,10 @@ impl ManifestCache {
             return self.assemble();
         };
         let mut invalid = self.walk_errors.clone();
-        for (path, entry) in &self.files {
+        for entry in self.files.values() {
             for (i, (_, parsed)) in entry.docs.iter().enumerate() {
                 if let Err(inv) = parsed {
-                    let kept = self.last_good.contains_key(&(path.clone(), i));
+                    let kept = entry.last_good(i).is_some();
                     invalid.push(kept_or_not(inv, kept));
                 }
             }
@@ -304,7 +309,7 @@ impl ManifestCache {
         for (i, (origin, parsed)) in entry.docs.iter().enumerate() {
             let obj = match parsed {
                 Ok(obj) => Some(obj),
-                Err(_) => self.last_good.get(&(path.to_owned(), i)),
+                Err(_) => entry.last_good(i),
             };
             if let Some(obj) = obj {
                 out.push((obj.clone(), origin.clone()));
@@ -338,16 +343,6 @@ impl ManifestCache {
         }
         if !ok {
             self.assembled = None;
-        }
-    }
-
-    /// Make the kept state the cache's own again (after it was sent, its stores are shared with
-    /// the receivers), so that the next change patches it without first copying it. Blocking
-    /// (it copies); run it while waiting for the next change.
-    pub fn prepare(&mut self) {
-        if let Some(state) = &mut self.assembled {
-            Arc::make_mut(&mut state.ingresses);
-            Arc::make_mut(&mut state.origins);
         }
     }
 }
@@ -519,11 +514,7 @@ pub async fn run(
                 "manifest state sent"
             );
         }
-        // Copy the kept state while nothing happens, rather than when the next change comes.
-        let preparing = tokio::task::spawn_blocking(move || {
-            cache.prepare();
-            cache
-        });
+
         // Wait for a notification (or the periodic re-scan)...
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
@@ -552,7 +543,6 @@ pub async fn run(
         while let Ok(c) = ev_rx.try_recv() {
             pending.merge(c);
         }
-        cache = preparing.await?;
     }
 }
 

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::invalid::{Invalid, Origin};
 use crate::key::ObjectKey;
-use crate::state::Object;
+use crate::state::{Object, SharedObject};
 
 /// Kinds that are valid Kubernetes objects but mean nothing to Portico; they are skipped quietly.
 const IGNORED_KINDS: &[&str] = &[
@@ -34,7 +34,23 @@ pub type Parsed = Result<Object, Invalid>;
 
 /// Parse a file's text. `file` is used in error messages; JSON is detected by the extension.
 pub fn parse_file(file: &str, text: &str) -> Vec<(Origin, Parsed)> {
+    parse_file_into(file, text, |doc| doc)
+}
+
+/// [`parse_file`], with each document's object behind an `Arc` as soon as it is parsed: a
+/// file of a thousand documents never holds a thousand `Object`s (each as large as a Pod).
+pub fn parse_file_shared(file: &str, text: &str) -> Vec<(Origin, Result<SharedObject, Invalid>)> {
+    parse_file_into(file, text, |(origin, parsed)| {
+        (origin, parsed.map(SharedObject::from))
+    })
+}
+
+fn parse_file_into<T>(file: &str, text: &str, f: impl Fn((Origin, Parsed)) -> T) -> Vec<T> {
     let mut out = Vec::new();
+    let mut out = Out {
+        docs: &mut out,
+        map: &f,
+    };
     let origin = |doc: usize| Origin {
         file: Some(file.to_owned()),
         document: Some(doc),
@@ -47,7 +63,7 @@ pub fn parse_file(file: &str, text: &str) -> Vec<(Origin, Parsed)> {
                 Err(Invalid::unparsable(origin(1), format!("invalid JSON: {e}"))),
             )),
         }
-        return out;
+        return finish(out);
     }
     for (i, doc) in serde_norway::Deserializer::from_str(text).enumerate() {
         let o = origin(i + 1);
@@ -64,10 +80,26 @@ pub fn parse_file(file: &str, text: &str) -> Vec<(Origin, Parsed)> {
             }
         }
     }
-    out
+    finish(out)
 }
 
-fn push_value(out: &mut Vec<(Origin, Parsed)>, origin: Origin, v: Value) {
+/// Where parsed documents go, converted one by one.
+struct Out<'a, T, F> {
+    docs: &'a mut Vec<T>,
+    map: &'a F,
+}
+
+impl<T, F: Fn((Origin, Parsed)) -> T> Out<'_, T, F> {
+    fn push(&mut self, doc: (Origin, Parsed)) {
+        self.docs.push((self.map)(doc));
+    }
+}
+
+fn finish<T, F>(out: Out<'_, T, F>) -> Vec<T> {
+    std::mem::take(out.docs)
+}
+
+fn push_value<T, F: Fn((Origin, Parsed)) -> T>(out: &mut Out<'_, T, F>, origin: Origin, v: Value) {
     if v.get("kind").and_then(Value::as_str) == Some("List") {
         if let Some(items) = v.get("items").and_then(Value::as_array) {
             for item in items {

@@ -179,7 +179,10 @@ impl L7 {
         let old = s.table.swap(Arc::new(table));
         s.ready.store(true, Ordering::Release);
         // Freeing a large table takes milliseconds: not on the thread that serves requests.
-        tokio::task::spawn_blocking(move || drop(old));
+        tokio::task::spawn_blocking(move || {
+            drop(old);
+            release_free_memory();
+        });
         info!(
             generation = snap.generation,
             ingresses = routes,
@@ -305,6 +308,20 @@ impl L7 {
         }
         reload.abort();
         Ok(())
+    }
+}
+
+/// Hand the heap's free pages back to the system. glibc keeps what a rebuild freed (the previous
+/// table, a snapshot's stores, parse garbage) mapped, fragmented between live objects: measured
+/// with 10,000 Ingresses and a few reloads, RSS after routing every host was 76 MB without
+/// this and 62 MB with it (one run each, same build otherwise).
+#[allow(unsafe_code)]
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes no pointers; it only walks the allocator's own free lists under
+    // the allocator's locks, and is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

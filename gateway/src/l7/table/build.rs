@@ -4,7 +4,7 @@
 #![allow(clippy::result_large_err)] // `Invalid` is the model's report type, built once per bad value.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
@@ -286,6 +286,7 @@ impl RouteTable {
         let BuildCache {
             ingresses: cached,
             upstreams,
+            options: shared_options,
             ..
         } = cache;
         let mut b = Builder {
@@ -307,19 +308,27 @@ impl RouteTable {
             let entry = match cached.get_mut(key) {
                 Some(c) if Arc::ptr_eq(&c.ing, ing) => c,
                 _ => {
-                    let parsed = annotations::parse(
-                        key,
-                        ing.metadata
-                            .annotations
-                            .as_ref()
-                            .unwrap_or(&Default::default()),
-                    );
+                    let none = BTreeMap::new();
+                    let ann = ing.metadata.annotations.as_ref().unwrap_or(&none);
+                    let (options, unsupported) = match shared_options.get(ann) {
+                        Some(o) => (Ok(o.clone()), Box::default()),
+                        None => {
+                            let parsed = annotations::parse(key, ann);
+                            let options = parsed.options.map(Arc::new).map_err(Box::new);
+                            if let Ok(o) = &options
+                                && parsed.unsupported.is_empty()
+                            {
+                                shared_options.insert(ann.clone(), o.clone());
+                            }
+                            (options, parsed.unsupported.into_boxed_slice())
+                        }
+                    };
                     cached.insert(
                         key.clone(),
                         CachedIngress {
                             ing: ing.clone(),
-                            options: parsed.options.map(Arc::new),
-                            unsupported: parsed.unsupported,
+                            options,
+                            unsupported,
                             routes: None,
                             seen: build,
                         },
@@ -335,7 +344,7 @@ impl RouteTable {
                     ing,
                     options: options.clone(),
                 }),
-                Err(e) => b.errors.push(e.clone()),
+                Err(e) => b.errors.push((**e).clone()),
             }
         }
 
@@ -369,7 +378,7 @@ impl RouteTable {
                         let msg = format!(
                             "Secret {skey} is missing or not a valid kubernetes.io/tls Secret; its hosts get the default certificate"
                         );
-                        b.errors.push(Invalid::new("Ingress", &s.key, field, msg));
+                        b.errors.push(Invalid::new("Ingress", s.key, field, msg));
                         continue;
                     }
                     Some(secret) => match ctx.certs.get(&skey, secret) {
@@ -378,7 +387,7 @@ impl RouteTable {
                             let msg = format!(
                                 "Secret {skey}: {e}; its hosts get the default certificate"
                             );
-                            b.errors.push(Invalid::new("Ingress", &s.key, field, msg));
+                            b.errors.push(Invalid::new("Ingress", s.key, field, msg));
                             continue;
                         }
                     },
