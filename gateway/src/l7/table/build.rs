@@ -456,7 +456,7 @@ impl RouteTable {
                     let field = format!("spec.rules[{ri}].http.paths[{pi}].backend");
                     match b.upstream(&s.key.namespace, &p.backend, &s.options, &field) {
                         Ok(upstream) => {
-                            let metrics = b.metrics(&s.key, &upstream);
+                            let metrics = b.metrics(s.key, &upstream);
                             let path = p.path.clone().unwrap_or_else(|| "/".into());
                             let c = Canary {
                                 ingress: (*s.key).clone(),
@@ -467,7 +467,7 @@ impl RouteTable {
                             };
                             canaries.entry((host.clone(), path)).or_insert((c, field));
                         }
-                        Err(e) => b.errors.push(on_ingress(e, &s.key)),
+                        Err(e) => b.errors.push(on_ingress(e, s.key)),
                     }
                 }
             }
@@ -517,7 +517,7 @@ impl RouteTable {
             {
                 match b.upstream(&s.key.namespace, def, &s.options, "spec.defaultBackend") {
                     Ok(upstream) => {
-                        let metrics = b.metrics(&s.key, &upstream);
+                        let metrics = b.metrics(s.key, &upstream);
                         default_backend = Some(Arc::new(Route {
                             ingress: (*s.key).clone(),
                             path: "/".into(),
@@ -529,7 +529,7 @@ impl RouteTable {
                             metrics,
                         }));
                     }
-                    Err(e) => failed = Some(on_ingress(e, &s.key)),
+                    Err(e) => failed = Some(on_ingress(e, s.key)),
                 }
             }
             'rules: for (ri, rule) in spec.rules.iter().flatten().enumerate() {
@@ -538,7 +538,7 @@ impl RouteTable {
                     Err(msg) => {
                         failed = Some(Invalid::new(
                             "Ingress",
-                            &s.key,
+                            s.key,
                             format!("spec.rules[{ri}].host"),
                             msg,
                         ));
@@ -557,7 +557,7 @@ impl RouteTable {
                                 "path"
                             };
                             failed =
-                                Some(Invalid::new("Ingress", &s.key, format!("{field}.{f}"), msg));
+                                Some(Invalid::new("Ingress", s.key, format!("{field}.{f}"), msg));
                             break 'rules;
                         }
                     };
@@ -569,7 +569,7 @@ impl RouteTable {
                     ) {
                         Ok(u) => u,
                         Err(e) => {
-                            failed = Some(on_ingress(e, &s.key));
+                            failed = Some(on_ingress(e, s.key));
                             break 'rules;
                         }
                     };
@@ -580,7 +580,7 @@ impl RouteTable {
                             .remove(&(host.clone(), path.clone()))
                             .map(|(c, _)| c)
                     };
-                    let metrics = b.metrics(&s.key, &upstream);
+                    let metrics = b.metrics(s.key, &upstream);
                     seq += 1;
                     routes_of_this.push(Pending {
                         order: (Reverse(path.len()), rank, seq),
