@@ -1,7 +1,10 @@
 //! Where Portico's cluster state comes from, and how it becomes a published [`Snapshot`].
 //!
 //! A source (a manifests directory, or the Kubernetes API) owns a [`ClusterState`] and sends a
-//! whole copy on every change through a [`StateTx`] (a watch channel, so bursts coalesce). The
+//! whole copy on every change through a [`StateTx`] (a watch channel, so bursts coalesce). A copy
+//! is cheap: objects are behind `Arc`s, and the largest stores (Ingresses, origins) are shared
+//! whole until someone changes them, so unchanged objects keep their identity from one state to
+//! the next and later stages (the route table) can reuse what they built from them. The
 //! [`pipeline`] task turns each copy into a snapshot: standalone control-plane work, hooks (such
 //! as LoadBalancer IP allocation), the pure `translate`, and one publish.
 
