@@ -338,7 +338,6 @@ where
             route,
         };
         let consumed = req.head_len + in_buf;
-        drop(req);
         self.inbuf.advance(consumed);
         Ok(Some(plan))
     }
@@ -356,22 +355,15 @@ where
         } else {
             1
         };
-        let mut tried: [Option<SocketAddr>; 4] = [None; 4];
-        let mut n_tried = 0;
+        // Allocates only when a connect fails.
+        let mut tried: Vec<SocketAddr> = Vec::new();
         let mut set_cookie: Option<&Endpoint> = None;
         let mut connected = None;
         for attempt in 0..tries {
             let endpoint = match plan.sticky.filter(|_| attempt == 0) {
                 Some(i) => &eps[i],
                 None => {
-                    let exclude: Vec<SocketAddr>;
-                    let exclude = if n_tried == 0 {
-                        &[][..]
-                    } else {
-                        exclude = tried[..n_tried.min(4)].iter().flatten().copied().collect();
-                        &exclude[..]
-                    };
-                    let Some(e) = upstream.pick(now_ms, exclude, None) else {
+                    let Some(e) = upstream.pick(now_ms, &tried, None) else {
                         break;
                     };
                     if let Some(a) = &opts.affinity
@@ -400,10 +392,7 @@ where
             if shared.registry.connect_failed(&endpoint.state) {
                 info!(service = %upstream.label, endpoint = %endpoint.addr, "endpoint ejected after repeated connect failures");
             }
-            if n_tried < tried.len() {
-                tried[n_tried] = Some(endpoint.addr);
-            }
-            n_tried += 1;
+            tried.push(endpoint.addr);
         }
         let Some((endpoint, up, reused)) = connected else {
             return self.fail(shared, info, &plan, 502, start).await;

@@ -95,7 +95,7 @@ pub fn put(addr: SocketAddr, stream: TcpStream) {
             c.set(n);
             n
         });
-        if n % SWEEP_EVERY == 0 {
+        if n.is_multiple_of(SWEEP_EVERY) {
             let now = Instant::now();
             p.retain(|_, idle| {
                 idle.retain(|c| now.duration_since(c.since) < IDLE_TIMEOUT);
