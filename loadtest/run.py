@@ -39,6 +39,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--out", type=Path, help="results file (default loadtest/RESULTS.md; smoke: a temporary file)")
     p.add_argument("--bin-dir", type=Path, default=REPO / "target" / "release", help="where gateway and hellok8s are")
     p.add_argument("--perf", help="comma-separated scenarios in which to profile Portico with perf (one extra, uncounted run)")
+    p.add_argument("--baseline-bin-dir", type=Path,
+                   help="another build's gateway (e.g. before a change): run it as `portico-before` in the base scenarios")
     p.add_argument("--keep-tmp", action="store_true", help="keep the generated configurations and logs")
     return p.parse_args(argv)
 
@@ -131,6 +133,8 @@ def main(argv: list[str]) -> int:
         print(f"unknown scenarios: {', '.join(sorted(only - set(ALL)))}", file=sys.stderr)
         return 2
     problems = preflight(args.bin_dir)
+    if args.baseline_bin_dir is not None and not (args.baseline_bin_dir / "gateway").is_file():
+        problems.append(f"no gateway in --baseline-bin-dir {args.baseline_bin_dir}")
     if problems:
         print("cannot run:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 2
@@ -143,7 +147,8 @@ def main(argv: list[str]) -> int:
     t0 = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix="portico-loadtest-"))
     opts = Options(duration=args.duration, runs=args.runs, bin_dir=args.bin_dir, tmp=tmp, only=only,
-                   log=lambda m: print(m, flush=True), perf=set(args.perf.split(",")) if args.perf else set())
+                   log=lambda m: print(m, flush=True), perf=set(args.perf.split(",")) if args.perf else set(),
+                   baseline=args.baseline_bin_dir)
     try:
         cert = configs.make_cert(tmp)
         try:

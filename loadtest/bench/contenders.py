@@ -114,6 +114,19 @@ class PorticoHyper(Portico):
     extra_args = ["--http1-engine", "hyper"]
 
 
+class PorticoBefore(Portico):
+    """Portico from another build (`--baseline-bin-dir`), for a change on a hot path: the build
+    before the change and the build after it measured as two contenders of one run."""
+    name = "portico-before"
+
+    def __init__(self, tmp: Path, cert: Cert, tag: str, bin_dir: Path, l4=None):
+        super().__init__(tmp, cert, tag, l4)
+        self.baseline_dir = bin_dir
+
+    def start(self, site: Site, probe_host: str, bin_dir: Path) -> None:
+        super().start(site, probe_host, self.baseline_dir)
+
+
 class Nginx(Contender):
     name = "nginx"
 

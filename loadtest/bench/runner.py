@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import configs
 from .configs import HELLO, STATIC, SUFFIX, Cert, Site
-from .contenders import Contender, HAProxy, Nginx, Portico, PorticoHyper, poll_until_routed, start_all
+from .contenders import Contender, HAProxy, Nginx, Portico, PorticoBefore, PorticoHyper, poll_until_routed, start_all
 from .procs import Proc, StartError, cpu_seconds, free_port, http_status, memory, wait_until
 from .report import Cell, Sample, Scenario
 from . import wrk
@@ -32,6 +32,7 @@ class Options:
     only: set[str] | None
     log: callable = print
     perf: set[str] = field(default_factory=set)  # scenarios to profile Portico in (one extra run)
+    baseline: Path | None = None  # another build's bin dir: a `portico-before` contender in the base scenarios
 
 
 @dataclass
@@ -213,9 +214,11 @@ class Runner:
             ("body1k", "1 KiB body, 64 conns", Load("body.lua", 64, STATIC, "/1k"), static_url + "1k"),
             ("body64k", "64 KiB body, 64 conns", Load("body.lua", 64, STATIC, "/64k"), static_url + "64k"),
         ]
-        self.run_group("base", base, [Portico(tmp, cert, "base"), Nginx(tmp, cert, "base"), HAProxy(tmp, cert, "base"),
-                                      PorticoHyper(tmp, cert, "base")],
-                       self.base_site, HELLO)
+        contenders = [Portico(tmp, cert, "base"), Nginx(tmp, cert, "base"), HAProxy(tmp, cert, "base"),
+                      PorticoHyper(tmp, cert, "base")]
+        if self.opts.baseline is not None:
+            contenders.append(PorticoBefore(tmp, cert, "base", self.opts.baseline))
+        self.run_group("base", base, contenders, self.base_site, HELLO)
 
         def hosts_site() -> Site:
             return Site(upstreams={"hello": o.hello}, hosts=configs.many_hosts(10000))
