@@ -89,10 +89,23 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
             .context("loading the LoadBalancer allocation state")?;
         let view = hook.view();
         let pools = view.clone();
+        // The Pods the manifests declare: their readiness decides the endpoints here.
+        let state = rx.clone();
         admin_state = admin_state
             .with_view(
                 "pools",
                 Arc::new(move || serde_json::to_value(&pools.current().pools).unwrap_or_default()),
+            )
+            .with_view(
+                "pods",
+                Arc::new(move || {
+                    let rows = state
+                        .borrow()
+                        .as_deref()
+                        .map(portico_runtime::views::pods)
+                        .unwrap_or_default();
+                    serde_json::to_value(rows).unwrap_or_default()
+                }),
             )
             .with_published_view("allocations", view);
         pipeline = pipeline.with_hook(Box::new(hook));

@@ -174,9 +174,17 @@ pub struct GetArgs {
     pub what: GetWhat,
     #[arg(long, default_value = "127.0.0.1:9901")]
     pub admin_addr: SocketAddr,
-    /// `wide` adds columns; `json` prints the raw view.
-    #[arg(short = 'o', long)]
-    pub output: Option<String>,
+    /// Output format: `wide` adds columns (services: SELECTOR; pods: IP, NODE); `json` and
+    /// `yaml` print the view as the admin API serves it. Any other format is refused.
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<GetOutput>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GetOutput {
+    Wide,
+    Json,
+    Yaml,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -189,5 +197,8 @@ pub enum GetWhat {
     Ingresses,
     #[value(alias = "ipaddresspools", alias = "pool")]
     Pools,
+    /// Standalone only: the Pods of the manifests, whose readiness decides the endpoints.
+    #[value(alias = "po", alias = "pod")]
+    Pods,
     Errors,
 }

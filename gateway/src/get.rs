@@ -2,13 +2,15 @@
 
 use std::net::SocketAddr;
 
+use std::io::Write;
+
 use anyhow::{Context, bail};
-use portico_runtime::views::{EndpointsRow, ServiceRow, age};
+use portico_runtime::views::{EndpointsRow, PodRow, ServiceRow, age};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::cli::{GetArgs, GetWhat};
+use crate::cli::{GetArgs, GetOutput, GetWhat};
 
 /// GET `path` from the admin API and parse the JSON body.
 pub async fn fetch_json(admin: SocketAddr, path: &str) -> anyhow::Result<Value> {
@@ -64,6 +66,16 @@ fn name(ns: &str, name: &str, all_default: bool) -> String {
     }
 }
 
+/// Write to standard output; a reader that went away (`gateway get ep -o json | head`) ends
+/// the command quietly, as it does for kubectl.
+fn emit(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 pub async fn run(args: GetArgs) -> anyhow::Result<()> {
     let now = jiff::Timestamp::now();
     let path = match args.what {
@@ -71,13 +83,24 @@ pub async fn run(args: GetArgs) -> anyhow::Result<()> {
         GetWhat::Endpoints => "/api/endpoints",
         GetWhat::Ingresses => "/api/views/ingresses",
         GetWhat::Pools => "/api/views/pools",
+        GetWhat::Pods => "/api/views/pods",
         GetWhat::Errors => "/api/errors",
     };
-    let json = fetch_json(args.admin_addr, path).await?;
-    if args.output.as_deref() == Some("json") {
-        println!("{}", serde_json::to_string_pretty(&json)?);
-        return Ok(());
-    }
+    let json = fetch_json(args.admin_addr, path).await.map_err(|e| {
+        if args.what == GetWhat::Pods && e.to_string().contains("answered 404") {
+            anyhow::anyhow!(
+                "this Portico serves no pods view: `gateway get pods` lists the Pods of a manifests directory (standalone); against a cluster use kubectl"
+            )
+        } else {
+            e
+        }
+    })?;
+    let wide = match args.output {
+        Some(GetOutput::Json) => return emit(&(serde_json::to_string_pretty(&json)? + "\n")),
+        Some(GetOutput::Yaml) => return emit(&serde_norway::to_string(&json)?),
+        Some(GetOutput::Wide) => true,
+        None => false,
+    };
     let out = match args.what {
         GetWhat::Services => {
             let rows: Vec<ServiceRow> = serde_json::from_value(json)?;
@@ -85,28 +108,34 @@ pub async fn run(args: GetArgs) -> anyhow::Result<()> {
             let cells: Vec<Vec<String>> = rows
                 .iter()
                 .map(|r| {
-                    vec![
+                    let mut row = vec![
                         name(&r.namespace, &r.name, single_ns),
                         r.type_.clone(),
                         r.cluster_ip.clone(),
                         r.external_ip.clone(),
                         r.ports.clone(),
                         age(r.created.as_deref(), now),
-                    ]
+                    ];
+                    if wide {
+                        row.push(r.selector.clone());
+                    }
+                    row
                 })
                 .collect();
-            table(
-                &[
-                    "NAME",
-                    "TYPE",
-                    "CLUSTER-IP",
-                    "EXTERNAL-IP",
-                    "PORT(S)",
-                    "AGE",
-                ],
-                &cells,
-            )
+            let mut header = vec![
+                "NAME",
+                "TYPE",
+                "CLUSTER-IP",
+                "EXTERNAL-IP",
+                "PORT(S)",
+                "AGE",
+            ];
+            if wide {
+                header.push("SELECTOR");
+            }
+            table(&header, &cells)
         }
+        GetWhat::Pods => pods_table(serde_json::from_value(json)?, wide, now),
         GetWhat::Endpoints => {
             let rows: Vec<EndpointsRow> = serde_json::from_value(json)?;
             let single_ns = rows.iter().all(|r| r.namespace == "default");
@@ -198,8 +227,36 @@ pub async fn run(args: GetArgs) -> anyhow::Result<()> {
         }
         GetWhat::Pools => pools_table(&json),
     };
-    print!("{out}");
-    Ok(())
+    emit(&out)
+}
+
+/// `kubectl get pods` columns; `-o wide` adds IP and NODE.
+fn pods_table(rows: Vec<PodRow>, wide: bool, now: jiff::Timestamp) -> String {
+    if rows.is_empty() {
+        return "No resources found.\n".to_owned();
+    }
+    let single_ns = rows.iter().all(|r| r.namespace == "default");
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let mut row = vec![
+                name(&r.namespace, &r.name, single_ns),
+                r.ready.clone(),
+                r.status.clone(),
+                r.restarts.to_string(),
+                age(r.created.as_deref(), now),
+            ];
+            if wide {
+                row.extend([r.ip.clone(), r.node.clone()]);
+            }
+            row
+        })
+        .collect();
+    let mut header = vec!["NAME", "READY", "STATUS", "RESTARTS", "AGE"];
+    if wide {
+        header.extend(["IP", "NODE"]);
+    }
+    table(&header, &cells)
 }
 
 /// `kubectl get ipaddresspools` columns, with the pool's counters.
@@ -259,6 +316,30 @@ mod tests {
             "NAME   AUTO ASSIGN   ADDRESSES                   ASSIGNED (V4/V6)   AVAILABLE (V4/V6)\nedge   true          127.240.0.10-127.240.0.50   1/0                40/0\n"
         );
         assert_eq!(pools_table(&serde_json::json!([])), "No resources found.\n");
+    }
+
+    #[test]
+    fn pods_read_like_kubectl_get_pods() {
+        let now: jiff::Timestamp = "2026-01-02T00:00:00Z".parse().expect("ts");
+        let row = PodRow {
+            namespace: "default".into(),
+            name: "hellok8s-a".into(),
+            ready: "1/1".into(),
+            status: "Running".into(),
+            restarts: 0,
+            ip: "127.0.10.1".into(),
+            node: "portico-node".into(),
+            created: Some("2026-01-01T23:59:00Z".into()),
+        };
+        assert_eq!(
+            pods_table(vec![row.clone()], false, now),
+            "NAME         READY   STATUS    RESTARTS   AGE\nhellok8s-a   1/1     Running   0          60s\n"
+        );
+        assert_eq!(
+            pods_table(vec![row], true, now),
+            "NAME         READY   STATUS    RESTARTS   AGE   IP           NODE\nhellok8s-a   1/1     Running   0          60s   127.0.10.1   portico-node\n"
+        );
+        assert_eq!(pods_table(vec![], true, now), "No resources found.\n");
     }
 
     #[test]

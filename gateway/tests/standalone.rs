@@ -127,6 +127,63 @@ fn seed_clusterip_and_nodeport_round_robin_follow_readiness_and_survive_bad_inpu
     assert!(took < Duration::from_secs(1), "took {took:?}");
     assert_eq!(pod_names(&node, 6), two);
 
+    // `gateway get pods` shows the manifests' Pods as kubectl does; `-o wide` adds IP and NODE.
+    let get = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_gateway"))
+            .arg("get")
+            .args(args)
+            .args(["--admin-addr", &admin])
+            .output()
+            .expect("gateway get")
+    };
+    let out = get(&["pods", "-o", "wide"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.starts_with("NAME")
+            && table
+                .lines()
+                .next()
+                .is_some_and(|h| h.ends_with("IP           NODE")),
+        "{table}"
+    );
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert!(
+        row("hellok8s-1 ").contains("0/1") && row("hellok8s-1 ").contains(POD_IPS[1]),
+        "{table}"
+    );
+    assert!(row("hellok8s-0 ").contains("1/1"), "{table}");
+    let out = get(&["svc", "-o", "wide"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("app=hellok8s"));
+    let out = get(&["svc", "-o", "yaml"]);
+    let yaml = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && yaml.contains("clusterIp: 127.98.61.10"),
+        "{yaml}"
+    );
+    // kubectl refuses formats it does not know; so does this.
+    let out = get(&["svc", "-o", "bogus"]);
+    assert!(!out.status.success(), "an unknown output format is refused");
+    // A reader that goes away ends the command quietly, without a panic.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .args(["get", "ep", "-o", "json", "--admin-addr", &admin])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn gateway get");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+
     // A broken file: reported with file, document and field; serving continues unchanged.
     write(
         dir.path(),

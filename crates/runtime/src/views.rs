@@ -2,8 +2,9 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::core::v1 as core;
 use portico_model::service::ServiceType;
-use portico_model::{ObjectKey, Snapshot};
+use portico_model::{ClusterState, ObjectKey, Snapshot};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -16,6 +17,9 @@ pub struct ServiceRow {
     pub cluster_ip: String,
     pub external_ip: String,
     pub ports: String,
+    /// `kubectl get services -o wide`'s SELECTOR.
+    #[serde(default)]
+    pub selector: String,
     pub created: Option<String>,
 }
 
@@ -28,6 +32,70 @@ pub struct EndpointsRow {
     /// Every endpoint with its state, for scripts.
     pub detail: Vec<portico_model::Backend>,
     pub created: Option<String>,
+}
+
+/// `kubectl get pods` columns (`-o wide`: IP and NODE too). Standalone only: there the Pods are
+/// the manifests' own, and their readiness decides the endpoints.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PodRow {
+    pub namespace: String,
+    pub name: String,
+    /// Ready containers / containers, as kubectl shows them.
+    pub ready: String,
+    pub status: String,
+    pub restarts: i32,
+    pub ip: String,
+    pub node: String,
+    pub created: Option<String>,
+}
+
+/// One row per Pod of the state. READY counts the containers' statuses when the Pod has them,
+/// else all or none of its containers by its `Ready` condition.
+pub fn pods(state: &ClusterState) -> Vec<PodRow> {
+    state
+        .pods
+        .iter()
+        .map(|(key, pod)| {
+            let status = pod.status.as_ref();
+            let containers = pod.spec.as_ref().map_or(0, |s| s.containers.len());
+            let statuses = status.and_then(|s| s.container_statuses.as_deref());
+            let pod_ready = status
+                .and_then(|s| s.conditions.as_deref())
+                .into_iter()
+                .flatten()
+                .any(|c: &core::PodCondition| c.type_ == "Ready" && c.status == "True");
+            let (ready, restarts) = match statuses {
+                Some(cs) if !cs.is_empty() => (
+                    cs.iter().filter(|c| c.ready).count(),
+                    cs.iter().map(|c| c.restart_count).sum(),
+                ),
+                _ => (if pod_ready { containers } else { 0 }, 0),
+            };
+            PodRow {
+                namespace: key.namespace.clone(),
+                name: key.name.clone(),
+                ready: format!("{ready}/{containers}"),
+                status: status
+                    .and_then(|s| s.phase.clone())
+                    .unwrap_or_else(|| "Unknown".to_owned()),
+                restarts,
+                ip: status
+                    .and_then(|s| s.pod_ip.clone())
+                    .unwrap_or_else(|| "<none>".to_owned()),
+                node: pod
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.clone())
+                    .unwrap_or_else(|| "<none>".to_owned()),
+                created: pod
+                    .metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .map(|t| t.0.to_string()),
+            }
+        })
+        .collect()
 }
 
 /// `kubectl get services` columns. `first_seen` gives an age to objects that carry no
@@ -74,6 +142,14 @@ pub fn services(snap: &Snapshot, first_seen: &BTreeMap<ObjectKey, String>) -> Ve
                 cluster_ip,
                 external_ip,
                 ports,
+                selector: match &s.selector {
+                    Some(sel) => sel
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    None => "<none>".to_owned(),
+                },
                 created: s
                     .creation_timestamp
                     .map(|t| t.to_string())
