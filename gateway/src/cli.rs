@@ -163,7 +163,8 @@ pub struct QuickstartArgs {
     pub http_addr: SocketAddr,
     #[arg(long, default_value = "127.0.0.1:8443")]
     pub https_addr: SocketAddr,
-    /// Where LoadBalancer allocations persist (default: a folder in the system temp directory).
+    /// Where ClusterIPs and LoadBalancer allocations persist (default: per user,
+    /// `$XDG_STATE_HOME/portico/quickstart` or `~/.local/state/portico/quickstart`).
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
+use clap::Parser;
 use portico_cluster::manifests::ManifestCache;
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
@@ -88,6 +89,57 @@ async fn pods_in(dir: &Path) -> anyhow::Result<Vec<(String, SocketAddr)>> {
     Ok(pods)
 }
 
+/// Where the quickstart keeps its state (LoadBalancer allocations, ClusterIPs): per user, under
+/// the XDG state directory (`$XDG_STATE_HOME/portico/quickstart`, else
+/// `~/.local/state/portico/quickstart`), so two users on one machine never share it.
+fn default_state_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("state"))
+        });
+    match base {
+        Some(b) => b.join("portico").join("quickstart"),
+        None => std::env::temp_dir().join(format!("portico-quickstart-{}", std::process::id())),
+    }
+}
+
+/// Every address the quickstart will listen on that is already taken, with what it is for.
+async fn taken(addrs: &[(SocketAddr, String)]) -> Vec<String> {
+    let mut busy = Vec::new();
+    for (addr, what) in addrs {
+        if let Err(e) = tokio::net::TcpListener::bind(addr).await {
+            busy.push(format!("{addr} ({what}): {e}"));
+        }
+    }
+    busy
+}
+
+/// The gateway's own arguments for the quickstart, parsed like a command line so that every
+/// other flag keeps its documented default.
+fn run_args(dir: &Path, args: &QuickstartArgs, state_dir: &Path) -> anyhow::Result<RunArgs> {
+    let argv: Vec<String> = vec![
+        "gateway".into(),
+        "--manifests".into(),
+        dir.display().to_string(),
+        "--admin-addr".into(),
+        args.admin_addr.to_string(),
+        "--http-addr".into(),
+        args.http_addr.to_string(),
+        "--https-addr".into(),
+        args.https_addr.to_string(),
+        "--state-dir".into(),
+        state_dir.display().to_string(),
+        "--publish-address".into(),
+        "127.0.0.1".into(),
+        "--gossip-listen".into(),
+        "127.0.0.1:0".into(),
+    ];
+    let cli = crate::cli::Cli::try_parse_from(argv).context("quickstart arguments")?;
+    Ok(cli.run)
+}
+
 pub async fn run(args: QuickstartArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let dir = resolve_dir(&args.dir);
     anyhow::ensure!(
@@ -97,8 +149,25 @@ pub async fn run(args: QuickstartArgs, shutdown: CancellationToken) -> anyhow::R
     );
     let exe = std::env::current_exe().context("cannot find this executable")?;
 
+    // Check every address first, and name each one taken, instead of starting pods that
+    // cannot bind and then failing on the admin port.
+    let pods = pods_in(&dir).await?;
+    let mut wanted: Vec<(SocketAddr, String)> = pods
+        .iter()
+        .map(|(name, addr)| (*addr, format!("pod {name}")))
+        .collect();
+    wanted.push((args.admin_addr, "admin API, --admin-addr".into()));
+    wanted.push((args.http_addr, "HTTP, --http-addr".into()));
+    wanted.push((args.https_addr, "HTTPS, --https-addr".into()));
+    let busy = taken(&wanted).await;
+    anyhow::ensure!(
+        busy.is_empty(),
+        "cannot start the quickstart, addresses in use (is another quickstart running?):\n  {}",
+        busy.join("\n  ")
+    );
+
     let mut children: Vec<Child> = Vec::new();
-    for (name, addr) in pods_in(&dir).await? {
+    for (name, addr) in pods {
         let child = Command::new(&exe)
             .args(["hellok8s", "--listen", &addr.to_string(), "--name", &name])
             .kill_on_drop(true)
@@ -108,41 +177,12 @@ pub async fn run(args: QuickstartArgs, shutdown: CancellationToken) -> anyhow::R
         children.push(child);
     }
 
-    let state_dir = args
-        .state_dir
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join("portico-quickstart"));
-    let run_args = RunArgs {
-        manifests: Some(dir.clone()),
-        admin_addr: args.admin_addr,
-        http_addr: args.http_addr,
-        https_addr: args.https_addr,
-        node_name: "portico-node".into(),
-        node_ips: vec![],
-        service_cidr: "127.96.0.0/16".parse().expect("valid literal"),
-        node_port_range: "30000-32767".into(),
-        no_service_proxy: false,
-        state_dir: Some(state_dir),
-        ingress_class: "portico".into(),
-        default_cert: None,
-        default_key: None,
-        publish_address: Some("127.0.0.1".parse().expect("valid literal")),
-        publish_service: None,
-        access_log: crate::cli::AccessLog::Off,
-        log_json: false,
-        http1_engine: crate::cli::Http1Engine::Portico,
-        l7_threads: 0,
-        allocate: true,
-        lease_name: String::new(),
-        lease_namespace: String::new(),
-        lb_class: None,
-        l4_upstream: crate::cli::L4Upstream::Endpoints,
-        l4_proxy_protocol: false,
-        announce_ifaces: vec![],
-        gossip_listen: "127.0.0.1:0".parse().expect("valid literal"),
-        peers: vec![],
-        gossip_discover_port: None,
-    };
+    let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
+    println!(
+        "state (ClusterIPs, LoadBalancer IPs) is kept in {}",
+        state_dir.display()
+    );
+    let run_args = run_args(&dir, &args, &state_dir)?;
     let admin = args.admin_addr;
     let shown_dir = dir.display().to_string();
     let rules = ingress_rules(&dir).await;
