@@ -115,12 +115,18 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
         let client = kube_client
             .clone()
             .context("--allocate needs the Kubernetes API")?;
-        let identity = std::env::var("POD_NAME").unwrap_or_else(|_| args.node_name.clone());
+        // Unique per process unless the Pod name is given: two replicas must never share it.
+        let identity = lb_controller::kube::default_identity();
+        let namespace = args
+            .lease_namespace
+            .clone()
+            .unwrap_or_else(|| client.default_namespace().to_owned());
+        info!(lease = %args.lease_name, %namespace, %identity, "LoadBalancer allocation: leader election");
         let cfg = lb_controller::kube::KubeConfig {
             lb_class: args.lb_class.clone(),
             lease: lb_controller::kube::LeaseConfig::new(
                 args.lease_name.clone(),
-                args.lease_namespace.clone(),
+                namespace,
                 identity,
             ),
         };
@@ -128,8 +134,8 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
         admin_state = admin_state.with_published_view("allocations", view.clone());
         let (rx2, sd) = (rx.clone(), shutdown.clone());
         tasks.spawn(async move {
-            lb_controller::kube::run_on(client, cfg, rx2, view, sd).await;
-            Ok(())
+            // A missing Lease namespace ends the process with the reason, not a silent retry.
+            Ok(lb_controller::kube::run_on(client, cfg, rx2, view, sd).await?)
         });
     }
     {

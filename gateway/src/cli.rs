@@ -105,8 +105,10 @@ pub struct RunArgs {
     /// The Lease that elects the allocating replica (shared with the lb-controller Deployment).
     #[arg(long, default_value = "portico-lb-controller")]
     pub lease_name: String,
-    #[arg(long, default_value = "portico-system")]
-    pub lease_namespace: String,
+    /// The Lease's namespace (default: the Pod's own, from `POD_NAMESPACE` or the service
+    /// account; outside a cluster, the kubeconfig context's namespace). It must exist.
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
     /// Only allocate for Services with this loadBalancerClass (unset: Services without a class).
     #[arg(long)]
     pub lb_class: Option<String>,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use lb_controller::kube::metrics::LbMetrics;
-use lb_controller::kube::{KubeConfig, KubeView, LeaseConfig};
+use lb_controller::kube::{KubeConfig, KubeView, LeaseConfig, default_identity};
 use portico_cluster::Pipeline;
 use portico_runtime::admin::{self, AdminState};
 use portico_runtime::{Metrics, Publisher, telemetry};
@@ -30,9 +30,12 @@ struct Cli {
     /// The coordination.k8s.io/v1 Lease replicas elect a leader on.
     #[arg(long, default_value = "portico-lb-controller")]
     lease_name: String,
-    #[arg(long, env = "POD_NAMESPACE", default_value = "portico-system")]
-    lease_namespace: String,
-    /// This replica's name in the Lease (default: the Pod name, else the host name).
+    /// The Lease's namespace (default: the Pod's own, from `POD_NAMESPACE` or the service
+    /// account; outside a cluster, the kubeconfig context's namespace). It must exist.
+    #[arg(long, env = "POD_NAMESPACE")]
+    lease_namespace: Option<String>,
+    /// This replica's name in the Lease (default: the Pod name, else host name, process id and a
+    /// random suffix: never shared by two replicas).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
     /// Lease duration in seconds; the leader renews every third of it.
@@ -56,14 +59,6 @@ enum Command {
     },
 }
 
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_owned())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "lb-controller".to_owned())
-}
-
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Crds { out: Some(dir) }) => return lb_controller::crds::write_to(&dir),
@@ -74,22 +69,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         None => {}
     }
     telemetry::init_logging("info", cli.log_json);
-    let mut lease = LeaseConfig::new(
-        cli.lease_name,
-        cli.lease_namespace,
-        cli.identity.unwrap_or_else(host_name),
-    );
-    lease.duration = Duration::from_secs(cli.lease_seconds.max(3));
-    lease.renew_every = lease.duration / 3;
-    let cfg = KubeConfig {
-        lb_class: cli.lb_class,
-        lease,
-    };
     let admin_addr = cli.admin_addr;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let shutdown = telemetry::shutdown_on_signals();
         let client = portico_cluster::kube_source::client_from_env().await?;
+        let namespace = cli
+            .lease_namespace
+            .unwrap_or_else(|| client.default_namespace().to_owned());
+        let mut lease = LeaseConfig::new(
+            cli.lease_name,
+            namespace,
+            cli.identity.unwrap_or_else(default_identity),
+        );
+        lease.duration = Duration::from_secs(cli.lease_seconds.max(3));
+        lease.renew_every = lease.duration / 3;
+        tracing::info!(lease = %lease.name, namespace = %lease.namespace, identity = %lease.identity, "leader election");
+        let cfg = KubeConfig {
+            lb_class: cli.lb_class,
+            lease,
+        };
         let (tx, rx) = portico_cluster::state_channel();
         let view = Publisher::new(KubeView::default());
         let mut tasks = tokio::task::JoinSet::new();
@@ -120,8 +119,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let sd = shutdown.clone();
             tasks.spawn(async move { Ok(admin::serve(listener, state, sd).await?) });
         }
-        lb_controller::kube::run_on(client, cfg, rx, view, shutdown.clone()).await;
+        let elected = lb_controller::kube::run_on(client, cfg, rx, view, shutdown.clone()).await;
         shutdown.cancel();
+        elected?;
         while let Some(r) = tasks.join_next().await {
             r??;
         }

@@ -16,6 +16,43 @@ use kube::api::{Api, PostParams};
 use tokio::time::Instant;
 use tracing::{debug, info};
 
+/// Why the election cannot go on at all (as opposed to a failed round, which is retried).
+#[derive(Debug, thiserror::Error)]
+pub enum ElectionError {
+    #[error(
+        "the Lease namespace {namespace:?} does not exist: create it, or choose another with --lease-namespace (default: the Pod's own namespace)"
+    )]
+    NoNamespace { namespace: String },
+}
+
+/// This replica's name in the Lease when none is given: the Pod name (`POD_NAME`, from the
+/// downward API), else the host name with the process id and a random suffix, as client-go's
+/// leader election does, so that two replicas never share an identity and both lead.
+pub fn default_identity() -> String {
+    identity_from(std::env::var("POD_NAME").ok())
+}
+
+/// [`default_identity`] for a given `POD_NAME`.
+pub fn identity_from(pod_name: Option<String>) -> String {
+    if let Some(pod) = pod_name.filter(|p| !p.is_empty()) {
+        return pod;
+    }
+    use std::hash::{BuildHasher, Hasher};
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "portico".to_owned());
+    // RandomState is seeded from the OS per process: a random suffix without a random crate.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    format!(
+        "{host}-{}-{:06x}",
+        std::process::id(),
+        h.finish() & 0xff_ffff
+    )
+}
+
 #[derive(Clone, Debug)]
 pub struct LeaseConfig {
     pub name: String,
@@ -67,6 +104,11 @@ fn is_conflict(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409)
 }
 
+/// A create answered 404: the namespace does not exist (the API server's NamespaceLifecycle).
+fn is_missing_namespace(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
 impl Elector {
     pub fn new(client: Client, cfg: LeaseConfig) -> Self {
         Self {
@@ -85,6 +127,17 @@ impl Elector {
     pub fn is_leader(&self) -> bool {
         self.renewed
             .is_some_and(|t| t.elapsed() < self.cfg.renew_deadline())
+    }
+
+    /// [`Self::try_acquire_or_renew`], with a missing namespace told apart: that one no retry
+    /// can mend, so the caller stops instead of retrying forever.
+    pub async fn round(&mut self) -> Result<Result<bool, kube::Error>, ElectionError> {
+        match self.try_acquire_or_renew().await {
+            Err(e) if is_missing_namespace(&e) => Err(ElectionError::NoNamespace {
+                namespace: self.cfg.namespace.clone(),
+            }),
+            r => Ok(r),
+        }
     }
 
     /// Acquire the lease if it is free or expired, renew it if held. Returns whether this replica

@@ -30,7 +30,7 @@ use tracing::{info, warn};
 use crate::allocator::{ANNOTATION_ALLOCATED_FROM_POOL, Allocator, Assignment, ServiceRequest};
 use crate::candidates::{Candidates, candidates};
 use crate::standalone::{AllocationView, ServiceAllocation};
-pub use lease::{Elector, LeaseConfig};
+pub use lease::{ElectionError, Elector, LeaseConfig, default_identity};
 use portico_runtime::Publisher;
 use serde::Serialize;
 
@@ -50,7 +50,7 @@ pub async fn run(
     let (tx, rx) = portico_cluster::state_channel();
     let source_stop = shutdown.child_token();
     let source = tokio::spawn(kube_source::run(client.clone(), tx, source_stop.clone()));
-    run_on(
+    let elected = run_on(
         client,
         cfg,
         rx,
@@ -60,7 +60,7 @@ pub async fn run(
     .await;
     source_stop.cancel();
     source.await??;
-    Ok(())
+    Ok(elected?)
 }
 
 /// What the admin API shows in kube mode: whether this replica leads, and (while it does) the
@@ -74,18 +74,20 @@ pub struct KubeView {
 }
 
 /// The election and the controller on a state channel someone else feeds (the gateway's own
-/// `kube_source`, for `gateway --allocate`). Returns at `shutdown`, having released the lease.
+/// `kube_source`, for `gateway --allocate`). Returns at `shutdown`, having released the lease,
+/// or at once with an error when the Lease's namespace does not exist (no retry mends that, and
+/// a controller that retries forever leaves every Service `<pending>` without a word).
 pub async fn run_on(
     client: Client,
     cfg: KubeConfig,
     rx: portico_cluster::StateRx,
     view: Arc<Publisher<KubeView>>,
     shutdown: CancellationToken,
-) {
+) -> Result<(), ElectionError> {
     let events = status::EventPublisher::new(client.clone(), Some(cfg.lease.identity.clone()));
     let mut elector = Elector::new(client.clone(), cfg.lease.clone());
     loop {
-        match elector.try_acquire_or_renew().await {
+        match elector.round().await? {
             Ok(true) => {
                 lead(
                     &client,
@@ -115,6 +117,7 @@ pub async fn run_on(
     if let Err(e) = elector.release().await {
         warn!(error = %e, "lease not released; another replica takes over when it expires");
     }
+    Ok(())
 }
 
 /// Allocate while this replica holds the lease.

@@ -394,3 +394,51 @@ async fn an_overlapping_pool_gets_a_warning_event_and_the_other_keeps_serving() 
     );
     stop(ctl).await;
 }
+
+#[tokio::test]
+async fn a_missing_lease_namespace_ends_the_controller_with_the_reason() {
+    let api = FakeApiServer::builder().namespace_lifecycle().start().await;
+    let (_stop, task) = start(&api, "replica-a");
+    let ended = tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the controller stops instead of retrying forever")
+        .expect("no panic");
+    let err = ended.expect_err("an error, not a clean exit");
+    assert!(
+        err.to_string()
+            .contains("\"portico-system\" does not exist"),
+        "{err:#}"
+    );
+}
+
+#[tokio::test]
+async fn the_lease_is_taken_once_its_namespace_exists() {
+    let api = FakeApiServer::builder().namespace_lifecycle().start().await;
+    api.apply(
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "portico-system"}}),
+    );
+    let ctl = start(&api, "replica-a");
+    eventually("the lease", || {
+        api.get(
+            "coordination.k8s.io/v1",
+            "Lease",
+            "portico-system",
+            "portico-lb-controller",
+        )
+    })
+    .await;
+    stop(ctl).await;
+}
+
+#[test]
+fn identities_are_unique_per_process_without_a_pod_name() {
+    // Two replicas started without POD_NAME on one host (or two hosts with the same name)
+    // must not share an identity, or both would lead.
+    let (a, b) = (lease::identity_from(None), lease::identity_from(None));
+    assert_ne!(a, b, "a random suffix per replica");
+    assert!(a.contains(&format!("-{}-", std::process::id())), "{a}");
+    assert_eq!(
+        lease::identity_from(Some("portico-lb-7d9f".into())),
+        "portico-lb-7d9f"
+    );
+}

@@ -150,6 +150,21 @@ async fn route(
                     "create requires a namespace in the path",
                 ));
             }
+            if let (true, Some(ns)) = (namespaced && inner.namespace_lifecycle, ns) {
+                let store = inner.store();
+                let exists = store
+                    .resources
+                    .iter()
+                    .position(|r| r.group.is_empty() && r.plural == "namespaces")
+                    .is_some_and(|n| store.get(n, None, ns).is_ok());
+                if !exists {
+                    return Err(ApiError::new(
+                        404,
+                        "NotFound",
+                        format!("namespaces \"{ns}\" not found"),
+                    ));
+                }
+            }
             Ok(created(inner.store().create(
                 res,
                 ns,

@@ -15,8 +15,9 @@
 //!   nothing; DELETE honours finalizers with `deletionTimestamp`;
 //! - `.status` of kinds with a status subresource is written only through `.../status`.
 //!
-//! What it does not: authentication, admission, defaulting, validation beyond names and types,
-//! namespace existence checks, garbage collection, field managers.
+//! What it does not: authentication, admission (except, with [`Builder::namespace_lifecycle`],
+//! the NamespaceLifecycle plugin's refusal to create in a namespace that does not exist),
+//! defaulting, validation beyond names and types, garbage collection, field managers.
 //!
 //! ```no_run
 //! # async fn example() {
@@ -85,6 +86,8 @@ pub(crate) struct Inner {
     requests: Mutex<Vec<RequestRecord>>,
     hold_watches: watch::Sender<bool>,
     hold_lists: watch::Sender<bool>,
+    /// Refuse creates in namespaces that have no Namespace object (404, as the API server).
+    pub(crate) namespace_lifecycle: bool,
 }
 
 impl Inner {
@@ -112,6 +115,7 @@ pub struct Builder {
     history_limit: usize,
     watch_queue: usize,
     bookmark_interval: Duration,
+    namespace_lifecycle: bool,
 }
 
 impl Default for Builder {
@@ -123,6 +127,7 @@ impl Default for Builder {
             history_limit: 1000,
             watch_queue: 4096,
             bookmark_interval: Duration::from_secs(60),
+            namespace_lifecycle: false,
         }
     }
 }
@@ -158,6 +163,14 @@ impl Builder {
         self
     }
 
+    /// Refuse to create a namespaced object in a namespace with no Namespace object, with the
+    /// API server's `404 namespaces "NAME" not found` (its NamespaceLifecycle admission).
+    /// Off by default: most tests create objects without creating their namespace first.
+    pub fn namespace_lifecycle(mut self) -> Self {
+        self.namespace_lifecycle = true;
+        self
+    }
+
     pub async fn start(self) -> FakeApiServer {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
@@ -174,6 +187,7 @@ impl Builder {
             requests: Mutex::new(Vec::new()),
             hold_watches: watch::channel(false).0,
             hold_lists: watch::channel(false).0,
+            namespace_lifecycle: self.namespace_lifecycle,
         });
         let serve = tokio::spawn(serve(listener, inner.clone()));
         let bookmarks = tokio::spawn({
