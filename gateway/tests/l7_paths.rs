@@ -152,3 +152,52 @@ async fn encoded_slashes_kept_are_opaque() {
         gw.shutdown().await;
     }
 }
+
+/// `rewrite-target` and `app-root` act on the normalised path, on both engines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewrites_and_redirects_see_the_normalised_path() {
+    let origin = Origin::start("app", "127.0.0.1").await;
+    let yaml = [
+        service("app", &[origin.addr]),
+        ingress(
+            "rewrite",
+            &[("use-regex", "true"), ("rewrite-target", "/v2/$2")],
+            &[(HOST, "/api(/|$)(.*)", "ImplementationSpecific", "app")],
+        ),
+        ingress(
+            "root",
+            &[("app-root", "/app1")],
+            &[("root.example.com", "/", "Prefix", "app")],
+        ),
+    ]
+    .concat();
+    for fast_h1 in [true, false] {
+        let cfg = L7Config {
+            fast_h1,
+            ..Default::default()
+        };
+        let gw = Gateway::start_with(&yaml, cfg).await;
+        let (s, body) = raw_get(gw.http, "/x/../api//items/./7?q=/../1").await;
+        assert_eq!(s, 200, "fast={fast_h1}: {body}");
+        assert_eq!(
+            body,
+            format!("origin=app path=/v2/items/7?q=/../1 host={HOST}")
+        );
+
+        let mut s = TcpStream::connect(gw.http).await.expect("connect");
+        s.write_all(b"GET /x/.. HTTP/1.1\r\nHost: root.example.com\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("write");
+        let mut buf = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+            .await
+            .expect("answered in time")
+            .expect("read");
+        let text = String::from_utf8_lossy(&buf).to_lowercase();
+        assert!(
+            text.starts_with("http/1.1 302") && text.contains("location: /app1"),
+            "fast={fast_h1}: {text}"
+        );
+        gw.shutdown().await;
+    }
+}
