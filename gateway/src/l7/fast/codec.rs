@@ -314,7 +314,7 @@ pub fn write_upstream_head(
     out.extend_from_slice(req.method.as_bytes());
     out.push(b' ');
     out.extend_from_slice(path.as_bytes());
-    out.extend_from_slice(req.target[req.path().len()..].as_bytes());
+    out.extend_from_slice(&req.target.as_bytes()[req.path().len()..]);
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let mut xff: Option<&[u8]> = None;
     for h in req.headers {
