@@ -201,6 +201,10 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
             },
             fast_h1: args.http1_engine == crate::cli::Http1Engine::Portico,
             threads: args.l7_threads,
+            encoded_slashes: match args.encoded_slashes {
+                crate::cli::EncodedSlashes::Reject => crate::l7::path::EncodedSlashes::Reject,
+                crate::cli::EncodedSlashes::Keep => crate::l7::path::EncodedSlashes::Keep,
+            },
             ..Default::default()
         };
         let l7_metrics = Arc::new(crate::l7::Metrics::default());

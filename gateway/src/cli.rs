@@ -99,6 +99,11 @@ pub struct RunArgs {
     /// edge). 0: on the process's runtime (`TOKIO_WORKER_THREADS` worker threads).
     #[arg(long, default_value_t = 0)]
     pub l7_threads: usize,
+    /// Request paths holding an encoded slash or backslash (`%2F`, `%5C`) or a raw `\`:
+    /// `reject` answers 400; `keep` routes them with these kept encoded, inside their segment.
+    /// Paths are normalised either way (dot segments, repeated slashes, escapes).
+    #[arg(long, value_enum, default_value_t = EncodedSlashes::Reject)]
+    pub encoded_slashes: EncodedSlashes,
     /// Also allocate LoadBalancer IPs (always on in standalone mode).
     #[arg(long)]
     pub allocate: bool,
@@ -138,6 +143,12 @@ pub struct RunArgs {
 pub enum Http1Engine {
     Portico,
     Hyper,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EncodedSlashes {
+    Reject,
+    Keep,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -72,10 +72,20 @@ async fn each_request_is_logged_once_with_its_route_and_status() {
             .0,
         404
     );
+    assert_eq!(
+        get(&c, gw.http, "log.example.com", "/a/..//fast/%2e/x", &[])
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        get(&c, gw.http, "log.example.com", "/a/%zz", &[]).await.0,
+        400
+    );
     gw.shutdown().await;
 
     let lines = access_lines(&capture);
-    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines.len(), 4, "{lines:?}");
     let ok = &lines[0];
     assert_eq!(ok["method"], "GET");
     assert_eq!(ok["path"], "/fast", "the query stays out of the log");
@@ -89,4 +99,10 @@ async fn each_request_is_logged_once_with_its_route_and_status() {
     assert_eq!(missing["status"], 404);
     assert_eq!(missing["path"], "/missing");
     assert_eq!(missing["ingress"], "");
+    assert_eq!(lines[2]["path"], "/fast/x", "the normalised path is logged");
+    assert_eq!(lines[2]["status"], 200);
+    assert_eq!(
+        (&lines[3]["path"], &lines[3]["status"]),
+        (&"/a/%zz".into(), &400.into())
+    );
 }

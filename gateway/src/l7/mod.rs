@@ -11,6 +11,7 @@ pub mod annotations;
 pub mod class;
 pub mod fast;
 pub mod metrics;
+pub mod path;
 pub mod proxy;
 mod server;
 pub mod shared;
@@ -74,6 +75,9 @@ pub struct L7Config {
     /// Listener threads, each with its own current-thread runtime (`--l7-threads`); 0: the
     /// connections are served on the caller's runtime.
     pub threads: usize,
+    /// Requests whose path holds `%2F` or `%5C`: refused (the default) or routed with them
+    /// kept encoded (`--encoded-slashes`); see [`path`].
+    pub encoded_slashes: path::EncodedSlashes,
 }
 
 impl Default for L7Config {
@@ -91,6 +95,7 @@ impl Default for L7Config {
             drain_timeout: Duration::from_secs(10),
             fast_h1: true,
             threads: 0,
+            encoded_slashes: path::EncodedSlashes::Reject,
         }
     }
 }
@@ -121,6 +126,7 @@ impl L7 {
             https_port,
         );
         shared.fast_h1 = cfg.fast_h1;
+        shared.encoded_slashes = cfg.encoded_slashes;
         Self {
             shared: Arc::new(shared),
             cfg: Arc::new(cfg),

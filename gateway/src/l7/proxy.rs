@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::uri::Scheme;
+use http::uri::{PathAndQuery, Scheme};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full, Limited};
@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use tracing::{debug, info};
 
 use super::annotations::{BackendProtocol, HashKey};
+use super::path::{self, EncodedSlashes, PathError};
 use super::shared::Shared;
 use super::table::{Canary, Lookup, Route, normalize_host};
 use super::upstream::{Endpoint, Target};
@@ -66,6 +67,8 @@ pub enum ProxyError {
     TooLarge,
     #[error("the upstream request could not be built")]
     BadRequest(#[source] http::Error),
+    #[error("request path refused")]
+    BadPath(#[from] PathError),
 }
 
 impl ProxyError {
@@ -78,7 +81,7 @@ impl ProxyError {
             ProxyError::Connect { .. } | ProxyError::Upstream { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::BadRequest(_) | ProxyError::BadPath(_) => StatusCode::BAD_REQUEST,
         }
     }
 }
@@ -121,11 +124,34 @@ fn request_host(req: &Request<Incoming>) -> &str {
         .unwrap_or("")
 }
 
+/// `uri` with its path normalised ([`path::normalize`]) and its query as it came; `None` when
+/// the path is already normal. Asterisk-form (`*`) and authority-form (no path) are left as
+/// they are: no route prefix matches them.
+fn normalized_uri(uri: &Uri, slashes: EncodedSlashes) -> Result<Option<Uri>, ProxyError> {
+    let p = uri.path();
+    if p == "*" || p.is_empty() {
+        return Ok(None);
+    }
+    let std::borrow::Cow::Owned(mut p) = path::normalize(p, slashes)? else {
+        return Ok(None);
+    };
+    if let Some(q) = uri.query() {
+        p.push('?');
+        p.push_str(q);
+    }
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query =
+        Some(PathAndQuery::try_from(p).map_err(|e| ProxyError::BadRequest(e.into()))?);
+    Uri::from_parts(parts)
+        .map(Some)
+        .map_err(|e| ProxyError::BadRequest(e.into()))
+}
+
 /// The whole request: never fails (errors become responses).
 pub async fn handle(
     shared: Arc<Shared>,
     conn: ConnInfo,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let start = Instant::now();
     // RFC 9112 3.2: an HTTP/1.1 request with no Host, or with more than one, is refused; which
@@ -134,6 +160,31 @@ pub async fn handle(
     if hosts > 1 || (hosts == 0 && req.version() == Version::HTTP_11) {
         shared.metrics.unrouted.inc();
         return Ok(local_response(StatusCode::BAD_REQUEST, "400 bad request\n"));
+    }
+    // Everything from here on (routing, policy, rewrite, hashing, the upstream request, the
+    // log) sees the normalised path.
+    match normalized_uri(req.uri(), shared.encoded_slashes) {
+        Ok(None) => {}
+        Ok(Some(uri)) => *req.uri_mut() = uri,
+        Err(e) => {
+            debug!(peer = %conn.peer, error = %e, cause = ?std::error::Error::source(&e), "request refused");
+            shared.metrics.unrouted.inc();
+            if shared.access_log_enabled() {
+                let raw = req.uri().path().escape_debug().to_string();
+                let host = normalize_host(request_host(&req));
+                let status = e.status().as_u16();
+                shared.log_line(
+                    &conn,
+                    req.method().as_str(),
+                    &raw,
+                    &host,
+                    None,
+                    status,
+                    start.elapsed(),
+                );
+            }
+            return Ok(error_response(&e));
+        }
     }
     let table = shared.table.load_full();
     let host = normalize_host(request_host(&req)).into_owned();

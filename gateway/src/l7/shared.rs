@@ -16,6 +16,7 @@ use tracing::info;
 use super::AccessLog;
 use super::class::RouterConfig;
 use super::metrics::Metrics;
+use super::path::EncodedSlashes;
 use super::proxy::{ConnInfo, ProxyBody};
 use super::table::{Route, RouteTable};
 use super::tls::CertCache;
@@ -41,6 +42,8 @@ pub struct Shared {
     pub ready: AtomicBool,
     /// Plain HTTP/1.1 requests take the fast path ([`super::fast`]); off, hyper serves all.
     pub fast_h1: bool,
+    /// How request paths with `%2F` / `%5C` are treated ([`super::path`]).
+    pub encoded_slashes: EncodedSlashes,
 }
 
 fn connector(connect_timeout: Duration) -> HttpConnector {
@@ -99,6 +102,7 @@ impl Shared {
             https_port,
             ready: AtomicBool::new(false),
             fast_h1: true,
+            encoded_slashes: EncodedSlashes::default(),
         }
     }
 

@@ -43,6 +43,9 @@ pub enum Handoff {
     /// No route, or the route needs something only the general path does (redirects, canaries,
     /// rewrites, allow-lists, non-HTTP backends, 503 and 413 answers).
     Route,
+    /// The path is refused by [`crate::l7::path::normalize`] (400), or carries a fragment
+    /// (which the general path's URI parser drops).
+    Path,
 }
 
 /// The header names a `Connection` header lists (hop-by-hop for this message only).
@@ -296,18 +299,22 @@ impl Forwarding {
     }
 }
 
-/// Append the upstream request head for `req` to `out`: the client's headers minus hop-by-hop
-/// ones, then `X-Forwarded-For` (appended to the client's), `X-Real-IP`, `X-Forwarded-Proto`,
-/// `-Host`, `-Port` and an `X-Request-ID` when the client sent none — what the general path sends.
+/// Append the upstream request head for `req` to `out`: the target with `path` (the normalised
+/// path) in place of the client's and the query as it came, the client's headers minus
+/// hop-by-hop ones, then `X-Forwarded-For` (appended to the client's), `X-Real-IP`,
+/// `X-Forwarded-Proto`, `-Host`, `-Port` and an `X-Request-ID` when the client sent none — what
+/// the general path sends.
 pub fn write_upstream_head(
     out: &mut Vec<u8>,
     req: &RequestHead<'_, '_>,
+    path: &str,
     fwd: &Forwarding,
     request_id: impl FnOnce() -> [u8; 32],
 ) {
     out.extend_from_slice(req.method.as_bytes());
     out.push(b' ');
-    out.extend_from_slice(req.target.as_bytes());
+    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(&req.target.as_bytes()[req.path().len()..]);
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let mut xff: Option<&[u8]> = None;
     for h in req.headers {

@@ -34,6 +34,7 @@ use tracing::{debug, info};
 use self::codec::{Framing, Handoff, MAX_HEAD, MAX_HEADERS, ResponseExtras};
 use self::io::Prefixed;
 use super::annotations::BackendProtocol;
+use super::path;
 use super::proxy::{ConnInfo, affinity, headers};
 use super::shared::Shared;
 use super::table::{Lookup, Route, normalize_host};
@@ -274,10 +275,14 @@ where
         let Some(req) = codec::parse_request(&self.inbuf, &mut hdrs)? else {
             return Ok(None);
         };
+        // Routed, checked and forwarded as normalised; a refused path gets its 400 (and its
+        // count and log line) from the general path.
+        let path =
+            path::normalize(req.path(), shared.encoded_slashes).map_err(|_| Handoff::Path)?;
         let route = {
             let table = shared.table.load();
             let host = normalize_host(req.host);
-            match table.lookup(&host, req.path()) {
+            match table.lookup(&host, &path) {
                 Lookup::Route(r) => r.clone(),
                 // 404s, 503s and the rest keep their one implementation.
                 Lookup::NotFound => return Err(Handoff::Route),
@@ -314,7 +319,13 @@ where
             None => (None, false),
         };
         self.out.clear();
-        codec::write_upstream_head(&mut self.out, &req, &self.fwd, headers::request_id_bytes);
+        codec::write_upstream_head(
+            &mut self.out,
+            &req,
+            &path,
+            &self.fwd,
+            headers::request_id_bytes,
+        );
         let in_buf = (self.inbuf.len() - req.head_len)
             .min(usize::try_from(req.content_length).unwrap_or(usize::MAX));
         self.out
@@ -323,7 +334,7 @@ where
         let log = shared.access_log_enabled().then(|| {
             (
                 req.method.to_owned(),
-                req.path().to_owned(),
+                path.clone().into_owned(),
                 normalize_host(req.host).into_owned(),
             )
         });

@@ -94,7 +94,7 @@ fn upstream_head(raw: &str, tls: bool) -> String {
         .expect("complete");
     let mut out = Vec::new();
     let fwd = Forwarding::new("127.0.0.9".parse().expect("literal"), tls, 8080);
-    write_upstream_head(&mut out, &r, &fwd, || [b'7'; 32]);
+    write_upstream_head(&mut out, &r, r.path(), &fwd, || [b'7'; 32]);
     String::from_utf8(out).expect("ascii")
 }
 
@@ -290,4 +290,20 @@ proptest! {
         let mut h = headers();
         let _ = parse_response(&raw, &mut h, false);
     }
+}
+
+#[test]
+fn the_upstream_target_is_the_given_path_and_the_query_as_it_came() {
+    let raw = "GET /a/../b?x=/../%2f HTTP/1.1\r\nHost: a\r\n\r\n";
+    let mut h = headers();
+    let r = parse_request(raw.as_bytes(), &mut h)
+        .expect("taken")
+        .expect("complete");
+    let fwd = Forwarding::new("127.0.0.9".parse().expect("literal"), false, 80);
+    let mut out = Vec::new();
+    write_upstream_head(&mut out, &r, "/b", &fwd, || [b'7'; 32]);
+    assert!(out.starts_with(b"GET /b?x=/../%2f HTTP/1.1\r\n"));
+    out.clear();
+    write_upstream_head(&mut out, &r, r.path(), &fwd, || [b'7'; 32]);
+    assert!(out.starts_with(b"GET /a/../b?x=/../%2f HTTP/1.1\r\n"));
 }
