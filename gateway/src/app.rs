@@ -182,6 +182,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
             },
             fast_h1: args.http1_engine == crate::cli::Http1Engine::Portico,
             threads: args.l7_threads,
+            trust_forwarded_from: args.trust_forwarded_from.clone(),
             ..Default::default()
         };
         let l7_metrics = Arc::new(crate::l7::Metrics::default());

@@ -99,6 +99,13 @@ pub struct RunArgs {
     /// edge). 0: on the process's runtime (`TOKIO_WORKER_THREADS` worker threads).
     #[arg(long, default_value_t = 0)]
     pub l7_threads: usize,
+    /// Believe the `X-Forwarded-For`, `X-Forwarded-Proto/-Host/-Port` and `Forwarded` headers
+    /// of peers in these ranges (CIDRs or addresses; repeatable or comma-separated), e.g. an
+    /// external load balancer. The client is then the right-most untrusted `X-Forwarded-For`
+    /// entry (for `X-Real-IP`, allow-lists and the access log). Default: nobody's; a client's
+    /// forwarding headers are replaced by what the connection says.
+    #[arg(long = "trust-forwarded-from", value_delimiter = ',', value_parser = parse_trusted_range)]
+    pub trust_forwarded_from: Vec<ipnet::IpNet>,
     /// Also allocate LoadBalancer IPs (always on in standalone mode).
     #[arg(long)]
     pub allocate: bool,
@@ -130,6 +137,10 @@ pub struct RunArgs {
     /// Also discover peers from the Node objects L2Advertisements allow, at this port.
     #[arg(long)]
     pub gossip_discover_port: Option<u16>,
+}
+
+fn parse_trusted_range(s: &str) -> Result<ipnet::IpNet, String> {
+    crate::l7::forwarded::parse_range(s).map_err(|e| e.to_string())
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -132,6 +132,7 @@ pub async fn run(args: QuickstartArgs, shutdown: CancellationToken) -> anyhow::R
         log_json: false,
         http1_engine: crate::cli::Http1Engine::Portico,
         l7_threads: 0,
+        trust_forwarded_from: Vec::new(),
         allocate: true,
         lease_name: String::new(),
         lease_namespace: String::new(),

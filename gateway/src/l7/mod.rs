@@ -10,6 +10,7 @@
 pub mod annotations;
 pub mod class;
 pub mod fast;
+pub mod forwarded;
 pub mod metrics;
 pub mod proxy;
 mod server;
@@ -74,6 +75,9 @@ pub struct L7Config {
     /// Listener threads, each with its own current-thread runtime (`--l7-threads`); 0: the
     /// connections are served on the caller's runtime.
     pub threads: usize,
+    /// `--trust-forwarded-from`: peers whose `X-Forwarded-*` and `Forwarded` headers are
+    /// believed (see [`forwarded`]); empty (the default): nobody's.
+    pub trust_forwarded_from: Vec<ipnet::IpNet>,
 }
 
 impl Default for L7Config {
@@ -91,6 +95,7 @@ impl Default for L7Config {
             drain_timeout: Duration::from_secs(10),
             fast_h1: true,
             threads: 0,
+            trust_forwarded_from: Vec::new(),
         }
     }
 }
@@ -121,6 +126,7 @@ impl L7 {
             https_port,
         );
         shared.fast_h1 = cfg.fast_h1;
+        shared.trusted = forwarded::TrustedProxies::new(cfg.trust_forwarded_from.clone());
         Self {
             shared: Arc::new(shared),
             cfg: Arc::new(cfg),

@@ -4,7 +4,7 @@
 //! One `Arc<RouteTable>` is taken per request; nothing here locks.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use tracing::{debug, info};
 
 use super::annotations::{BackendProtocol, HashKey};
+use super::forwarded::TrustedProxies;
 use super::shared::Shared;
 use super::table::{Canary, Lookup, Route, normalize_host};
 use super::upstream::{Endpoint, Target};
@@ -37,6 +38,39 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     pub local: SocketAddr,
     pub tls: bool,
+    /// The peer is in `--trust-forwarded-from`: its forwarding headers are believed.
+    pub trusted_peer: bool,
+    /// Who the request is from: the peer's address, or for a trusted peer the client its
+    /// `X-Forwarded-For` names (set per request by [`ConnInfo::for_request`]). Allow-lists,
+    /// `X-Real-IP`, `$remote_addr` hashing and the access log use it.
+    pub client: IpAddr,
+}
+
+impl ConnInfo {
+    pub fn new(peer: SocketAddr, local: SocketAddr, tls: bool, trusted: &TrustedProxies) -> Self {
+        Self {
+            peer,
+            local,
+            tls,
+            trusted_peer: trusted.trusts(peer.ip()),
+            client: peer.ip(),
+        }
+    }
+
+    /// This connection's facts for one request whose `X-Forwarded-For` values are `xff`.
+    pub fn for_request<'v>(
+        self,
+        trusted: &TrustedProxies,
+        xff: impl DoubleEndedIterator<Item = &'v [u8]>,
+    ) -> Self {
+        if !self.trusted_peer {
+            return self;
+        }
+        Self {
+            client: trusted.client(self.peer.ip(), xff),
+            ..self
+        }
+    }
 }
 
 /// Why a request got no upstream response; [`ProxyError::status`] maps each to a status.
@@ -128,6 +162,13 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let start = Instant::now();
+    let conn = conn.for_request(
+        &shared.trusted,
+        req.headers()
+            .get_all(&headers::X_FORWARDED_FOR)
+            .iter()
+            .map(HeaderValue::as_bytes),
+    );
     // RFC 9112 3.2: an HTTP/1.1 request with no Host, or with more than one, is refused; which
     // of two hosts a request is for is exactly what a smuggler wants proxy and origin to disagree on.
     let hosts = req.headers().get_all(header::HOST).iter().count();
@@ -238,7 +279,7 @@ fn hash_key(
             .as_bytes()
             .to_vec(),
         HashKey::Uri => req.uri().path().as_bytes().to_vec(),
-        HashKey::RemoteAddr => conn.peer.ip().to_string().into_bytes(),
+        HashKey::RemoteAddr => conn.client.to_string().into_bytes(),
         HashKey::Host => host.as_bytes().to_vec(),
         HashKey::Header(name) => h.get(name)?.as_bytes().to_vec(),
         HashKey::Cookie(name) => affinity::cookie(h, name)?.as_bytes().to_vec(),

@@ -109,11 +109,7 @@ async fn connection(
     metrics.open_connections.inc();
     match tls {
         None => {
-            let info = ConnInfo {
-                peer,
-                local,
-                tls: false,
-            };
+            let info = ConnInfo::new(peer, local, false, &shared.trusted);
             if shared.fast_h1 {
                 super::fast::serve(shared, info, stream, shutdown).await
             } else {
@@ -124,11 +120,7 @@ async fn connection(
             match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(tls_stream)) => {
                     metrics.tls_handshakes.inc();
-                    let info = ConnInfo {
-                        peer,
-                        local,
-                        tls: true,
-                    };
+                    let info = ConnInfo::new(peer, local, true, &shared.trusted);
                     // HTTP/2 (negotiated by ALPN) is the general path's.
                     let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
                     if shared.fast_h1 && !h2 {

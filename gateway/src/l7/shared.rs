@@ -15,6 +15,7 @@ use tracing::info;
 
 use super::AccessLog;
 use super::class::RouterConfig;
+use super::forwarded::TrustedProxies;
 use super::metrics::Metrics;
 use super::proxy::{ConnInfo, ProxyBody};
 use super::table::{Route, RouteTable};
@@ -41,6 +42,8 @@ pub struct Shared {
     pub ready: AtomicBool,
     /// Plain HTTP/1.1 requests take the fast path ([`super::fast`]); off, hyper serves all.
     pub fast_h1: bool,
+    /// Peers whose forwarding headers are believed (`--trust-forwarded-from`; none by default).
+    pub trusted: TrustedProxies,
 }
 
 fn connector(connect_timeout: Duration) -> HttpConnector {
@@ -99,6 +102,7 @@ impl Shared {
             https_port,
             ready: AtomicBool::new(false),
             fast_h1: true,
+            trusted: TrustedProxies::default(),
         }
     }
 
@@ -140,13 +144,13 @@ impl Shared {
             AccessLog::Off => {}
             AccessLog::Text => info!(
                 target: "portico::access",
-                client = %conn.peer.ip(), method, host, path, status, ingress, service,
+                client = %conn.client, method, host, path, status, ingress, service,
                 duration_ms = ms,
                 "request"
             ),
             AccessLog::Json => {
                 let line = serde_json::json!({
-                    "client": conn.peer.ip().to_string(),
+                    "client": conn.client.to_string(),
                     "method": method,
                     "host": host,
                     "path": path,

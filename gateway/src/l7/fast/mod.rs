@@ -144,7 +144,12 @@ where
         inbuf: BytesMut::with_capacity(BUF),
         upbuf: BytesMut::new(),
         out: Vec::with_capacity(2048),
-        fwd: codec::Forwarding::new(info.peer.ip(), info.tls, info.local.port()),
+        fwd: codec::Forwarding::new(
+            info.peer.ip(),
+            info.tls,
+            info.local.port(),
+            info.trusted_peer,
+        ),
     };
     let end = conn.run(&shared, &info, &shutdown).await;
     match end {
@@ -187,6 +192,8 @@ struct Plan {
     retryable: bool,
     /// For the access log, only when it is on.
     log: Option<(String, String, String)>,
+    /// Who the request is from (the peer, or whom a trusted proxy forwarded for).
+    client: std::net::IpAddr,
 }
 
 /// Why an exchange with the upstream failed.
@@ -313,8 +320,18 @@ where
             }
             None => (None, false),
         };
+        // Who the request is from: the peer, unless a trusted proxy says otherwise.
+        let client = info
+            .for_request(&shared.trusted, req.values("x-forwarded-for"))
+            .client;
         self.out.clear();
-        codec::write_upstream_head(&mut self.out, &req, &self.fwd, headers::request_id_bytes);
+        codec::write_upstream_head(
+            &mut self.out,
+            &req,
+            &self.fwd,
+            client,
+            headers::request_id_bytes,
+        );
         let in_buf = (self.inbuf.len() - req.head_len)
             .min(usize::try_from(req.content_length).unwrap_or(usize::MAX));
         self.out
@@ -335,6 +352,7 @@ where
             head_request: req.is_head(),
             retryable: body_left == 0 && req.content_length == 0 && req.idempotent(),
             log,
+            client,
             route,
         };
         let consumed = req.head_len + in_buf;
@@ -449,7 +467,10 @@ where
     fn log(&self, shared: &Shared, info: &ConnInfo, plan: &Plan, status: u16, start: Instant) {
         if let Some((method, path, host)) = &plan.log {
             shared.log_line(
-                info,
+                &ConnInfo {
+                    client: plan.client,
+                    ..*info
+                },
                 method,
                 path,
                 host,
@@ -666,11 +687,12 @@ mod tests {
             None,
         ));
         let (io, _peer) = tokio::io::duplex(64);
-        let info = ConnInfo {
-            peer: "127.0.0.1:1".parse().expect("literal"),
-            local: "127.0.0.1:2".parse().expect("literal"),
-            tls: false,
-        };
+        let info = ConnInfo::new(
+            "127.0.0.1:1".parse().expect("literal"),
+            "127.0.0.1:2".parse().expect("literal"),
+            false,
+            &crate::l7::forwarded::TrustedProxies::default(),
+        );
         let fut = serve(shared, info, io, CancellationToken::new());
         let size = std::mem::size_of_val(&fut);
         assert!(
