@@ -183,6 +183,8 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
             fast_h1: args.http1_engine == crate::cli::Http1Engine::Portico,
             threads: args.l7_threads,
             trust_forwarded_from: args.trust_forwarded_from.clone(),
+            request_buffer_size: args.request_buffer_size,
+            client_body_timeout: args.client_body_timeout,
             ..Default::default()
         };
         let l7_metrics = Arc::new(crate::l7::Metrics::default());

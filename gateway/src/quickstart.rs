@@ -133,6 +133,8 @@ pub async fn run(args: QuickstartArgs, shutdown: CancellationToken) -> anyhow::R
         http1_engine: crate::cli::Http1Engine::Portico,
         l7_threads: 0,
         trust_forwarded_from: Vec::new(),
+        request_buffer_size: crate::l7::shared::DEFAULT_REQUEST_BUFFER,
+        client_body_timeout: crate::l7::shared::DEFAULT_CLIENT_BODY_TIMEOUT,
         allocate: true,
         lease_name: String::new(),
         lease_namespace: String::new(),

@@ -78,6 +78,12 @@ pub struct L7Config {
     /// `--trust-forwarded-from`: peers whose `X-Forwarded-*` and `Forwarded` headers are
     /// believed (see [`forwarded`]); empty (the default): nobody's.
     pub trust_forwarded_from: Vec<ipnet::IpNet>,
+    /// `--request-buffer-size`: request bodies are read up to this many bytes before an
+    /// upstream connection is taken (the rest, if any, then streams); 0: bodies stream.
+    pub request_buffer_size: usize,
+    /// `--client-body-timeout`: the longest wait between two reads of a request body; then
+    /// `408 Request Timeout` and the connection closes.
+    pub client_body_timeout: Duration,
 }
 
 impl Default for L7Config {
@@ -96,6 +102,8 @@ impl Default for L7Config {
             fast_h1: true,
             threads: 0,
             trust_forwarded_from: Vec::new(),
+            request_buffer_size: shared::DEFAULT_REQUEST_BUFFER,
+            client_body_timeout: shared::DEFAULT_CLIENT_BODY_TIMEOUT,
         }
     }
 }
@@ -127,6 +135,8 @@ impl L7 {
         );
         shared.fast_h1 = cfg.fast_h1;
         shared.trusted = forwarded::TrustedProxies::new(cfg.trust_forwarded_from.clone());
+        shared.request_buffer = cfg.request_buffer_size;
+        shared.client_body_timeout = cfg.client_body_timeout;
         Self {
             shared: Arc::new(shared),
             cfg: Arc::new(cfg),

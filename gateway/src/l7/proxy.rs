@@ -13,7 +13,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::Scheme;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Empty, Full, Limited};
+use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Body, Incoming};
 use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
@@ -29,6 +29,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
 
 pub(crate) mod affinity;
+mod body;
 pub(crate) mod headers;
 mod policy;
 
@@ -98,6 +99,10 @@ pub enum ProxyError {
     Timeout,
     #[error("request body larger than the limit")]
     TooLarge,
+    #[error("the request body stalled longer than the client body timeout")]
+    BodyTimeout,
+    #[error("the request body could not be read")]
+    ClientBody(#[source] hyper::Error),
     #[error("the upstream request could not be built")]
     BadRequest(#[source] http::Error),
 }
@@ -112,7 +117,8 @@ impl ProxyError {
             ProxyError::Connect { .. } | ProxyError::Upstream { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::BadRequest(_) | ProxyError::ClientBody(_) => StatusCode::BAD_REQUEST,
         }
     }
 }
@@ -371,15 +377,29 @@ async fn proxy(
     } else {
         1
     };
-    let mut body = Some(match opts.body_limit {
-        Some(limit) if !empty_body => Limited::new(body, limit as usize).boxed_unsync(),
-        _ => body.map_err(BoxError::from).boxed_unsync(),
-    });
-
     let grpc = matches!(
         opts.backend_protocol,
         BackendProtocol::Grpc | BackendProtocol::Grpcs
     );
+    let body = if empty_body {
+        body.map_err(BoxError::from).boxed_unsync()
+    } else {
+        let b = body::ClientBody::new(body, opts.body_limit, shared.client_body_timeout);
+        // Read the body before any upstream connection is taken (nginx's request buffering),
+        // except for gRPC, whose request streams are conversations (as nginx's grpc_pass).
+        if opts.request_buffering && shared.request_buffer > 0 && !grpc && !upgrade {
+            match body::buffer(b, shared.request_buffer).await {
+                Ok(b) => b,
+                Err(e) => {
+                    debug!(service = %upstream.label, error = %e, "request body refused");
+                    return (error_response(&e.into()), target);
+                }
+            }
+        } else {
+            b.map_err(BoxError::from).boxed_unsync()
+        }
+    };
+    let mut body = Some(body);
     let scheme = match opts.backend_protocol {
         BackendProtocol::Https | BackendProtocol::Grpcs => Scheme::HTTPS,
         BackendProtocol::Http | BackendProtocol::Grpc => Scheme::HTTP,
@@ -506,12 +526,10 @@ async fn proxy(
             Ok(Err(e)) => {
                 let addr = endpoint.map_or_else(String::new, |e| e.addr.to_string());
                 debug!(service = %upstream.label, endpoint = %addr, error = %e, "upstream failed");
-                let limited = std::error::Error::source(&e)
-                    .is_some_and(|s| s.to_string().contains("length limit exceeded"));
-                let err = if limited {
-                    ProxyError::TooLarge
-                } else {
-                    ProxyError::Upstream { addr, source: e }
+                let err = match body::cause(&e) {
+                    Some(body::ClientBodyError::TooLarge) => ProxyError::TooLarge,
+                    Some(body::ClientBodyError::Timeout) => ProxyError::BodyTimeout,
+                    _ => ProxyError::Upstream { addr, source: e },
                 };
                 return (error_response(&err), target);
             }
@@ -536,9 +554,17 @@ fn error_response(e: &ProxyError) -> Response<ProxyBody> {
         StatusCode::BAD_GATEWAY => "502 bad gateway\n",
         StatusCode::GATEWAY_TIMEOUT => "504 gateway timeout\n",
         StatusCode::PAYLOAD_TOO_LARGE => "413 request entity too large\n",
+        StatusCode::REQUEST_TIMEOUT => "408 request timeout\n",
         _ => "400 bad request\n",
     };
-    local_response(e.status(), text)
+    let mut r = local_response(e.status(), text);
+    if matches!(e, ProxyError::BodyTimeout) {
+        // The rest of the body is not read: the connection cannot carry another request.
+        // (hyper drops the header on HTTP/2, where only the stream ends.)
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    r
 }
 
 /// Join the two upgraded halves and copy bytes both ways until either side closes. The tunnel

@@ -19,13 +19,18 @@ use super::proxy::{self, ConnInfo};
 use super::shared::Shared;
 
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Streams open at once on one HTTP/2 connection.
+pub(super) const MAX_CONCURRENT_STREAMS: u32 = 128;
 
 fn builder() -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(60));
-    b.http2().timer(TokioTimer::new());
+    // nginx's `http2_max_concurrent_streams`: one connection cannot open more requests than this.
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS);
     b
 }
 

@@ -22,6 +22,12 @@ use super::table::{Route, RouteTable};
 use super::tls::CertCache;
 use super::upstream::EndpointRegistry;
 
+/// `--request-buffer-size` default: ingress-nginx's default `proxy-body-size`, so a body within
+/// the default limit is read whole before any upstream connection is taken.
+pub const DEFAULT_REQUEST_BUFFER: usize = 1 << 20;
+/// `--client-body-timeout` default: nginx's `client_body_timeout`.
+pub const DEFAULT_CLIENT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
+
 pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, ProxyBody>;
 
 pub struct Shared {
@@ -44,6 +50,10 @@ pub struct Shared {
     pub fast_h1: bool,
     /// Peers whose forwarding headers are believed (`--trust-forwarded-from`; none by default).
     pub trusted: TrustedProxies,
+    /// Request bodies are read up to this many bytes before an upstream connection is taken.
+    pub request_buffer: usize,
+    /// The longest wait between two reads of a request body (then 408).
+    pub client_body_timeout: Duration,
 }
 
 fn connector(connect_timeout: Duration) -> HttpConnector {
@@ -103,6 +113,8 @@ impl Shared {
             ready: AtomicBool::new(false),
             fast_h1: true,
             trusted: TrustedProxies::default(),
+            request_buffer: DEFAULT_REQUEST_BUFFER,
+            client_body_timeout: DEFAULT_CLIENT_BODY_TIMEOUT,
         }
     }
 

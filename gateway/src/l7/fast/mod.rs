@@ -211,11 +211,14 @@ enum UpstreamError {
     Chunk(#[from] codec::BadChunk),
     #[error("client went away")]
     Client(std::io::Error),
+    #[error("the request body stalled longer than the client body timeout")]
+    BodyTimeout,
 }
 
 fn error_response(status: u16) -> &'static [u8] {
     match status {
         503 => b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 24\r\n\r\n503 service unavailable\n",
+        408 => b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 20\r\nconnection: close\r\n\r\n408 request timeout\n",
         504 => b"HTTP/1.1 504 Gateway Timeout\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 20\r\n\r\n504 gateway timeout\n",
         _ => b"HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 16\r\n\r\n502 bad gateway\n",
     }
@@ -235,7 +238,7 @@ where
             // `header_read_timeout`): a client sending a byte a minute cannot hold the connection.
             idle.as_mut().reset(Instant::now() + HEADER_TIMEOUT);
             // A complete head, or a reason to stop.
-            let plan = loop {
+            let mut plan = loop {
                 if !self.inbuf.is_empty() {
                     match self.plan(shared, info) {
                         Ok(Some(plan)) => break plan,
@@ -266,6 +269,13 @@ where
                     return End::Close;
                 }
             };
+            if plan.body_left > 0
+                && plan.route.options.request_buffering
+                && shared.request_buffer > 0
+                && let Err(end) = self.buffer_body(shared, info, &mut plan).await
+            {
+                return end;
+            }
             match self.proxy(shared, info, plan).await {
                 Ok(true) if !shutdown.is_cancelled() => {}
                 _ => return End::Close,
@@ -360,6 +370,42 @@ where
         Ok(Some(plan))
     }
 
+    /// Read the rest of the request body into `inbuf` until it is whole or
+    /// `--request-buffer-size` bytes are there, before any upstream connection is taken: a
+    /// client sending slowly holds no upstream connection. A client silent for longer than
+    /// `--client-body-timeout` gets a 408 and the connection closes.
+    /// What was read joins the head in `out`, so a whole body goes upstream in the same write
+    /// (and can be sent again on a fresh connection when a pooled one turns out closed).
+    async fn buffer_body(
+        &mut self,
+        shared: &Shared,
+        info: &ConnInfo,
+        plan: &mut Plan,
+    ) -> Result<(), End> {
+        let start = Instant::now();
+        let want = usize::try_from(plan.body_left)
+            .unwrap_or(usize::MAX)
+            .min(shared.request_buffer);
+        while self.inbuf.len() < want {
+            self.inbuf.reserve((want - self.inbuf.len()).min(CHUNK));
+            let read = self.io.read_buf(&mut self.inbuf);
+            match tokio::time::timeout(shared.client_body_timeout, read).await {
+                Ok(Ok(0) | Err(_)) => return Err(End::Close),
+                Ok(Ok(_)) => {}
+                Err(_) => {
+                    debug!(peer = %info.peer, "request body timed out");
+                    let _ = self.fail(shared, info, plan, 408, start).await;
+                    return Err(End::Close);
+                }
+            }
+        }
+        let n = want.min(self.inbuf.len());
+        self.out.extend_from_slice(&self.inbuf[..n]);
+        self.inbuf.advance(n);
+        plan.body_left -= n as u64;
+        Ok(())
+    }
+
     /// Proxy one planned request. `Ok(true)`: the connection may serve another request.
     async fn proxy(&mut self, shared: &Shared, info: &ConnInfo, plan: Plan) -> Result<bool, ()> {
         let start = Instant::now();
@@ -428,6 +474,13 @@ where
                 Ok(keep && !plan.close)
             }
             Err((UpstreamError::Client(_), _)) => Err(()),
+            Err((UpstreamError::BodyTimeout, head_sent)) => {
+                debug!(peer = %info.peer, "request body timed out");
+                if !head_sent {
+                    let _ = self.fail(shared, info, &plan, 408, start).await;
+                }
+                Err(())
+            }
             Err((e, head_sent)) => {
                 debug!(service = %upstream.label, endpoint = %endpoint.addr, error = %e, "upstream failed");
                 if head_sent {
@@ -619,11 +672,11 @@ where
         while left > 0 {
             if self.inbuf.is_empty() {
                 self.inbuf.reserve(CHUNK.min(left as usize));
-                let n = self
-                    .io
-                    .read_buf(&mut self.inbuf)
-                    .await
-                    .map_err(UpstreamError::Client)?;
+                let read = self.io.read_buf(&mut self.inbuf);
+                let n = match tokio::time::timeout(shared.client_body_timeout, read).await {
+                    Ok(r) => r.map_err(UpstreamError::Client)?,
+                    Err(_) => return Err(UpstreamError::BodyTimeout),
+                };
                 if n == 0 {
                     return Err(UpstreamError::Client(
                         std::io::ErrorKind::UnexpectedEof.into(),
