@@ -286,3 +286,70 @@ async fn a_chunked_body_over_the_limit_gets_413_on_the_fast_path() {
 async fn a_chunked_body_over_the_limit_gets_413_on_the_general_path() {
     chunked_over_the_limit(false).await;
 }
+
+/// A request body fed from a channel: sent as the test decides.
+struct ChannelBody(tokio::sync::mpsc::Receiver<bytes::Bytes>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|o| o.map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+}
+
+/// Many streams on one HTTP/2 connection with bodies still arriving hold no upstream connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_http2_streams_take_no_upstream_connection_until_complete() {
+    use http_body_util::BodyExt;
+    const STREAMS: usize = 20;
+    let (o, gw) = setup(false, L7Config::default()).await;
+    let h2 = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<ChannelBody>();
+    let mut senders = Vec::new();
+    let mut responses = Vec::new();
+    for _ in 0..STREAMS {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tx.send(bytes::Bytes::from_static(b"ab"))
+            .await
+            .expect("send");
+        senders.push(tx);
+        let req = http::Request::post(format!("http://{}/h2", gw.http))
+            .header("host", "body.example.com")
+            .body(ChannelBody(rx))
+            .expect("request");
+        let h2 = h2.clone();
+        responses.push(tokio::spawn(async move {
+            let resp = h2.request(req).await.expect("response");
+            let status = resp.status();
+            let body = resp.into_body().collect().await.expect("body").to_bytes();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        o.accepted(),
+        0,
+        "upstream connections for incomplete h2 bodies"
+    );
+    for tx in senders {
+        tx.send(bytes::Bytes::from_static(b"cd"))
+            .await
+            .expect("send");
+    }
+    for r in responses {
+        let (status, body) = tokio::time::timeout(Duration::from_secs(10), r)
+            .await
+            .expect("answered in time")
+            .expect("joined");
+        assert_eq!((status.as_u16(), body.as_str()), (200, "got 4"));
+    }
+    gw.shutdown().await;
+}
