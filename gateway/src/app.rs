@@ -205,6 +205,9 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
                 crate::cli::EncodedSlashes::Reject => crate::l7::path::EncodedSlashes::Reject,
                 crate::cli::EncodedSlashes::Keep => crate::l7::path::EncodedSlashes::Keep,
             },
+            trust_forwarded_from: args.trust_forwarded_from.clone(),
+            request_buffer_size: args.request_buffer_size,
+            client_body_timeout: args.client_body_timeout,
             ..Default::default()
         };
         let l7_metrics = Arc::new(crate::l7::Metrics::default());

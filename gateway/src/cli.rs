@@ -104,6 +104,23 @@ pub struct RunArgs {
     /// Paths are normalised either way (dot segments, repeated slashes, escapes).
     #[arg(long, value_enum, default_value_t = EncodedSlashes::Reject)]
     pub encoded_slashes: EncodedSlashes,
+    /// Believe the `X-Forwarded-For`, `X-Forwarded-Proto/-Host/-Port` and `Forwarded` headers
+    /// of peers in these ranges (CIDRs or addresses; repeatable or comma-separated), e.g. an
+    /// external load balancer. The client is then the right-most untrusted `X-Forwarded-For`
+    /// entry (for `X-Real-IP`, allow-lists and the access log). Default: nobody's; a client's
+    /// forwarding headers are replaced by what the connection says.
+    #[arg(long = "trust-forwarded-from", value_delimiter = ',', value_parser = parse_trusted_range)]
+    pub trust_forwarded_from: Vec<ipnet::IpNet>,
+    /// Read each request body up to this size (nginx syntax: `512k`, `1m`) before an upstream
+    /// connection is taken, so slow clients hold no upstream connection; a larger body streams
+    /// after that much. `0`: bodies stream as they arrive (also per Ingress:
+    /// `nginx.ingress.kubernetes.io/proxy-request-buffering: "off"`).
+    #[arg(long, default_value = "1m", value_parser = parse_buffer_size)]
+    pub request_buffer_size: usize,
+    /// The longest wait between two reads of a request body (`60s`, `500ms`, or seconds); then
+    /// `408 Request Timeout` and the connection closes (nginx's `client_body_timeout`).
+    #[arg(long, default_value = "60s", value_parser = parse_timeout)]
+    pub client_body_timeout: std::time::Duration,
     /// Also allocate LoadBalancer IPs (always on in standalone mode).
     #[arg(long)]
     pub allocate: bool,
@@ -137,6 +154,36 @@ pub struct RunArgs {
     /// Also discover peers from the Node objects L2Advertisements allow, at this port.
     #[arg(long)]
     pub gossip_discover_port: Option<u16>,
+}
+
+fn parse_trusted_range(s: &str) -> Result<ipnet::IpNet, String> {
+    crate::l7::forwarded::parse_range(s).map_err(|e| e.to_string())
+}
+
+fn parse_buffer_size(s: &str) -> Result<usize, String> {
+    match crate::l7::annotations::parse_size(s) {
+        Some(n) => usize::try_from(n.unwrap_or(0)).map_err(|_| format!("{s:?} is too large")),
+        None => Err(format!("{s:?} is not a size such as 512k or 1m")),
+    }
+}
+
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let d = if let Some(ms) = t.strip_suffix("ms") {
+        ms.parse().ok().map(std::time::Duration::from_millis)
+    } else {
+        t.strip_suffix('s')
+            .unwrap_or(t)
+            .parse()
+            .ok()
+            .map(std::time::Duration::from_secs)
+    };
+    match d {
+        Some(d) if !d.is_zero() => Ok(d),
+        _ => Err(format!(
+            "{s:?} is not a positive duration such as 60s or 500ms"
+        )),
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -215,4 +262,37 @@ pub enum GetWhat {
     #[value(alias = "po", alias = "pod")]
     Pods,
     Errors,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_flags_parse_and_bad_values_say_why() {
+        assert_eq!(parse_buffer_size("1m"), Ok(1 << 20));
+        assert_eq!(parse_buffer_size("0"), Ok(0));
+        assert!(parse_buffer_size("lots").is_err());
+        assert_eq!(parse_timeout("60s"), Ok(std::time::Duration::from_secs(60)));
+        assert_eq!(parse_timeout("7"), Ok(std::time::Duration::from_secs(7)));
+        assert_eq!(
+            parse_timeout("250ms"),
+            Ok(std::time::Duration::from_millis(250))
+        );
+        assert!(parse_timeout("0s").expect_err("zero").contains("0s"));
+        assert!(parse_timeout("soon").is_err());
+        let cli = Cli::try_parse_from([
+            "gateway",
+            "--trust-forwarded-from",
+            "10.0.0.0/8,192.0.2.1",
+            "--trust-forwarded-from",
+            "::1",
+        ])
+        .expect("valid");
+        assert_eq!(cli.run.trust_forwarded_from.len(), 3);
+        assert_eq!(cli.run.request_buffer_size, 1 << 20);
+        let e = Cli::try_parse_from(["gateway", "--trust-forwarded-from", "10.0.0.0/40"])
+            .expect_err("invalid");
+        assert!(e.to_string().contains("10.0.0.0/40"), "{e}");
+    }
 }

@@ -34,6 +34,7 @@ pub const SUPPORTED: &[&str] = &[
     "proxy-connect-timeout",
     "proxy-next-upstream-tries",
     "proxy-read-timeout",
+    "proxy-request-buffering",
     "proxy-send-timeout",
     "rewrite-target",
     "session-cookie-change-on-failure",
@@ -133,6 +134,9 @@ pub struct Options {
     pub read_timeout: Duration,
     pub send_timeout: Duration,
     pub next_upstream_tries: u32,
+    /// `proxy-request-buffering` (default `on`): read the request body (up to
+    /// `--request-buffer-size`) before an upstream connection is taken; `off` streams it.
+    pub request_buffering: bool,
 }
 
 impl Default for Options {
@@ -157,6 +161,7 @@ impl Default for Options {
             read_timeout: Duration::from_secs(60),
             send_timeout: Duration::from_secs(60),
             next_upstream_tries: 3,
+            request_buffering: true,
         }
     }
 }
@@ -304,6 +309,18 @@ fn parse_options(key: &ObjectKey, a: &BTreeMap<String, String>) -> Result<Option
             "app-root",
             format!("{root:?} must be a path starting with /"),
         ));
+    }
+    if let Some(v) = get("proxy-request-buffering") {
+        o.request_buffering = match v.trim() {
+            "on" => true,
+            "off" => false,
+            _ => {
+                return Err(bad(
+                    "proxy-request-buffering",
+                    format!("{v:?} is not on or off"),
+                ));
+            }
+        };
     }
     if let Some(n) = number("proxy-next-upstream-tries")? {
         o.next_upstream_tries = u32::try_from(n).unwrap_or(u32::MAX).max(1);
@@ -495,6 +512,21 @@ mod tests {
         assert_eq!(o.body_limit, Some(1 << 20));
         assert_eq!(o.connect_timeout, Duration::from_secs(5));
         assert_eq!(o.read_timeout, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn request_buffering_is_on_unless_turned_off() {
+        assert!(parse_map(&[]).options.expect("valid").request_buffering);
+        let p = parse_map(&[("proxy-request-buffering", "off")]);
+        assert!(p.unsupported.is_empty());
+        assert!(!p.options.expect("valid").request_buffering);
+        let e = parse_map(&[("proxy-request-buffering", "maybe")])
+            .options
+            .expect_err("invalid");
+        assert_eq!(
+            e.field,
+            "metadata.annotations[nginx.ingress.kubernetes.io/proxy-request-buffering]"
+        );
     }
 
     #[test]

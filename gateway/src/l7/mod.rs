@@ -10,6 +10,7 @@
 pub mod annotations;
 pub mod class;
 pub mod fast;
+pub mod forwarded;
 pub mod metrics;
 pub mod path;
 pub mod proxy;
@@ -78,6 +79,15 @@ pub struct L7Config {
     /// Requests whose path holds `%2F` or `%5C`: refused (the default) or routed with them
     /// kept encoded (`--encoded-slashes`); see [`path`].
     pub encoded_slashes: path::EncodedSlashes,
+    /// `--trust-forwarded-from`: peers whose `X-Forwarded-*` and `Forwarded` headers are
+    /// believed (see [`forwarded`]); empty (the default): nobody's.
+    pub trust_forwarded_from: Vec<ipnet::IpNet>,
+    /// `--request-buffer-size`: request bodies are read up to this many bytes before an
+    /// upstream connection is taken (the rest, if any, then streams); 0: bodies stream.
+    pub request_buffer_size: usize,
+    /// `--client-body-timeout`: the longest wait between two reads of a request body; then
+    /// `408 Request Timeout` and the connection closes.
+    pub client_body_timeout: Duration,
 }
 
 impl Default for L7Config {
@@ -96,6 +106,9 @@ impl Default for L7Config {
             fast_h1: true,
             threads: 0,
             encoded_slashes: path::EncodedSlashes::Reject,
+            trust_forwarded_from: Vec::new(),
+            request_buffer_size: shared::DEFAULT_REQUEST_BUFFER,
+            client_body_timeout: shared::DEFAULT_CLIENT_BODY_TIMEOUT,
         }
     }
 }
@@ -127,6 +140,9 @@ impl L7 {
         );
         shared.fast_h1 = cfg.fast_h1;
         shared.encoded_slashes = cfg.encoded_slashes;
+        shared.trusted = forwarded::TrustedProxies::new(cfg.trust_forwarded_from.clone());
+        shared.request_buffer = cfg.request_buffer_size;
+        shared.client_body_timeout = cfg.client_body_timeout;
         Self {
             shared: Arc::new(shared),
             cfg: Arc::new(cfg),

@@ -4,7 +4,7 @@
 //! One `Arc<RouteTable>` is taken per request; nothing here locks.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -13,13 +13,14 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Scheme};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Empty, Full, Limited};
+use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Body, Incoming};
 use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
 use tracing::{debug, info};
 
 use super::annotations::{BackendProtocol, HashKey};
+use super::forwarded::TrustedProxies;
 use super::path::{self, EncodedSlashes, PathError};
 use super::shared::Shared;
 use super::table::{Canary, Lookup, Route, normalize_host};
@@ -29,6 +30,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
 
 pub(crate) mod affinity;
+mod body;
 pub(crate) mod headers;
 mod policy;
 
@@ -38,6 +40,39 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     pub local: SocketAddr,
     pub tls: bool,
+    /// The peer is in `--trust-forwarded-from`: its forwarding headers are believed.
+    pub trusted_peer: bool,
+    /// Who the request is from: the peer's address, or for a trusted peer the client its
+    /// `X-Forwarded-For` names (set per request by [`ConnInfo::for_request`]). Allow-lists,
+    /// `X-Real-IP`, `$remote_addr` hashing and the access log use it.
+    pub client: IpAddr,
+}
+
+impl ConnInfo {
+    pub fn new(peer: SocketAddr, local: SocketAddr, tls: bool, trusted: &TrustedProxies) -> Self {
+        Self {
+            peer,
+            local,
+            tls,
+            trusted_peer: trusted.trusts(peer.ip()),
+            client: peer.ip(),
+        }
+    }
+
+    /// This connection's facts for one request whose `X-Forwarded-For` values are `xff`.
+    pub fn for_request<'v>(
+        self,
+        trusted: &TrustedProxies,
+        xff: impl DoubleEndedIterator<Item = &'v [u8]>,
+    ) -> Self {
+        if !self.trusted_peer {
+            return self;
+        }
+        Self {
+            client: trusted.client(self.peer.ip(), xff),
+            ..self
+        }
+    }
 }
 
 /// Why a request got no upstream response; [`ProxyError::status`] maps each to a status.
@@ -65,6 +100,10 @@ pub enum ProxyError {
     Timeout,
     #[error("request body larger than the limit")]
     TooLarge,
+    #[error("the request body stalled longer than the client body timeout")]
+    BodyTimeout,
+    #[error("the request body could not be read")]
+    ClientBody(#[source] hyper::Error),
     #[error("the upstream request could not be built")]
     BadRequest(#[source] http::Error),
     #[error("request path refused")]
@@ -81,7 +120,10 @@ impl ProxyError {
             ProxyError::Connect { .. } | ProxyError::Upstream { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ProxyError::BadRequest(_) | ProxyError::BadPath(_) => StatusCode::BAD_REQUEST,
+            ProxyError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::BadRequest(_) | ProxyError::BadPath(_) | ProxyError::ClientBody(_) => {
+                StatusCode::BAD_REQUEST
+            }
         }
     }
 }
@@ -154,6 +196,13 @@ pub async fn handle(
     mut req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let start = Instant::now();
+    let conn = conn.for_request(
+        &shared.trusted,
+        req.headers()
+            .get_all(&headers::X_FORWARDED_FOR)
+            .iter()
+            .map(HeaderValue::as_bytes),
+    );
     // RFC 9112 3.2: an HTTP/1.1 request with no Host, or with more than one, is refused; which
     // of two hosts a request is for is exactly what a smuggler wants proxy and origin to disagree on.
     let hosts = req.headers().get_all(header::HOST).iter().count();
@@ -289,7 +338,7 @@ fn hash_key(
             .as_bytes()
             .to_vec(),
         HashKey::Uri => req.uri().path().as_bytes().to_vec(),
-        HashKey::RemoteAddr => conn.peer.ip().to_string().into_bytes(),
+        HashKey::RemoteAddr => conn.client.to_string().into_bytes(),
         HashKey::Host => host.as_bytes().to_vec(),
         HashKey::Header(name) => h.get(name)?.as_bytes().to_vec(),
         HashKey::Cookie(name) => affinity::cookie(h, name)?.as_bytes().to_vec(),
@@ -381,15 +430,29 @@ async fn proxy(
     } else {
         1
     };
-    let mut body = Some(match opts.body_limit {
-        Some(limit) if !empty_body => Limited::new(body, limit as usize).boxed_unsync(),
-        _ => body.map_err(BoxError::from).boxed_unsync(),
-    });
-
     let grpc = matches!(
         opts.backend_protocol,
         BackendProtocol::Grpc | BackendProtocol::Grpcs
     );
+    let body = if empty_body {
+        body.map_err(BoxError::from).boxed_unsync()
+    } else {
+        let b = body::ClientBody::new(body, opts.body_limit, shared.client_body_timeout);
+        // Read the body before any upstream connection is taken (nginx's request buffering),
+        // except for gRPC, whose request streams are conversations (as nginx's grpc_pass).
+        if opts.request_buffering && shared.request_buffer > 0 && !grpc && !upgrade {
+            match body::buffer(b, shared.request_buffer).await {
+                Ok(b) => b,
+                Err(e) => {
+                    debug!(service = %upstream.label, error = %e, "request body refused");
+                    return (error_response(&e.into()), target);
+                }
+            }
+        } else {
+            b.map_err(BoxError::from).boxed_unsync()
+        }
+    };
+    let mut body = Some(body);
     let scheme = match opts.backend_protocol {
         BackendProtocol::Https | BackendProtocol::Grpcs => Scheme::HTTPS,
         BackendProtocol::Http | BackendProtocol::Grpc => Scheme::HTTP,
@@ -516,12 +579,10 @@ async fn proxy(
             Ok(Err(e)) => {
                 let addr = endpoint.map_or_else(String::new, |e| e.addr.to_string());
                 debug!(service = %upstream.label, endpoint = %addr, error = %e, "upstream failed");
-                let limited = std::error::Error::source(&e)
-                    .is_some_and(|s| s.to_string().contains("length limit exceeded"));
-                let err = if limited {
-                    ProxyError::TooLarge
-                } else {
-                    ProxyError::Upstream { addr, source: e }
+                let err = match body::cause(&e) {
+                    Some(body::ClientBodyError::TooLarge) => ProxyError::TooLarge,
+                    Some(body::ClientBodyError::Timeout) => ProxyError::BodyTimeout,
+                    _ => ProxyError::Upstream { addr, source: e },
                 };
                 return (error_response(&err), target);
             }
@@ -546,9 +607,17 @@ fn error_response(e: &ProxyError) -> Response<ProxyBody> {
         StatusCode::BAD_GATEWAY => "502 bad gateway\n",
         StatusCode::GATEWAY_TIMEOUT => "504 gateway timeout\n",
         StatusCode::PAYLOAD_TOO_LARGE => "413 request entity too large\n",
+        StatusCode::REQUEST_TIMEOUT => "408 request timeout\n",
         _ => "400 bad request\n",
     };
-    local_response(e.status(), text)
+    let mut r = local_response(e.status(), text);
+    if matches!(e, ProxyError::BodyTimeout) {
+        // The rest of the body is not read: the connection cannot carry another request.
+        // (hyper drops the header on HTTP/2, where only the stream ends.)
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    r
 }
 
 /// Join the two upgraded halves and copy bytes both ways until either side closes. The tunnel

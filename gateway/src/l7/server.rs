@@ -19,13 +19,18 @@ use super::proxy::{self, ConnInfo};
 use super::shared::Shared;
 
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Streams open at once on one HTTP/2 connection.
+pub(super) const MAX_CONCURRENT_STREAMS: u32 = 128;
 
 fn builder() -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(60));
-    b.http2().timer(TokioTimer::new());
+    // nginx's `http2_max_concurrent_streams`: one connection cannot open more requests than this.
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS);
     b
 }
 
@@ -109,11 +114,7 @@ async fn connection(
     metrics.open_connections.inc();
     match tls {
         None => {
-            let info = ConnInfo {
-                peer,
-                local,
-                tls: false,
-            };
+            let info = ConnInfo::new(peer, local, false, &shared.trusted);
             if shared.fast_h1 {
                 super::fast::serve(shared, info, stream, shutdown).await
             } else {
@@ -124,11 +125,7 @@ async fn connection(
             match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(tls_stream)) => {
                     metrics.tls_handshakes.inc();
-                    let info = ConnInfo {
-                        peer,
-                        local,
-                        tls: true,
-                    };
+                    let info = ConnInfo::new(peer, local, true, &shared.trusted);
                     // HTTP/2 (negotiated by ALPN) is the general path's.
                     let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
                     if shared.fast_h1 && !h2 {

@@ -15,12 +15,19 @@ use tracing::info;
 
 use super::AccessLog;
 use super::class::RouterConfig;
+use super::forwarded::TrustedProxies;
 use super::metrics::Metrics;
 use super::path::EncodedSlashes;
 use super::proxy::{ConnInfo, ProxyBody};
 use super::table::{Route, RouteTable};
 use super::tls::CertCache;
 use super::upstream::EndpointRegistry;
+
+/// `--request-buffer-size` default: ingress-nginx's default `proxy-body-size`, so a body within
+/// the default limit is read whole before any upstream connection is taken.
+pub const DEFAULT_REQUEST_BUFFER: usize = 1 << 20;
+/// `--client-body-timeout` default: nginx's `client_body_timeout`.
+pub const DEFAULT_CLIENT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, ProxyBody>;
 
@@ -44,6 +51,12 @@ pub struct Shared {
     pub fast_h1: bool,
     /// How request paths with `%2F` / `%5C` are treated ([`super::path`]).
     pub encoded_slashes: EncodedSlashes,
+    /// Peers whose forwarding headers are believed (`--trust-forwarded-from`; none by default).
+    pub trusted: TrustedProxies,
+    /// Request bodies are read up to this many bytes before an upstream connection is taken.
+    pub request_buffer: usize,
+    /// The longest wait between two reads of a request body (then 408).
+    pub client_body_timeout: Duration,
 }
 
 fn connector(connect_timeout: Duration) -> HttpConnector {
@@ -103,6 +116,9 @@ impl Shared {
             ready: AtomicBool::new(false),
             fast_h1: true,
             encoded_slashes: EncodedSlashes::default(),
+            trusted: TrustedProxies::default(),
+            request_buffer: DEFAULT_REQUEST_BUFFER,
+            client_body_timeout: DEFAULT_CLIENT_BODY_TIMEOUT,
         }
     }
 
@@ -144,13 +160,13 @@ impl Shared {
             AccessLog::Off => {}
             AccessLog::Text => info!(
                 target: "portico::access",
-                client = %conn.peer.ip(), method, host, path, status, ingress, service,
+                client = %conn.client, method, host, path, status, ingress, service,
                 duration_ms = ms,
                 "request"
             ),
             AccessLog::Json => {
                 let line = serde_json::json!({
-                    "client": conn.peer.ip().to_string(),
+                    "client": conn.client.to_string(),
                     "method": method,
                     "host": host,
                     "path": path,

@@ -13,6 +13,8 @@ use std::net::IpAddr;
 
 use httparse::Header;
 
+use crate::l7::forwarded::{self, Inbound};
+
 /// Request and response heads with more header lines go to the general path (request) or fail
 /// (response), as hyper's default limit does.
 pub const MAX_HEADERS: usize = 100;
@@ -119,7 +121,7 @@ impl RequestHead<'_, '_> {
     }
 
     /// Values of every header called `name` (case-insensitive).
-    pub fn values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s [u8]> + 's {
+    pub fn values<'s>(&'s self, name: &'s str) -> impl DoubleEndedIterator<Item = &'s [u8]> + 's {
         self.headers
             .iter()
             .filter(move |h| h.name.eq_ignore_ascii_case(name))
@@ -248,42 +250,52 @@ fn hop_by_hop(name: &str) -> bool {
     .any(|h| name.eq_ignore_ascii_case(h))
 }
 
-/// Request headers the proxy sets itself (replacing the client's).
-fn replaced_upstream(name: &str) -> bool {
-    [
-        "x-forwarded-for",
-        "x-real-ip",
-        "x-forwarded-proto",
-        "x-forwarded-host",
-        "x-forwarded-port",
-    ]
-    .iter()
-    .any(|h| name.eq_ignore_ascii_case(h))
+/// An address as text, in a stack buffer (an IPv6 address is at most 45 characters).
+#[derive(Debug, Clone, Copy)]
+struct IpText {
+    text: [u8; 45],
+    len: u8,
+}
+
+impl IpText {
+    fn new(ip: IpAddr) -> Self {
+        let mut t = Self {
+            text: [0; 45],
+            len: 0,
+        };
+        let mut w = &mut t.text[..];
+        let _ = write!(w, "{ip}");
+        t.len = (45 - w.len()) as u8;
+        t
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.text[..usize::from(self.len)]
+    }
 }
 
 /// What the connection adds to every request it forwards, formatted once per connection.
 #[derive(Debug, Clone, Copy)]
 pub struct Forwarding {
-    /// The client address as text (an IPv6 address is at most 45 characters).
-    peer: [u8; 45],
-    peer_len: u8,
+    peer_ip: IpAddr,
+    peer: IpText,
     port: [u8; 5],
     port_len: u8,
     tls: bool,
+    /// The peer is a trusted proxy ([`forwarded`]): its forwarding headers are kept.
+    trusted: bool,
 }
 
 impl Forwarding {
-    pub fn new(peer: IpAddr, tls: bool, local_port: u16) -> Self {
+    pub fn new(peer: IpAddr, tls: bool, local_port: u16, trusted: bool) -> Self {
         let mut f = Self {
-            peer: [0; 45],
-            peer_len: 0,
+            peer_ip: peer,
+            peer: IpText::new(peer),
             port: [0; 5],
             port_len: 0,
             tls,
+            trusted,
         };
-        let mut w = &mut f.peer[..];
-        let _ = write!(w, "{peer}");
-        f.peer_len = (45 - w.len()) as u8;
         let mut w = &mut f.port[..];
         let _ = write!(w, "{local_port}");
         f.port_len = (5 - w.len()) as u8;
@@ -291,7 +303,7 @@ impl Forwarding {
     }
 
     fn peer(&self) -> &[u8] {
-        &self.peer[..usize::from(self.peer_len)]
+        self.peer.as_bytes()
     }
 
     fn port(&self) -> &[u8] {
@@ -301,14 +313,17 @@ impl Forwarding {
 
 /// Append the upstream request head for `req` to `out`: the target with `path` (the normalised
 /// path) in place of the client's and the query as it came, the client's headers minus
-/// hop-by-hop ones, then `X-Forwarded-For` (appended to the client's), `X-Real-IP`,
-/// `X-Forwarded-Proto`, `-Host`, `-Port` and an `X-Request-ID` when the client sent none — what
-/// the general path sends.
+/// hop-by-hop ones and the forwarding headers [`forwarded::inbound`] drops, then
+/// `X-Forwarded-For` (the peer, after a trusted peer's chain), `X-Real-IP` (`client`: the peer,
+/// or whom a trusted peer forwarded for), `X-Forwarded-Proto`, `-Host`, `-Port` (unless a
+/// trusted peer sent them) and an `X-Request-ID` when the client sent none — what the general
+/// path sends.
 pub fn write_upstream_head(
     out: &mut Vec<u8>,
     req: &RequestHead<'_, '_>,
     path: &str,
     fwd: &Forwarding,
+    client: IpAddr,
     request_id: impl FnOnce() -> [u8; 32],
 ) {
     out.extend_from_slice(req.method.as_bytes());
@@ -316,18 +331,14 @@ pub fn write_upstream_head(
     out.extend_from_slice(path.as_bytes());
     out.extend_from_slice(&req.target.as_bytes()[req.path().len()..]);
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    let mut xff: Option<&[u8]> = None;
     for h in req.headers {
         let n = h.name;
         if hop_by_hop(n) || req.named_in_connection(n) {
             continue;
         }
-        if replaced_upstream(n) {
-            if n.eq_ignore_ascii_case("x-forwarded-for") {
-                // The general path keeps the first value (HeaderMap::get); so does this one.
-                xff.get_or_insert(h.value);
-            }
-            continue;
+        match forwarded::inbound(n, fwd.trusted) {
+            Inbound::Other | Inbound::Pass => {}
+            Inbound::Drop | Inbound::Chain => continue,
         }
         out.extend_from_slice(n.as_bytes());
         out.extend_from_slice(b": ");
@@ -335,22 +346,38 @@ pub fn write_upstream_head(
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"x-forwarded-for: ");
-    if let Some(prev) = xff {
-        out.extend_from_slice(prev);
-        out.extend_from_slice(b", ");
+    if fwd.trusted {
+        for prev in req.values("x-forwarded-for") {
+            out.extend_from_slice(prev);
+            out.extend_from_slice(b", ");
+        }
     }
     out.extend_from_slice(fwd.peer());
     out.extend_from_slice(b"\r\nx-real-ip: ");
-    out.extend_from_slice(fwd.peer());
-    out.extend_from_slice(if fwd.tls {
-        b"\r\nx-forwarded-proto: https\r\nx-forwarded-host: "
+    if client == fwd.peer_ip {
+        out.extend_from_slice(fwd.peer());
     } else {
-        b"\r\nx-forwarded-proto: http\r\nx-forwarded-host: "
-    });
-    out.extend_from_slice(req.host.as_bytes());
-    out.extend_from_slice(b"\r\nx-forwarded-port: ");
-    out.extend_from_slice(fwd.port());
+        out.extend_from_slice(IpText::new(client).as_bytes());
+    }
     out.extend_from_slice(b"\r\n");
+    let absent = |name| !fwd.trusted || req.values(name).next().is_none();
+    if absent("x-forwarded-proto") {
+        out.extend_from_slice(if fwd.tls {
+            b"x-forwarded-proto: https\r\n"
+        } else {
+            b"x-forwarded-proto: http\r\n"
+        });
+    }
+    if absent("x-forwarded-host") {
+        out.extend_from_slice(b"x-forwarded-host: ");
+        out.extend_from_slice(req.host.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if absent("x-forwarded-port") {
+        out.extend_from_slice(b"x-forwarded-port: ");
+        out.extend_from_slice(fwd.port());
+        out.extend_from_slice(b"\r\n");
+    }
     if !req.has_request_id {
         out.extend_from_slice(b"x-request-id: ");
         out.extend_from_slice(&request_id());

@@ -145,7 +145,12 @@ where
         inbuf: BytesMut::with_capacity(BUF),
         upbuf: BytesMut::new(),
         out: Vec::with_capacity(2048),
-        fwd: codec::Forwarding::new(info.peer.ip(), info.tls, info.local.port()),
+        fwd: codec::Forwarding::new(
+            info.peer.ip(),
+            info.tls,
+            info.local.port(),
+            info.trusted_peer,
+        ),
     };
     let end = conn.run(&shared, &info, &shutdown).await;
     match end {
@@ -188,6 +193,8 @@ struct Plan {
     retryable: bool,
     /// For the access log, only when it is on.
     log: Option<(String, String, String)>,
+    /// Who the request is from (the peer, or whom a trusted proxy forwarded for).
+    client: std::net::IpAddr,
 }
 
 /// Why an exchange with the upstream failed.
@@ -205,11 +212,14 @@ enum UpstreamError {
     Chunk(#[from] codec::BadChunk),
     #[error("client went away")]
     Client(std::io::Error),
+    #[error("the request body stalled longer than the client body timeout")]
+    BodyTimeout,
 }
 
 fn error_response(status: u16) -> &'static [u8] {
     match status {
         503 => b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 24\r\n\r\n503 service unavailable\n",
+        408 => b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 20\r\nconnection: close\r\n\r\n408 request timeout\n",
         504 => b"HTTP/1.1 504 Gateway Timeout\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 20\r\n\r\n504 gateway timeout\n",
         _ => b"HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 16\r\n\r\n502 bad gateway\n",
     }
@@ -229,7 +239,7 @@ where
             // `header_read_timeout`): a client sending a byte a minute cannot hold the connection.
             idle.as_mut().reset(Instant::now() + HEADER_TIMEOUT);
             // A complete head, or a reason to stop.
-            let plan = loop {
+            let mut plan = loop {
                 if !self.inbuf.is_empty() {
                     match self.plan(shared, info) {
                         Ok(Some(plan)) => break plan,
@@ -260,6 +270,13 @@ where
                     return End::Close;
                 }
             };
+            if plan.body_left > 0
+                && plan.route.options.request_buffering
+                && shared.request_buffer > 0
+                && let Err(end) = self.buffer_body(shared, info, &mut plan).await
+            {
+                return end;
+            }
             match self.proxy(shared, info, plan).await {
                 Ok(true) if !shutdown.is_cancelled() => {}
                 _ => return End::Close,
@@ -318,12 +335,17 @@ where
             }
             None => (None, false),
         };
+        // Who the request is from: the peer, unless a trusted proxy says otherwise.
+        let client = info
+            .for_request(&shared.trusted, req.values("x-forwarded-for"))
+            .client;
         self.out.clear();
         codec::write_upstream_head(
             &mut self.out,
             &req,
             &path,
             &self.fwd,
+            client,
             headers::request_id_bytes,
         );
         let in_buf = (self.inbuf.len() - req.head_len)
@@ -346,11 +368,48 @@ where
             head_request: req.is_head(),
             retryable: body_left == 0 && req.content_length == 0 && req.idempotent(),
             log,
+            client,
             route,
         };
         let consumed = req.head_len + in_buf;
         self.inbuf.advance(consumed);
         Ok(Some(plan))
+    }
+
+    /// Read the rest of the request body into `inbuf` until it is whole or
+    /// `--request-buffer-size` bytes are there, before any upstream connection is taken: a
+    /// client sending slowly holds no upstream connection. A client silent for longer than
+    /// `--client-body-timeout` gets a 408 and the connection closes.
+    /// What was read joins the head in `out`, so a whole body goes upstream in the same write
+    /// (and can be sent again on a fresh connection when a pooled one turns out closed).
+    async fn buffer_body(
+        &mut self,
+        shared: &Shared,
+        info: &ConnInfo,
+        plan: &mut Plan,
+    ) -> Result<(), End> {
+        let start = Instant::now();
+        let want = usize::try_from(plan.body_left)
+            .unwrap_or(usize::MAX)
+            .min(shared.request_buffer);
+        while self.inbuf.len() < want {
+            self.inbuf.reserve((want - self.inbuf.len()).min(CHUNK));
+            let read = self.io.read_buf(&mut self.inbuf);
+            match tokio::time::timeout(shared.client_body_timeout, read).await {
+                Ok(Ok(0) | Err(_)) => return Err(End::Close),
+                Ok(Ok(_)) => {}
+                Err(_) => {
+                    debug!(peer = %info.peer, "request body timed out");
+                    let _ = self.fail(shared, info, plan, 408, start).await;
+                    return Err(End::Close);
+                }
+            }
+        }
+        let n = want.min(self.inbuf.len());
+        self.out.extend_from_slice(&self.inbuf[..n]);
+        self.inbuf.advance(n);
+        plan.body_left -= n as u64;
+        Ok(())
     }
 
     /// Proxy one planned request. `Ok(true)`: the connection may serve another request.
@@ -421,6 +480,13 @@ where
                 Ok(keep && !plan.close)
             }
             Err((UpstreamError::Client(_), _)) => Err(()),
+            Err((UpstreamError::BodyTimeout, head_sent)) => {
+                debug!(peer = %info.peer, "request body timed out");
+                if !head_sent {
+                    let _ = self.fail(shared, info, &plan, 408, start).await;
+                }
+                Err(())
+            }
             Err((e, head_sent)) => {
                 debug!(service = %upstream.label, endpoint = %endpoint.addr, error = %e, "upstream failed");
                 if head_sent {
@@ -460,7 +526,10 @@ where
     fn log(&self, shared: &Shared, info: &ConnInfo, plan: &Plan, status: u16, start: Instant) {
         if let Some((method, path, host)) = &plan.log {
             shared.log_line(
-                info,
+                &ConnInfo {
+                    client: plan.client,
+                    ..*info
+                },
                 method,
                 path,
                 host,
@@ -609,11 +678,11 @@ where
         while left > 0 {
             if self.inbuf.is_empty() {
                 self.inbuf.reserve(CHUNK.min(left as usize));
-                let n = self
-                    .io
-                    .read_buf(&mut self.inbuf)
-                    .await
-                    .map_err(UpstreamError::Client)?;
+                let read = self.io.read_buf(&mut self.inbuf);
+                let n = match tokio::time::timeout(shared.client_body_timeout, read).await {
+                    Ok(r) => r.map_err(UpstreamError::Client)?,
+                    Err(_) => return Err(UpstreamError::BodyTimeout),
+                };
                 if n == 0 {
                     return Err(UpstreamError::Client(
                         std::io::ErrorKind::UnexpectedEof.into(),
@@ -677,11 +746,12 @@ mod tests {
             None,
         ));
         let (io, _peer) = tokio::io::duplex(64);
-        let info = ConnInfo {
-            peer: "127.0.0.1:1".parse().expect("literal"),
-            local: "127.0.0.1:2".parse().expect("literal"),
-            tls: false,
-        };
+        let info = ConnInfo::new(
+            "127.0.0.1:1".parse().expect("literal"),
+            "127.0.0.1:2".parse().expect("literal"),
+            false,
+            &crate::l7::forwarded::TrustedProxies::default(),
+        );
         let fut = serve(shared, info, io, CancellationToken::new());
         let size = std::mem::size_of_val(&fut);
         assert!(

@@ -8,13 +8,15 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery};
 
 use super::{ConnInfo, HOP_BY_HOP, ProxyError};
+use crate::l7::forwarded;
 use crate::l7::table::{Matcher, Route};
 
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Whether the request asks for a protocol upgrade (WebSocket and others).
@@ -76,7 +78,8 @@ fn ip_value(ip: std::net::IpAddr) -> HeaderValue {
     HeaderValue::from_str(&ip.to_string()).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
-/// Prepare the request headers for the upstream.
+/// Prepare the request headers for the upstream. What the client's forwarding headers are worth
+/// is [`forwarded::inbound`]'s decision; `conn.client` is who the request is from.
 pub fn forwarded(h: &mut HeaderMap, conn: &ConnInfo, authority: Option<&Authority>, upgrade: bool) {
     let upgrade_value = if upgrade {
         h.get(header::UPGRADE).cloned()
@@ -95,26 +98,55 @@ pub fn forwarded(h: &mut HeaderMap, conn: &ConnInfo, authority: Option<&Authorit
     {
         h.insert(header::HOST, v);
     }
+    let trusted = conn.trusted_peer;
     let peer = conn.peer.ip();
-    let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) => {
-            HeaderValue::from_str(&format!("{prev}, {peer}")).unwrap_or_else(|_| ip_value(peer))
+    // A trusted peer's chain (every line, in order) gets the peer appended; anyone else's is
+    // replaced by the peer alone.
+    let mut chain = None;
+    if trusted {
+        let mut it = h.get_all(&X_FORWARDED_FOR).iter();
+        if let Some(first) = it.next() {
+            let mut v = first.as_bytes().to_vec();
+            for more in it {
+                v.extend_from_slice(b", ");
+                v.extend_from_slice(more.as_bytes());
+            }
+            v.extend_from_slice(format!(", {peer}").as_bytes());
+            chain = HeaderValue::from_bytes(&v).ok();
         }
-        None => ip_value(peer),
-    };
-    h.insert(X_FORWARDED_FOR.clone(), xff);
-    h.insert(X_REAL_IP.clone(), ip_value(peer));
-    h.insert(
-        X_FORWARDED_PROTO.clone(),
-        HeaderValue::from_static(if conn.tls { "https" } else { "http" }),
-    );
-    if let Some(host) = h.get(header::HOST).cloned() {
-        h.insert(X_FORWARDED_HOST.clone(), host);
     }
     h.insert(
-        X_FORWARDED_PORT.clone(),
-        HeaderValue::from(conn.local.port()),
+        X_FORWARDED_FOR.clone(),
+        chain.unwrap_or_else(|| ip_value(peer)),
     );
+    h.insert(X_REAL_IP.clone(), ip_value(conn.client));
+    for name in [
+        &X_FORWARDED_PROTO,
+        &X_FORWARDED_HOST,
+        &X_FORWARDED_PORT,
+        &FORWARDED,
+    ] {
+        if forwarded::inbound(name.as_str(), trusted) == forwarded::Inbound::Drop {
+            h.remove(name);
+        }
+    }
+    if !h.contains_key(&X_FORWARDED_PROTO) {
+        h.insert(
+            X_FORWARDED_PROTO.clone(),
+            HeaderValue::from_static(if conn.tls { "https" } else { "http" }),
+        );
+    }
+    if !h.contains_key(&X_FORWARDED_HOST)
+        && let Some(host) = h.get(header::HOST).cloned()
+    {
+        h.insert(X_FORWARDED_HOST.clone(), host);
+    }
+    if !h.contains_key(&X_FORWARDED_PORT) {
+        h.insert(
+            X_FORWARDED_PORT.clone(),
+            HeaderValue::from(conn.local.port()),
+        );
+    }
     if !h.contains_key(&X_REQUEST_ID) {
         h.insert(X_REQUEST_ID.clone(), request_id());
     }
@@ -192,6 +224,40 @@ mod tests {
         assert_eq!(nginx_template("/plain"), "/plain");
     }
 
+    fn conn(trusted: &[&str]) -> ConnInfo {
+        let t = crate::l7::forwarded::TrustedProxies::new(
+            trusted
+                .iter()
+                .map(|r| r.parse().expect("literal"))
+                .collect(),
+        );
+        ConnInfo::new(
+            "127.0.0.9:5555".parse().expect("literal"),
+            "127.0.0.1:8080".parse().expect("literal"),
+            false,
+            &t,
+        )
+    }
+
+    fn spoofing_client() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("a.example.com"));
+        h.append(X_FORWARDED_FOR.clone(), HeaderValue::from_static("6.6.6.6"));
+        h.append(
+            X_FORWARDED_FOR.clone(),
+            HeaderValue::from_static("192.0.2.1"),
+        );
+        h.insert(X_REAL_IP.clone(), HeaderValue::from_static("6.6.6.6"));
+        h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("https"));
+        h.insert(
+            X_FORWARDED_HOST.clone(),
+            HeaderValue::from_static("evil.example"),
+        );
+        h.insert(X_FORWARDED_PORT.clone(), HeaderValue::from_static("443"));
+        h.insert(FORWARDED.clone(), HeaderValue::from_static("for=6.6.6.6"));
+        h
+    }
+
     #[test]
     fn hop_by_hop_and_connection_named_headers_go() {
         let mut h = HeaderMap::new();
@@ -202,26 +268,51 @@ mod tests {
         h.insert("x-secret", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert(header::HOST, HeaderValue::from_static("a.example.com"));
-        h.insert(
-            X_FORWARDED_FOR.clone(),
-            HeaderValue::from_static("192.0.2.1"),
-        );
-        let conn = ConnInfo {
-            peer: "127.0.0.9:5555".parse().expect("literal"),
-            local: "127.0.0.1:8080".parse().expect("literal"),
-            tls: false,
-        };
-        forwarded(&mut h, &conn, None, false);
+        forwarded(&mut h, &conn(&[]), None, false);
         assert!(
             h.get("x-secret").is_none()
                 && h.get("keep-alive").is_none()
                 && h.get(header::CONNECTION).is_none()
         );
-        assert_eq!(h[&X_FORWARDED_FOR], "192.0.2.1, 127.0.0.9");
+        assert_eq!(h[&X_FORWARDED_FOR], "127.0.0.9");
         assert_eq!(h[&X_REAL_IP], "127.0.0.9");
         assert_eq!(h[&X_FORWARDED_PROTO], "http");
         assert_eq!(h[&X_FORWARDED_HOST], "a.example.com");
         assert_eq!(h[&X_FORWARDED_PORT], "8080");
         assert_eq!(h[&X_REQUEST_ID].len(), 32);
+    }
+
+    #[test]
+    fn an_untrusted_peer_cannot_set_forwarding_headers() {
+        let mut h = spoofing_client();
+        forwarded(&mut h, &conn(&[]), None, false);
+        let all = |n: &HeaderName| h.get_all(n).iter().collect::<Vec<_>>();
+        assert_eq!(all(&X_FORWARDED_FOR), ["127.0.0.9"]);
+        assert_eq!(all(&X_REAL_IP), ["127.0.0.9"]);
+        assert_eq!(all(&X_FORWARDED_PROTO), ["http"]);
+        assert_eq!(all(&X_FORWARDED_HOST), ["a.example.com"]);
+        assert_eq!(all(&X_FORWARDED_PORT), ["8080"]);
+        assert!(h.get(&FORWARDED).is_none());
+    }
+
+    #[test]
+    fn a_trusted_peer_forwards_its_chain_and_its_scheme_host_and_port() {
+        let mut h = spoofing_client();
+        let c = conn(&["127.0.0.0/8"]).for_request(
+            &crate::l7::forwarded::TrustedProxies::new(vec![
+                "127.0.0.0/8".parse().expect("literal"),
+            ]),
+            h.get_all(&X_FORWARDED_FOR)
+                .iter()
+                .map(HeaderValue::as_bytes),
+        );
+        assert_eq!(c.client.to_string(), "192.0.2.1");
+        forwarded(&mut h, &c, None, false);
+        assert_eq!(h[&X_FORWARDED_FOR], "6.6.6.6, 192.0.2.1, 127.0.0.9");
+        assert_eq!(h[&X_REAL_IP], "192.0.2.1");
+        assert_eq!(h[&X_FORWARDED_PROTO], "https");
+        assert_eq!(h[&X_FORWARDED_HOST], "evil.example");
+        assert_eq!(h[&X_FORWARDED_PORT], "443");
+        assert_eq!(h[&FORWARDED], "for=6.6.6.6");
     }
 }

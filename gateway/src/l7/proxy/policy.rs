@@ -23,11 +23,8 @@ pub fn check(
 ) -> Option<Response<ProxyBody>> {
     let o = &route.options;
     if let Some(allow) = &o.allow {
-        let ip = conn.peer.ip();
-        let ip = match ip {
-            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
-            v4 => v4,
-        };
+        // The client a trusted proxy forwarded for, else the peer.
+        let ip = conn.client.to_canonical();
         if !allow.iter().any(|net| net.contains(&ip)) {
             return Some(local_response(StatusCode::FORBIDDEN, "403 forbidden\n"));
         }

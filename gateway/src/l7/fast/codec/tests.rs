@@ -93,8 +93,9 @@ fn upstream_head(raw: &str, tls: bool) -> String {
         .expect("taken")
         .expect("complete");
     let mut out = Vec::new();
-    let fwd = Forwarding::new("127.0.0.9".parse().expect("literal"), tls, 8080);
-    write_upstream_head(&mut out, &r, r.path(), &fwd, || [b'7'; 32]);
+    let peer = "127.0.0.9".parse().expect("literal");
+    let fwd = Forwarding::new(peer, tls, 8080, false);
+    write_upstream_head(&mut out, &r, r.path(), &fwd, peer, || [b'7'; 32]);
     String::from_utf8(out).expect("ascii")
 }
 
@@ -109,8 +110,48 @@ fn the_upstream_head_drops_hop_by_hop_headers_and_adds_forwarding() {
     assert_eq!(
         got,
         "GET /x HTTP/1.1\r\nHost: a.example.com\r\nCookie: a=b\r\n\
-         x-forwarded-for: 192.0.2.1, 127.0.0.9\r\nx-real-ip: 127.0.0.9\r\n\
+         x-forwarded-for: 127.0.0.9\r\nx-real-ip: 127.0.0.9\r\n\
          x-forwarded-proto: http\r\nx-forwarded-host: a.example.com\r\nx-forwarded-port: 8080\r\n\
+         x-request-id: 77777777777777777777777777777777\r\n\r\n"
+    );
+}
+
+#[test]
+fn a_trusted_peer_keeps_its_chain_scheme_host_and_port() {
+    let raw = "GET /x HTTP/1.1\r\nHost: a.example.com\r\nX-Forwarded-For: 6.6.6.6, 192.0.2.1\r\n\
+               X-Forwarded-Proto: https\r\nX-Real-IP: 6.6.6.6\r\nX-Forwarded-For: 10.0.0.3\r\n\
+               Forwarded: for=192.0.2.1\r\nX-Forwarded-Port: 443\r\n\r\n";
+    let mut h = headers();
+    let r = parse_request(raw.as_bytes(), &mut h)
+        .expect("taken")
+        .expect("complete");
+    let peer: IpAddr = "127.0.0.9".parse().expect("literal");
+    let mut out = Vec::new();
+    let fwd = Forwarding::new(peer, false, 8080, true);
+    let client = "192.0.2.1".parse().expect("literal");
+    write_upstream_head(&mut out, &r, r.path(), &fwd, client, || [b'7'; 32]);
+    assert_eq!(
+        String::from_utf8(out).expect("ascii"),
+        "GET /x HTTP/1.1\r\nHost: a.example.com\r\nX-Forwarded-Proto: https\r\n\
+         Forwarded: for=192.0.2.1\r\nX-Forwarded-Port: 443\r\n\
+         x-forwarded-for: 6.6.6.6, 192.0.2.1, 10.0.0.3, 127.0.0.9\r\nx-real-ip: 192.0.2.1\r\n\
+         x-forwarded-host: a.example.com\r\n\
+         x-request-id: 77777777777777777777777777777777\r\n\r\n"
+    );
+}
+
+#[test]
+fn an_untrusted_peer_sends_no_forwarding_headers_of_its_own() {
+    let got = upstream_head(
+        "GET /x HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 6.6.6.6\r\nForwarded: for=6.6.6.6\r\n\
+         X-Forwarded-Host: evil\r\nX-Forwarded-Port: 1\r\nx-forwarded-for: 7.7.7.7\r\n\r\n",
+        false,
+    );
+    assert_eq!(
+        got,
+        "GET /x HTTP/1.1\r\nHost: a\r\n\
+         x-forwarded-for: 127.0.0.9\r\nx-real-ip: 127.0.0.9\r\n\
+         x-forwarded-proto: http\r\nx-forwarded-host: a\r\nx-forwarded-port: 8080\r\n\
          x-request-id: 77777777777777777777777777777777\r\n\r\n"
     );
 }
@@ -120,10 +161,10 @@ fn forwarding_text_fits_the_longest_addresses() {
     let v6: IpAddr = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"
         .parse()
         .expect("literal");
-    let f = Forwarding::new(v6, false, 65535);
+    let f = Forwarding::new(v6, false, 65535, false);
     assert_eq!(f.peer(), v6.to_string().as_bytes());
     assert_eq!(f.port(), b"65535");
-    let f = Forwarding::new("::1".parse().expect("literal"), false, 80);
+    let f = Forwarding::new("::1".parse().expect("literal"), false, 80, false);
     assert_eq!((f.peer(), f.port()), (&b"::1"[..], &b"80"[..]));
 }
 
@@ -299,11 +340,12 @@ fn the_upstream_target_is_the_given_path_and_the_query_as_it_came() {
     let r = parse_request(raw.as_bytes(), &mut h)
         .expect("taken")
         .expect("complete");
-    let fwd = Forwarding::new("127.0.0.9".parse().expect("literal"), false, 80);
+    let peer = "127.0.0.9".parse().expect("literal");
+    let fwd = Forwarding::new(peer, false, 80, false);
     let mut out = Vec::new();
-    write_upstream_head(&mut out, &r, "/b", &fwd, || [b'7'; 32]);
+    write_upstream_head(&mut out, &r, "/b", &fwd, peer, || [b'7'; 32]);
     assert!(out.starts_with(b"GET /b?x=/../%2f HTTP/1.1\r\n"));
     out.clear();
-    write_upstream_head(&mut out, &r, r.path(), &fwd, || [b'7'; 32]);
+    write_upstream_head(&mut out, &r, r.path(), &fwd, peer, || [b'7'; 32]);
     assert!(out.starts_with(b"GET /a/../b?x=/../%2f HTTP/1.1\r\n"));
 }
