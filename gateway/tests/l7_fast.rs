@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use gateway::l7::L7Config;
 use l7common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -453,5 +454,180 @@ async fn the_close_after_a_client_connection_close_comes_from_the_fast_path() {
     assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
     assert!(text.contains("connection: close\r\n"), "{text}");
     assert!(text.ends_with("ok /bye 0"), "{text}");
+    gw.shutdown().await;
+}
+
+/// The router on `engine` (the fast path on or off) in front of `origin`, for `app.test`.
+async fn gateway_for(origin: SocketAddr, fast: bool) -> Gateway {
+    let yaml = [
+        service("app", &[origin]),
+        ingress("app", &[], &[("app.test", "/", "Prefix", "app")]),
+    ]
+    .concat();
+    Gateway::start_with(
+        &yaml,
+        L7Config {
+            fast_h1: fast,
+            ..L7Config::default()
+        },
+    )
+    .await
+}
+
+/// A request whose body is another request's head, with the header that delimits the body named
+/// in `connection`: had the proxy dropped it, the origin would read the body as the start of the
+/// next request on that upstream connection, and answer it to whoever sent that one.
+async fn smuggle_through_connection(fast: bool, connection: &str) {
+    let o = RawOrigin::start().await;
+    let gw = gateway_for(o.addr, fast).await;
+    let smuggled = "GET /internal-ADMIN-poison HTTP/1.1\r\nHost: app.test\r\nX-Ignore: ";
+    let attack = format!(
+        "POST /public/a HTTP/1.1\r\nHost: app.test\r\nContent-Length: {}\r\nConnection: {connection}\r\n\r\n{smuggled}",
+        smuggled.len()
+    );
+    let mut a = connect(&gw).await;
+    a.write_all(attack.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    let (head, body) = read_response(&mut a, &mut buf, false).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        format!("ok /public/a {}", smuggled.len()),
+        "the origin got the body with its length (Connection: {connection})"
+    );
+    // A victim on its own connection gets its own answer.
+    let mut v = connect(&gw).await;
+    v.write_all(b"GET /victim HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = Vec::new();
+    let (head, body) = read_response(&mut v, &mut buf, false).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(String::from_utf8_lossy(&body), "ok /victim 0");
+    assert!(
+        o.seen().iter().all(|l| !l.contains("internal-ADMIN")),
+        "the origin never saw the smuggled request: {:?}",
+        o.seen()
+    );
+    gw.shutdown().await;
+}
+
+// One thread: the attacker's upstream connection is pooled on the thread the victim uses.
+#[tokio::test]
+async fn content_length_named_in_connection_cannot_smuggle_a_request_on_either_engine() {
+    for fast in [true, false] {
+        for connection in [
+            "content-length",
+            "Content-Length, X-Other",
+            "keep-alive, content-length",
+        ] {
+            smuggle_through_connection(fast, connection).await;
+        }
+    }
+}
+
+// One thread: the attacker's upstream connection is pooled on the thread the victim uses.
+#[tokio::test]
+async fn host_and_forwarding_headers_named_in_connection_are_still_sent_on_either_engine() {
+    for fast in [true, false] {
+        let o = Origin::start("echo", "127.0.0.1").await;
+        let gw = gateway_for(o.addr, fast).await;
+        let mut c = connect(&gw).await;
+        c.write_all(
+            b"GET /h HTTP/1.1\r\nHost: app.test\r\nX-Request-ID: client-id\r\n\
+              Connection: host, x-forwarded-for, x-real-ip, x-request-id, x-forwarded-host, x-forwarded-proto, x-forwarded-port, forwarded\r\n\r\n",
+        )
+        .await
+        .expect("write");
+        let mut buf = Vec::new();
+        let (head, body) = read_response(&mut c, &mut buf, false).await;
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains("host=app.test"), "fast={fast}: {body}");
+        let lower = head.to_ascii_lowercase();
+        for want in [
+            "x-echo-x-forwarded-for: 127.0.0.1\r\n",
+            "x-echo-x-real-ip: 127.0.0.1\r\n",
+            "x-echo-x-request-id: client-id\r\n",
+            "x-echo-x-forwarded-host: app.test\r\n",
+            "x-echo-x-forwarded-proto: http\r\n",
+            "x-echo-x-forwarded-port:",
+        ] {
+            assert!(lower.contains(want), "fast={fast}: {want} in {head}");
+        }
+        gw.shutdown().await;
+    }
+}
+
+/// An origin that answers every request with `first <path>`, and `/double` a second time
+/// (`second`) a moment later, unasked: what a desynchronised upstream does.
+async fn double_answer_origin() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut c, _)) = l.accept().await {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    let end = loop {
+                        if let Some(e) = head_end(&buf) {
+                            break e;
+                        }
+                        let mut chunk = [0u8; 4096];
+                        match c.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                    buf.drain(..end);
+                    let path = head.split(' ').nth(1).unwrap_or("").to_string();
+                    s.lock().expect("lock").push(path.clone());
+                    let body = format!("first {path}");
+                    let r = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if c.write_all(r.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    if path == "/double" {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        let r = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond";
+                        if c.write_all(r).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+// One thread: the confused upstream connection is pooled on the thread the next request uses.
+#[tokio::test]
+async fn a_pooled_connection_with_unread_bytes_is_never_reused() {
+    let (addr, seen) = double_answer_origin().await;
+    let gw = gateway_for(addr, true).await;
+    let mut a = connect(&gw).await;
+    a.write_all(b"GET /double HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = Vec::new();
+    let (_, body) = read_response(&mut a, &mut buf, false).await;
+    assert_eq!(String::from_utf8_lossy(&body), "first /double");
+    // The unasked second answer is now waiting on the pooled upstream connection.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut v = connect(&gw).await;
+    v.write_all(b"GET /victim HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = Vec::new();
+    let (_, body) = read_response(&mut v, &mut buf, false).await;
+    assert_eq!(String::from_utf8_lossy(&body), "first /victim");
+    assert_eq!(*seen.lock().expect("lock"), ["/double", "/victim"]);
     gw.shutdown().await;
 }

@@ -13,6 +13,8 @@ use std::net::IpAddr;
 
 use httparse::Header;
 
+use crate::l7::hop_by_hop;
+
 /// Request and response heads with more header lines go to the general path (request) or fail
 /// (response), as hyper's default limit does.
 pub const MAX_HEADERS: usize = 100;
@@ -60,11 +62,15 @@ impl<'b> ConnectionNames<'b> {
         }
     }
 
-    /// Remember `token`; false when there is no room left (or it is not text).
+    /// Remember `token`; false when there is no room left (or it is not text). Names that
+    /// `Connection` may not remove ([`hop_by_hop::PROTECTED`]) are not remembered.
     fn add(&mut self, token: &'b [u8]) -> bool {
         let Ok(t) = std::str::from_utf8(token) else {
             return false;
         };
+        if !hop_by_hop::connection_may_remove(t) {
+            return true;
+        }
         if self.len == MAX_CONNECTION_NAMES {
             return false;
         }
@@ -91,6 +97,9 @@ pub struct RequestHead<'b, 'h> {
     pub head_len: usize,
     pub host: &'b str,
     pub content_length: u64,
+    /// The client sent a `Content-Length` (then the upstream gets one, rewritten from the
+    /// parsed value: the body is never forwarded without the length that delimits it).
+    has_content_length: bool,
     /// `Connection: close`.
     pub close: bool,
     pub has_request_id: bool,
@@ -224,25 +233,11 @@ pub fn parse_request<'b, 'h>(
         head_len,
         host,
         content_length: content_length.unwrap_or(0),
+        has_content_length: content_length.is_some(),
         close,
         has_request_id,
         connection_names,
     }))
-}
-
-/// Headers never forwarded in either direction (RFC 9110 7.6.1), besides those `Connection` names.
-fn hop_by_hop(name: &str) -> bool {
-    [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    ]
-    .iter()
-    .any(|h| name.eq_ignore_ascii_case(h))
 }
 
 /// Request headers the proxy sets itself (replacing the client's).
@@ -297,7 +292,7 @@ impl Forwarding {
 }
 
 /// Append the upstream request head for `req` to `out`: the client's headers minus hop-by-hop
-/// ones, then `X-Forwarded-For` (appended to the client's), `X-Real-IP`, `X-Forwarded-Proto`,
+/// ones ([`hop_by_hop::strip`]), the `Content-Length` the body is framed with, then `X-Forwarded-For` (appended to the client's), `X-Real-IP`, `X-Forwarded-Proto`,
 /// `-Host`, `-Port` and an `X-Request-ID` when the client sent none — what the general path sends.
 pub fn write_upstream_head(
     out: &mut Vec<u8>,
@@ -312,7 +307,10 @@ pub fn write_upstream_head(
     let mut xff: Option<&[u8]> = None;
     for h in req.headers {
         let n = h.name;
-        if hop_by_hop(n) || req.named_in_connection(n) {
+        // The client's Content-Length is replaced by the parsed value, written below.
+        if hop_by_hop::strip(n, req.named_in_connection(n))
+            || n.eq_ignore_ascii_case("content-length")
+        {
             continue;
         }
         if replaced_upstream(n) {
@@ -326,6 +324,10 @@ pub fn write_upstream_head(
         out.extend_from_slice(b": ");
         out.extend_from_slice(h.value);
         out.extend_from_slice(b"\r\n");
+    }
+    if req.has_content_length {
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, "content-length: {}\r\n", req.content_length);
     }
     out.extend_from_slice(b"x-forwarded-for: ");
     if let Some(prev) = xff {
@@ -506,7 +508,7 @@ pub fn write_downstream_head(
         } else if n.eq_ignore_ascii_case("strict-transport-security") {
             extras.hsts.is_none()
         } else {
-            !hop_by_hop(n) && !resp.connection_names.contains(n)
+            !hop_by_hop::strip(n, resp.connection_names.contains(n))
         };
         if keep {
             out.extend_from_slice(n.as_bytes());

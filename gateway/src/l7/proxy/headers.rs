@@ -7,7 +7,8 @@ use http::Uri;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery};
 
-use super::{ConnInfo, HOP_BY_HOP, ProxyError};
+use super::{ConnInfo, ProxyError};
+use crate::l7::hop_by_hop;
 use crate::l7::table::{Matcher, Route};
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -29,6 +30,8 @@ pub fn is_upgrade(h: &HeaderMap) -> bool {
             })
 }
 
+/// Remove what [`hop_by_hop::strip`] leaves out: the hop-by-hop headers, and those the message's
+/// `Connection` lists unless they are [`hop_by_hop::PROTECTED`].
 fn remove_hop_by_hop(h: &mut HeaderMap) {
     let named: Vec<HeaderName> = h
         .get_all(header::CONNECTION)
@@ -36,11 +39,12 @@ fn remove_hop_by_hop(h: &mut HeaderMap) {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .filter(|n| hop_by_hop::strip(n.as_str(), true))
         .collect();
     for n in named {
         h.remove(n);
     }
-    for n in &HOP_BY_HOP {
+    for n in hop_by_hop::HOP_BY_HOP {
         h.remove(n);
     }
 }
@@ -223,5 +227,50 @@ mod tests {
         assert_eq!(h[&X_FORWARDED_HOST], "a.example.com");
         assert_eq!(h[&X_FORWARDED_PORT], "8080");
         assert_eq!(h[&X_REQUEST_ID].len(), 32);
+    }
+
+    #[test]
+    fn connection_cannot_remove_framing_host_or_forwarding_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static(
+                "content-length, host, x-forwarded-for, x-request-id, forwarded, x-secret",
+            ),
+        );
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("63"));
+        h.insert(header::HOST, HeaderValue::from_static("app.test"));
+        h.insert(
+            X_FORWARDED_FOR.clone(),
+            HeaderValue::from_static("192.0.2.1"),
+        );
+        h.insert(X_REQUEST_ID.clone(), HeaderValue::from_static("client-id"));
+        h.insert(header::FORWARDED, HeaderValue::from_static("for=192.0.2.1"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        let conn = ConnInfo {
+            peer: "127.0.0.9:5555".parse().expect("literal"),
+            local: "127.0.0.1:8080".parse().expect("literal"),
+            tls: false,
+        };
+        forwarded(&mut h, &conn, None, false);
+        assert_eq!(h[header::CONTENT_LENGTH], "63");
+        assert_eq!(h[header::HOST], "app.test");
+        assert_eq!(h[&X_FORWARDED_FOR], "192.0.2.1, 127.0.0.9");
+        assert_eq!(h[&X_FORWARDED_HOST], "app.test");
+        assert_eq!(h[&X_REQUEST_ID], "client-id");
+        assert_eq!(h[header::FORWARDED], "for=192.0.2.1");
+        assert!(h.get("x-secret").is_none() && h.get(header::CONNECTION).is_none());
+
+        // A response's Connection cannot remove its framing either.
+        let mut r = HeaderMap::new();
+        r.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("content-length, x-internal"),
+        );
+        r.insert(header::CONTENT_LENGTH, HeaderValue::from_static("2"));
+        r.insert("x-internal", HeaderValue::from_static("1"));
+        strip_response(&mut r);
+        assert_eq!(r[header::CONTENT_LENGTH], "2");
+        assert!(r.get("x-internal").is_none());
     }
 }

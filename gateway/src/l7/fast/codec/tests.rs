@@ -116,6 +116,56 @@ fn the_upstream_head_drops_hop_by_hop_headers_and_adds_forwarding() {
 }
 
 #[test]
+fn connection_cannot_remove_the_framing_the_host_or_the_forwarding_headers() {
+    let got = upstream_head(
+        "POST /public/a HTTP/1.1\r\nHost: app.test\r\nContent-Length: 63\r\n\
+         X-Request-ID: abc\r\nX-Forwarded-For: 192.0.2.1\r\nForwarded: for=192.0.2.1\r\n\
+         Connection: content-length, Host, x-request-id, x-forwarded-for, forwarded, x-secret\r\n\
+         X-Secret: 1\r\n\r\n",
+        false,
+    );
+    assert_eq!(
+        got,
+        "POST /public/a HTTP/1.1\r\nHost: app.test\r\nX-Request-ID: abc\r\n\
+         Forwarded: for=192.0.2.1\r\ncontent-length: 63\r\n\
+         x-forwarded-for: 192.0.2.1, 127.0.0.9\r\nx-real-ip: 127.0.0.9\r\n\
+         x-forwarded-proto: http\r\nx-forwarded-host: app.test\r\nx-forwarded-port: 8080\r\n\r\n"
+    );
+    // Protected names do not use up the room for names that may be removed.
+    let many = "GET / HTTP/1.1\r\nHost: a\r\nConnection: host, content-length, x-request-id, \
+                x-real-ip, forwarded, x-forwarded-for, x-forwarded-host, x-forwarded-port, a\r\n\r\n";
+    assert!(classify(many).is_ok());
+}
+
+#[test]
+fn the_body_is_framed_with_the_length_the_proxy_parsed() {
+    let got = upstream_head(
+        "POST /x HTTP/1.1\r\nContent-Length:  0005 \r\nHost: a\r\n\r\nhello",
+        false,
+    );
+    assert!(got.contains("\r\ncontent-length: 5\r\n"), "{got}");
+    assert!(!got.contains("0005"), "{got}");
+    let got = upstream_head("GET /x HTTP/1.1\r\nHost: a\r\n\r\n", false);
+    assert!(
+        !got.to_ascii_lowercase().contains("content-length"),
+        "{got}"
+    );
+}
+
+#[test]
+fn a_response_connection_cannot_remove_its_framing() {
+    let (_, framing, _, head) = response(
+        "HTTP/1.1 200 OK\r\nConnection: content-length, x-internal\r\nX-Internal: 1\r\n\
+         Content-Length: 2\r\n\r\n",
+        false,
+    )
+    .expect("valid");
+    assert_eq!(framing, Framing::Length(2));
+    assert!(head.contains("Content-Length: 2\r\n"), "{head}");
+    assert!(!head.contains("X-Internal"), "{head}");
+}
+
+#[test]
 fn forwarding_text_fits_the_longest_addresses() {
     let v6: IpAddr = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"
         .parse()
@@ -135,7 +185,8 @@ fn a_client_request_id_is_kept_and_tls_is_told() {
     );
     assert!(got.contains("X-Request-ID: abc\r\n"), "{got}");
     assert!(!got.contains("x-request-id"), "{got}");
-    assert!(got.contains("Content-Length: 3\r\n"), "{got}");
+    assert!(got.contains("content-length: 3\r\n"), "{got}");
+    assert!(!got.contains("Content-Length"), "{got}");
     assert!(got.contains("x-forwarded-proto: https\r\n"), "{got}");
 }
 
