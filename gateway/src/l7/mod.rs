@@ -10,7 +10,7 @@
 pub mod annotations;
 pub mod class;
 pub mod fast;
-pub mod hop_by_hop;
+pub mod framing;
 pub mod metrics;
 pub mod proxy;
 mod server;

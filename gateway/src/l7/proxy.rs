@@ -30,6 +30,7 @@ pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
 pub(crate) mod affinity;
 pub(crate) mod headers;
 mod policy;
+mod request;
 
 /// What a connection knows about itself.
 #[derive(Debug, Clone, Copy)]
@@ -125,7 +126,7 @@ fn request_host(req: &Request<Incoming>) -> &str {
 pub async fn handle(
     shared: Arc<Shared>,
     conn: ConnInfo,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let start = Instant::now();
     // RFC 9112 3.2: an HTTP/1.1 request with no Host, or with more than one, is refused; which
@@ -134,6 +135,11 @@ pub async fn handle(
     if hosts > 1 || (hosts == 0 && req.version() == Version::HTTP_11) {
         shared.metrics.unrouted.inc();
         return Ok(local_response(StatusCode::BAD_REQUEST, "400 bad request\n"));
+    }
+    if let Err(why) = request::admit(&mut req) {
+        debug!(peer = %conn.peer, %why, "request refused");
+        shared.metrics.unrouted.inc();
+        return Ok(why.response());
     }
     let table = shared.table.load_full();
     let host = normalize_host(request_host(&req)).into_owned();
@@ -318,6 +324,15 @@ async fn proxy(
     };
     let mut up_headers = parts.headers;
     headers::forwarded(&mut up_headers, &conn, parts.uri.authority(), upgrade);
+    // A body of unknown length (a chunked one) goes on chunked, whatever the method: without
+    // the header hyper's client sends a GET, HEAD or CONNECT with an empty body, dropping the
+    // client's. (An HTTP/2 upstream connection leaves the header out.)
+    if !upgrade && !body.is_end_stream() && body.size_hint().exact().is_none() {
+        up_headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+    }
 
     // The body is replayable only when there is none: then a failed connect may retry.
     let empty_body = body.is_end_stream();

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 
 use httparse::Header;
 
-use crate::l7::hop_by_hop;
+use crate::l7::framing::{self, trim};
 
 /// Request and response heads with more header lines go to the general path (request) or fail
 /// (response), as hyper's default limit does.
@@ -23,7 +23,8 @@ pub const MAX_HEAD: usize = 64 * 1024;
 /// At most this many header names listed in `Connection` are removed; more goes to the general path.
 const MAX_CONNECTION_NAMES: usize = 8;
 
-/// Why a request is left to the general path. Not an error: that path answers it (or refuses it).
+/// Why a request is not proxied by the fast path. Most are left to the general path, which
+/// answers them (or refuses them); those [`Handoff::refusal`] names the fast path refuses itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Handoff {
     /// httparse refused the head; hyper answers 400.
@@ -31,7 +32,15 @@ pub enum Handoff {
     TooManyHeaders,
     /// HTTP/1.0: keep-alive rules differ; rare enough to leave to the general path.
     Version,
+    /// Not `A-Z`, `-`, `_` only ([`framing::valid_method`]); the general path answers 400.
+    Method,
+    /// Exactly `Transfer-Encoding: chunked`: the general path decodes it.
     TransferEncoding,
+    /// Any other `Transfer-Encoding` ([`framing::RequestCoding::Unsupported`]): refused, 501.
+    TransferCoding,
+    /// `Transfer-Encoding` and `Content-Length` together: refused, 400. The general path would
+    /// not see it: hyper drops the `Content-Length` of such a request before the proxy sees it.
+    TransferEncodingAndLength,
     /// Repeated, or not a plain decimal number.
     ContentLength,
     Upgrade,
@@ -45,6 +54,18 @@ pub enum Handoff {
     /// No route, or the route needs something only the general path does (redirects, canaries,
     /// rewrites, allow-lists, non-HTTP backends, 503 and 413 answers).
     Route,
+}
+
+impl Handoff {
+    /// The status the fast path answers itself (then closes the connection), for the requests
+    /// whose framing it refuses; `None`: the general path takes the connection.
+    pub fn refusal(self) -> Option<u16> {
+        match self {
+            Handoff::TransferCoding => Some(501),
+            Handoff::TransferEncodingAndLength => Some(400),
+            _ => None,
+        }
+    }
 }
 
 /// The header names a `Connection` header lists (hop-by-hop for this message only).
@@ -63,12 +84,12 @@ impl<'b> ConnectionNames<'b> {
     }
 
     /// Remember `token`; false when there is no room left (or it is not text). Names that
-    /// `Connection` may not remove ([`hop_by_hop::PROTECTED`]) are not remembered.
+    /// `Connection` may not remove ([`framing::PROTECTED`]) are not remembered.
     fn add(&mut self, token: &'b [u8]) -> bool {
         let Ok(t) = std::str::from_utf8(token) else {
             return false;
         };
-        if !hop_by_hop::connection_may_remove(t) {
+        if !framing::connection_may_remove(t) {
             return true;
         }
         if self.len == MAX_CONNECTION_NAMES {
@@ -137,18 +158,6 @@ impl RequestHead<'_, '_> {
     }
 }
 
-fn trim(v: &[u8]) -> &[u8] {
-    let start = v
-        .iter()
-        .position(|b| !matches!(b, b' ' | b'\t'))
-        .unwrap_or(v.len());
-    let end = v
-        .iter()
-        .rposition(|b| !matches!(b, b' ' | b'\t'))
-        .map_or(start, |i| i + 1);
-    &v[start..end]
-}
-
 /// The comma-separated tokens of a header value, trimmed, empty ones skipped.
 fn tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
     v.split(|b| *b == b',').map(trim).filter(|t| !t.is_empty())
@@ -182,13 +191,23 @@ pub fn parse_request<'b, 'h>(
     let (Some(method), Some(target)) = (req.method, req.path) else {
         return Err(Handoff::Malformed);
     };
+    if !framing::valid_method(method.as_bytes()) {
+        return Err(Handoff::Method);
+    }
     if !target.starts_with('/') || method == "CONNECT" {
         return Err(Handoff::Target);
     }
     let headers: &'h [Header<'b>] = req.headers;
     let mut host = None;
     let mut hosts = 0;
+    // Every header is looked at before deciding: a refusal (Transfer-Encoding with
+    // Content-Length) must not hide behind an earlier hand-off.
     let mut content_length = None;
+    let mut content_lengths = 0;
+    let mut transfer_encodings = 0;
+    let mut upgrade = false;
+    let mut expect = false;
+    let mut too_many_names = false;
     let mut close = false;
     let mut has_request_id = false;
     let mut connection_names = ConnectionNames::new();
@@ -198,29 +217,52 @@ pub fn parse_request<'b, 'h>(
             hosts += 1;
             host = std::str::from_utf8(trim(h.value)).ok();
         } else if n.eq_ignore_ascii_case("content-length") {
-            if content_length.is_some() {
-                return Err(Handoff::ContentLength);
-            }
-            content_length = Some(decimal(h.value).ok_or(Handoff::ContentLength)?);
+            content_lengths += 1;
+            content_length = decimal(h.value);
         } else if n.eq_ignore_ascii_case("transfer-encoding") {
-            return Err(Handoff::TransferEncoding);
+            transfer_encodings += 1;
         } else if n.eq_ignore_ascii_case("upgrade") {
-            return Err(Handoff::Upgrade);
+            upgrade = true;
         } else if n.eq_ignore_ascii_case("expect") {
-            return Err(Handoff::Expect);
+            expect = true;
         } else if n.eq_ignore_ascii_case("connection") {
             for t in tokens(h.value) {
                 if t.eq_ignore_ascii_case(b"close") {
                     close = true;
                 } else if t.eq_ignore_ascii_case(b"upgrade") {
-                    return Err(Handoff::Upgrade);
+                    upgrade = true;
                 } else if !t.eq_ignore_ascii_case(b"keep-alive") && !connection_names.add(t) {
-                    return Err(Handoff::ConnectionNames);
+                    too_many_names = true;
                 }
             }
         } else if n.eq_ignore_ascii_case("x-request-id") {
             has_request_id = true;
         }
+    }
+    if transfer_encodings > 0 {
+        if content_lengths > 0 {
+            return Err(Handoff::TransferEncodingAndLength);
+        }
+        let values = headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("transfer-encoding"))
+            .map(|h| h.value);
+        return Err(match framing::request_coding(values) {
+            framing::RequestCoding::Chunked => Handoff::TransferEncoding,
+            _ => Handoff::TransferCoding,
+        });
+    }
+    if content_lengths > 1 || (content_lengths == 1 && content_length.is_none()) {
+        return Err(Handoff::ContentLength);
+    }
+    if upgrade {
+        return Err(Handoff::Upgrade);
+    }
+    if expect {
+        return Err(Handoff::Expect);
+    }
+    if too_many_names {
+        return Err(Handoff::ConnectionNames);
     }
     let host = match (hosts, host) {
         (1, Some(h)) if !h.is_empty() => h,
@@ -292,7 +334,7 @@ impl Forwarding {
 }
 
 /// Append the upstream request head for `req` to `out`: the client's headers minus hop-by-hop
-/// ones ([`hop_by_hop::strip`]), the `Content-Length` the body is framed with, then `X-Forwarded-For` (appended to the client's), `X-Real-IP`, `X-Forwarded-Proto`,
+/// ones ([`framing::strip`]), the `Content-Length` the body is framed with, then `X-Forwarded-For` (appended to the client's), `X-Real-IP`, `X-Forwarded-Proto`,
 /// `-Host`, `-Port` and an `X-Request-ID` when the client sent none — what the general path sends.
 pub fn write_upstream_head(
     out: &mut Vec<u8>,
@@ -308,8 +350,7 @@ pub fn write_upstream_head(
     for h in req.headers {
         let n = h.name;
         // The client's Content-Length is replaced by the parsed value, written below.
-        if hop_by_hop::strip(n, req.named_in_connection(n))
-            || n.eq_ignore_ascii_case("content-length")
+        if framing::strip(n, req.named_in_connection(n)) || n.eq_ignore_ascii_case("content-length")
         {
             continue;
         }
@@ -508,7 +549,7 @@ pub fn write_downstream_head(
         } else if n.eq_ignore_ascii_case("strict-transport-security") {
             extras.hsts.is_none()
         } else {
-            !hop_by_hop::strip(n, resp.connection_names.contains(n))
+            !framing::strip(n, resp.connection_names.contains(n))
         };
         if keep {
             out.extend_from_slice(n.as_bytes());

@@ -8,7 +8,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery};
 
 use super::{ConnInfo, ProxyError};
-use crate::l7::hop_by_hop;
+use crate::l7::framing;
 use crate::l7::table::{Matcher, Route};
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -30,8 +30,8 @@ pub fn is_upgrade(h: &HeaderMap) -> bool {
             })
 }
 
-/// Remove what [`hop_by_hop::strip`] leaves out: the hop-by-hop headers, and those the message's
-/// `Connection` lists unless they are [`hop_by_hop::PROTECTED`].
+/// Remove what [`framing::strip`] leaves out: the hop-by-hop headers, and those the message's
+/// `Connection` lists unless they are [`framing::PROTECTED`].
 fn remove_hop_by_hop(h: &mut HeaderMap) {
     let named: Vec<HeaderName> = h
         .get_all(header::CONNECTION)
@@ -39,12 +39,12 @@ fn remove_hop_by_hop(h: &mut HeaderMap) {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .filter(|n| hop_by_hop::strip(n.as_str(), true))
+        .filter(|n| framing::strip(n.as_str(), true))
         .collect();
     for n in named {
         h.remove(n);
     }
-    for n in hop_by_hop::HOP_BY_HOP {
+    for n in framing::HOP_BY_HOP {
         h.remove(n);
     }
 }

@@ -84,7 +84,66 @@ fn anything_unusual_goes_to_the_general_path() {
     ];
     for (raw, want) in cases {
         assert_eq!(classify(raw), Err(want), "{raw:?}");
+        assert_eq!(want.refusal(), None, "{raw:?}");
     }
+}
+
+#[test]
+fn invalid_methods_go_to_the_general_path_which_refuses_them() {
+    for raw in [
+        "get / HTTP/1.1\r\nHost: a\r\n\r\n",
+        "Get / HTTP/1.1\r\nHost: a\r\n\r\n",
+        "G.T / HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET1 / HTTP/1.1\r\nHost: a\r\n\r\n",
+    ] {
+        assert_eq!(classify(raw), Err(Handoff::Method), "{raw:?}");
+    }
+}
+
+#[test]
+fn transfer_codings_other_than_chunked_and_length_with_coding_are_refused() {
+    let cases = [
+        ("gzip, chunked", Handoff::TransferCoding, 501),
+        ("chunked, chunked", Handoff::TransferCoding, 501),
+        ("identity", Handoff::TransferCoding, 501),
+        (
+            "chunked\r\nTransfer-Encoding: chunked",
+            Handoff::TransferCoding,
+            501,
+        ),
+        (
+            "chunked\r\nContent-Length: 5",
+            Handoff::TransferEncodingAndLength,
+            400,
+        ),
+        // A refusal is not hidden behind an earlier reason to hand off.
+        (
+            "chunked\r\nContent-Length: 5\r\nContent-Length: 6",
+            Handoff::TransferEncodingAndLength,
+            400,
+        ),
+        (
+            "chunked\r\nUpgrade: websocket\r\nContent-Length: 5",
+            Handoff::TransferEncodingAndLength,
+            400,
+        ),
+    ];
+    for (te, want, status) in cases {
+        let raw = format!("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: {te}\r\n\r\n");
+        assert_eq!(classify(&raw), Err(want), "{raw:?}");
+        assert_eq!(want.refusal(), Some(status), "{raw:?}");
+    }
+    let length_first =
+        "POST / HTTP/1.1\r\nContent-Length: 5\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+    assert_eq!(
+        classify(length_first),
+        Err(Handoff::TransferEncodingAndLength)
+    );
+    assert_eq!(
+        classify("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:  Chunked \r\n\r\n"),
+        Err(Handoff::TransferEncoding),
+        "exactly chunked: the general path decodes it"
+    );
 }
 
 fn upstream_head(raw: &str, tls: bool) -> String {
