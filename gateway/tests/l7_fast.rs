@@ -817,3 +817,33 @@ async fn a_chunked_request_body_is_forwarded_whatever_the_method_on_either_engin
         gw.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn underscore_spellings_of_framing_headers_never_reach_the_origin_on_either_engine() {
+    for fast in [true, false] {
+        let o = Origin::start("echo", "127.0.0.1").await;
+        let gw = gateway_for(o.addr, fast).await;
+        let (head, body) = exchange_raw(
+            &gw,
+            b"POST /u HTTP/1.1\r\nHost: app.test\r\nContent-Length: 2\r\nContent_Length: 63\r\n\
+              Transfer_Encoding: chunked\r\nX_Forwarded_For: 6.6.6.6\r\nX_Custom: kept\r\n\r\nhi",
+        )
+        .await;
+        assert!(head.starts_with("HTTP/1.1 200"), "fast={fast}: {head}");
+        assert!(String::from_utf8_lossy(&body).starts_with("origin=echo"));
+        let lower = head.to_ascii_lowercase();
+        assert!(
+            lower.contains("x-echo-x_custom: kept\r\n"),
+            "fast={fast}: {head}"
+        );
+        for gone in [
+            "content_length",
+            "transfer_encoding",
+            "x_forwarded_for",
+            "6.6.6.6",
+        ] {
+            assert!(!lower.contains(gone), "fast={fast}: {gone} in {head}");
+        }
+        gw.shutdown().await;
+    }
+}

@@ -47,10 +47,27 @@ pub fn connection_may_remove(name: &str) -> bool {
     !listed(&PROTECTED, name)
 }
 
+/// Whether `name` spells a [`PROTECTED`] header with `_` for `-` (`Content_Length`,
+/// `Transfer_Encoding`, `X_Forwarded_For`). Origins behind CGI-style gateways (WSGI, PHP, Rack)
+/// read both spellings as the same variable (`CONTENT_LENGTH`), so such a header would frame the
+/// body, or name the client, differently at the origin than here. nginx drops every header
+/// with an underscore by default; these are dropped in both directions.
+pub fn underscore_lookalike(name: &str) -> bool {
+    name.contains('_')
+        && PROTECTED.iter().any(|p| {
+            p.len() == name.len()
+                && p.bytes()
+                    .zip(name.bytes())
+                    .all(|(p, n)| p == n.to_ascii_lowercase() || (p == b'-' && n == b'_'))
+        })
+}
+
 /// THE rule: whether the header `name` is left out of the forwarded message, given whether the
 /// message's `Connection` header lists it.
 pub fn strip(name: &str, named_in_connection: bool) -> bool {
-    is_hop_by_hop(name) || (named_in_connection && connection_may_remove(name))
+    is_hop_by_hop(name)
+        || (named_in_connection && connection_may_remove(name))
+        || underscore_lookalike(name)
 }
 
 /// Whether a request method is one Portico forwards: `A-Z`, `-` and `_` only (nginx's rule).
@@ -122,6 +139,28 @@ mod tests {
         assert!(strip("X-Secret", true));
         assert!(!strip("X-Secret", false));
         assert!(strip("Keep-Alive", false));
+    }
+
+    #[test]
+    fn underscore_spellings_of_protected_headers_are_dropped() {
+        for name in [
+            "Content_Length",
+            "transfer_encoding",
+            "X_Forwarded_For",
+            "x-forwarded_for",
+            "X_REAL_IP",
+        ] {
+            assert!(underscore_lookalike(name), "{name}");
+            assert!(strip(name, false), "{name}");
+        }
+        for name in [
+            "Content-Length",
+            "X_Custom_Header",
+            "Content_Lengths",
+            "content_",
+        ] {
+            assert!(!underscore_lookalike(name), "{name}");
+        }
     }
 
     #[test]

@@ -41,6 +41,11 @@ fn remove_hop_by_hop(h: &mut HeaderMap) {
         .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
         .filter(|n| framing::strip(n.as_str(), true))
         .collect();
+    let lookalikes = h
+        .keys()
+        .filter(|n| framing::underscore_lookalike(n.as_str()))
+        .cloned();
+    let named: Vec<HeaderName> = named.into_iter().chain(lookalikes).collect();
     for n in named {
         h.remove(n);
     }
@@ -259,6 +264,17 @@ mod tests {
         assert_eq!(h[&X_FORWARDED_HOST], "app.test");
         assert_eq!(h[&X_REQUEST_ID], "client-id");
         assert_eq!(h[header::FORWARDED], "for=192.0.2.1");
+
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("app.test"));
+        h.insert("content_length", HeaderValue::from_static("63"));
+        h.insert("transfer_encoding", HeaderValue::from_static("chunked"));
+        h.insert("x_forwarded_for", HeaderValue::from_static("6.6.6.6"));
+        h.insert("x_custom", HeaderValue::from_static("kept"));
+        forwarded(&mut h, &conn, None, false);
+        assert!(h.get("content_length").is_none() && h.get("transfer_encoding").is_none());
+        assert!(h.get("x_forwarded_for").is_none());
+        assert_eq!(h["x_custom"], "kept");
         assert!(h.get("x-secret").is_none() && h.get(header::CONNECTION).is_none());
 
         // A response's Connection cannot remove its framing either.
