@@ -6,7 +6,10 @@
 //! HTTP/1.1 request with at most one `Content-Length` (no `Transfer-Encoding`, no upgrade, no
 //! `Expect`, one `Host`, origin-form target) is a [`Handoff`]: the connection goes to the general
 //! hyper path, which answers it exactly as before. That keeps request smuggling defences in one
-//! place: the fast path never has to decide between conflicting framings.
+//! place: the fast path never has to decide between conflicting framings. The exceptions are the
+//! framings hyper would resolve silently (a `Transfer-Encoding` with a `Content-Length`) or that
+//! are refused anyway ([`Handoff::refusal`]): the fast path answers those itself and closes.
+//! The header rules both engines share are in [`crate::l7::framing`].
 
 use std::io::Write;
 use std::net::IpAddr;

@@ -249,7 +249,9 @@ where
                             if let Some(status) = why.refusal() {
                                 debug!(peer = %info.peer, ?why, status, "request refused");
                                 shared.metrics.unrouted.inc();
-                                let _ = self.io.write_all(refusal_response(status)).await;
+                                if let Err(e) = self.io.write_all(refusal_response(status)).await {
+                                    debug!(peer = %info.peer, error = %e, "refusal not sent");
+                                }
                                 return End::Close;
                             }
                             debug!(peer = %info.peer, ?why, "request handed to the general path");
