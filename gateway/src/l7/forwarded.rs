@@ -18,6 +18,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use super::framing::trim;
+
 /// The address ranges whose `X-Forwarded-*` headers are believed (`--trust-forwarded-from`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TrustedProxies {
@@ -129,18 +131,6 @@ pub fn inbound(name: &str, trusted_peer: bool) -> Inbound {
     } else {
         Inbound::Other
     }
-}
-
-fn trim(v: &[u8]) -> &[u8] {
-    let start = v
-        .iter()
-        .position(|b| !matches!(b, b' ' | b'\t'))
-        .unwrap_or(v.len());
-    let end = v
-        .iter()
-        .rposition(|b| !matches!(b, b' ' | b'\t'))
-        .map_or(start, |i| i + 1);
-    &v[start..end]
 }
 
 /// An `X-Forwarded-For` entry: an address, optionally `[v6]`, `[v6]:port` or `v4:port`.

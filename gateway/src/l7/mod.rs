@@ -11,6 +11,7 @@ pub mod annotations;
 pub mod class;
 pub mod fast;
 pub mod forwarded;
+pub mod framing;
 pub mod metrics;
 pub mod path;
 pub mod proxy;

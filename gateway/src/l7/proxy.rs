@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::{PathAndQuery, Scheme};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::combinators::UnsyncBoxBody;
@@ -33,6 +33,7 @@ pub(crate) mod affinity;
 mod body;
 pub(crate) mod headers;
 mod policy;
+mod request;
 
 /// What a connection knows about itself.
 #[derive(Debug, Clone, Copy)]
@@ -209,6 +210,11 @@ pub async fn handle(
     if hosts > 1 || (hosts == 0 && req.version() == Version::HTTP_11) {
         shared.metrics.unrouted.inc();
         return Ok(local_response(StatusCode::BAD_REQUEST, "400 bad request\n"));
+    }
+    if let Err(why) = request::admit(&mut req) {
+        debug!(peer = %conn.peer, %why, "request refused");
+        shared.metrics.unrouted.inc();
+        return Ok(why.response());
     }
     // Everything from here on (routing, policy, rewrite, hashing, the upstream request, the
     // log) sees the normalised path.
@@ -452,6 +458,17 @@ async fn proxy(
             b.map_err(BoxError::from).boxed_unsync()
         }
     };
+    // A body still of unknown length after buffering (a chunked one larger than the buffer, or
+    // one that streams) goes on chunked, whatever the method: without the header hyper's client
+    // sends a GET, HEAD or CONNECT with an empty body, dropping the client's. A buffered body
+    // has its exact length, which hyper sends as Content-Length. (An HTTP/2 upstream connection
+    // leaves the header out.)
+    if !upgrade && !body.is_end_stream() && body.size_hint().exact().is_none() {
+        up_headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+    }
     let mut body = Some(body);
     let scheme = match opts.backend_protocol {
         BackendProtocol::Https | BackendProtocol::Grpcs => Scheme::HTTPS,
@@ -640,13 +657,3 @@ fn tunnel(shared: &Shared, down: hyper::upgrade::OnUpgrade, up: hyper::upgrade::
         gauge.dec();
     });
 }
-
-pub(super) const HOP_BY_HOP: [HeaderName; 7] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-];

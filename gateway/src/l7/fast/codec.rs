@@ -6,7 +6,10 @@
 //! HTTP/1.1 request with at most one `Content-Length` (no `Transfer-Encoding`, no upgrade, no
 //! `Expect`, one `Host`, origin-form target) is a [`Handoff`]: the connection goes to the general
 //! hyper path, which answers it exactly as before. That keeps request smuggling defences in one
-//! place: the fast path never has to decide between conflicting framings.
+//! place: the fast path never has to decide between conflicting framings. The exceptions are the
+//! framings hyper would resolve silently (a `Transfer-Encoding` with a `Content-Length`) or that
+//! are refused anyway ([`Handoff::refusal`]): the fast path answers those itself and closes.
+//! The header rules both engines share are in [`crate::l7::framing`].
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -14,6 +17,7 @@ use std::net::IpAddr;
 use httparse::Header;
 
 use crate::l7::forwarded::{self, Inbound};
+use crate::l7::framing::{self, trim};
 
 /// Request and response heads with more header lines go to the general path (request) or fail
 /// (response), as hyper's default limit does.
@@ -23,7 +27,8 @@ pub const MAX_HEAD: usize = 64 * 1024;
 /// At most this many header names listed in `Connection` are removed; more goes to the general path.
 const MAX_CONNECTION_NAMES: usize = 8;
 
-/// Why a request is left to the general path. Not an error: that path answers it (or refuses it).
+/// Why a request is not proxied by the fast path. Most are left to the general path, which
+/// answers them (or refuses them); those [`Handoff::refusal`] names the fast path refuses itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Handoff {
     /// httparse refused the head; hyper answers 400.
@@ -31,7 +36,15 @@ pub enum Handoff {
     TooManyHeaders,
     /// HTTP/1.0: keep-alive rules differ; rare enough to leave to the general path.
     Version,
+    /// Not `A-Z`, `-`, `_` only ([`framing::valid_method`]); the general path answers 400.
+    Method,
+    /// Exactly `Transfer-Encoding: chunked`: the general path decodes it.
     TransferEncoding,
+    /// Any other `Transfer-Encoding` ([`framing::RequestCoding::Unsupported`]): refused, 501.
+    TransferCoding,
+    /// `Transfer-Encoding` and `Content-Length` together: refused, 400. The general path would
+    /// not see it: hyper drops the `Content-Length` of such a request before the proxy sees it.
+    TransferEncodingAndLength,
     /// Repeated, or not a plain decimal number.
     ContentLength,
     Upgrade,
@@ -50,6 +63,18 @@ pub enum Handoff {
     Path,
 }
 
+impl Handoff {
+    /// The status the fast path answers itself (then closes the connection), for the requests
+    /// whose framing it refuses; `None`: the general path takes the connection.
+    pub fn refusal(self) -> Option<u16> {
+        match self {
+            Handoff::TransferCoding => Some(501),
+            Handoff::TransferEncodingAndLength => Some(400),
+            _ => None,
+        }
+    }
+}
+
 /// The header names a `Connection` header lists (hop-by-hop for this message only).
 #[derive(Debug, Clone, Copy)]
 struct ConnectionNames<'b> {
@@ -65,11 +90,15 @@ impl<'b> ConnectionNames<'b> {
         }
     }
 
-    /// Remember `token`; false when there is no room left (or it is not text).
+    /// Remember `token`; false when there is no room left (or it is not text). Names that
+    /// `Connection` may not remove ([`framing::PROTECTED`]) are not remembered.
     fn add(&mut self, token: &'b [u8]) -> bool {
         let Ok(t) = std::str::from_utf8(token) else {
             return false;
         };
+        if !framing::connection_may_remove(t) {
+            return true;
+        }
         if self.len == MAX_CONNECTION_NAMES {
             return false;
         }
@@ -96,6 +125,9 @@ pub struct RequestHead<'b, 'h> {
     pub head_len: usize,
     pub host: &'b str,
     pub content_length: u64,
+    /// The client sent a `Content-Length` (then the upstream gets one, rewritten from the
+    /// parsed value: the body is never forwarded without the length that delimits it).
+    has_content_length: bool,
     /// `Connection: close`.
     pub close: bool,
     pub has_request_id: bool,
@@ -133,18 +165,6 @@ impl RequestHead<'_, '_> {
     }
 }
 
-fn trim(v: &[u8]) -> &[u8] {
-    let start = v
-        .iter()
-        .position(|b| !matches!(b, b' ' | b'\t'))
-        .unwrap_or(v.len());
-    let end = v
-        .iter()
-        .rposition(|b| !matches!(b, b' ' | b'\t'))
-        .map_or(start, |i| i + 1);
-    &v[start..end]
-}
-
 /// The comma-separated tokens of a header value, trimmed, empty ones skipped.
 fn tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
     v.split(|b| *b == b',').map(trim).filter(|t| !t.is_empty())
@@ -178,13 +198,23 @@ pub fn parse_request<'b, 'h>(
     let (Some(method), Some(target)) = (req.method, req.path) else {
         return Err(Handoff::Malformed);
     };
+    if !framing::valid_method(method.as_bytes()) {
+        return Err(Handoff::Method);
+    }
     if !target.starts_with('/') || method == "CONNECT" {
         return Err(Handoff::Target);
     }
     let headers: &'h [Header<'b>] = req.headers;
     let mut host = None;
     let mut hosts = 0;
+    // Every header is looked at before deciding: a refusal (Transfer-Encoding with
+    // Content-Length) must not hide behind an earlier hand-off.
     let mut content_length = None;
+    let mut content_lengths = 0;
+    let mut transfer_encodings = 0;
+    let mut upgrade = false;
+    let mut expect = false;
+    let mut too_many_names = false;
     let mut close = false;
     let mut has_request_id = false;
     let mut connection_names = ConnectionNames::new();
@@ -194,29 +224,52 @@ pub fn parse_request<'b, 'h>(
             hosts += 1;
             host = std::str::from_utf8(trim(h.value)).ok();
         } else if n.eq_ignore_ascii_case("content-length") {
-            if content_length.is_some() {
-                return Err(Handoff::ContentLength);
-            }
-            content_length = Some(decimal(h.value).ok_or(Handoff::ContentLength)?);
+            content_lengths += 1;
+            content_length = decimal(h.value);
         } else if n.eq_ignore_ascii_case("transfer-encoding") {
-            return Err(Handoff::TransferEncoding);
+            transfer_encodings += 1;
         } else if n.eq_ignore_ascii_case("upgrade") {
-            return Err(Handoff::Upgrade);
+            upgrade = true;
         } else if n.eq_ignore_ascii_case("expect") {
-            return Err(Handoff::Expect);
+            expect = true;
         } else if n.eq_ignore_ascii_case("connection") {
             for t in tokens(h.value) {
                 if t.eq_ignore_ascii_case(b"close") {
                     close = true;
                 } else if t.eq_ignore_ascii_case(b"upgrade") {
-                    return Err(Handoff::Upgrade);
+                    upgrade = true;
                 } else if !t.eq_ignore_ascii_case(b"keep-alive") && !connection_names.add(t) {
-                    return Err(Handoff::ConnectionNames);
+                    too_many_names = true;
                 }
             }
         } else if n.eq_ignore_ascii_case("x-request-id") {
             has_request_id = true;
         }
+    }
+    if transfer_encodings > 0 {
+        if content_lengths > 0 {
+            return Err(Handoff::TransferEncodingAndLength);
+        }
+        let values = headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("transfer-encoding"))
+            .map(|h| h.value);
+        return Err(match framing::request_coding(values) {
+            framing::RequestCoding::Chunked => Handoff::TransferEncoding,
+            _ => Handoff::TransferCoding,
+        });
+    }
+    if content_lengths > 1 || (content_lengths == 1 && content_length.is_none()) {
+        return Err(Handoff::ContentLength);
+    }
+    if upgrade {
+        return Err(Handoff::Upgrade);
+    }
+    if expect {
+        return Err(Handoff::Expect);
+    }
+    if too_many_names {
+        return Err(Handoff::ConnectionNames);
     }
     let host = match (hosts, host) {
         (1, Some(h)) if !h.is_empty() => h,
@@ -229,25 +282,11 @@ pub fn parse_request<'b, 'h>(
         head_len,
         host,
         content_length: content_length.unwrap_or(0),
+        has_content_length: content_length.is_some(),
         close,
         has_request_id,
         connection_names,
     }))
-}
-
-/// Headers never forwarded in either direction (RFC 9110 7.6.1), besides those `Connection` names.
-fn hop_by_hop(name: &str) -> bool {
-    [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    ]
-    .iter()
-    .any(|h| name.eq_ignore_ascii_case(h))
 }
 
 /// An address as text, in a stack buffer (an IPv6 address is at most 45 characters).
@@ -313,11 +352,11 @@ impl Forwarding {
 
 /// Append the upstream request head for `req` to `out`: the target with `path` (the normalised
 /// path) in place of the client's and the query as it came, the client's headers minus
-/// hop-by-hop ones and the forwarding headers [`forwarded::inbound`] drops, then
-/// `X-Forwarded-For` (the peer, after a trusted peer's chain), `X-Real-IP` (`client`: the peer,
-/// or whom a trusted peer forwarded for), `X-Forwarded-Proto`, `-Host`, `-Port` (unless a
-/// trusted peer sent them) and an `X-Request-ID` when the client sent none — what the general
-/// path sends.
+/// hop-by-hop ones ([`framing::strip`]) and the forwarding headers [`forwarded::inbound`] drops,
+/// the `Content-Length` the body is framed with, then `X-Forwarded-For` (the peer, after a
+/// trusted peer's chain), `X-Real-IP` (`client`: the peer, or whom a trusted peer forwarded for),
+/// `X-Forwarded-Proto`, `-Host`, `-Port` (unless a trusted peer sent them) and an
+/// `X-Request-ID` when the client sent none — what the general path sends.
 pub fn write_upstream_head(
     out: &mut Vec<u8>,
     req: &RequestHead<'_, '_>,
@@ -333,7 +372,9 @@ pub fn write_upstream_head(
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for h in req.headers {
         let n = h.name;
-        if hop_by_hop(n) || req.named_in_connection(n) {
+        // The client's Content-Length is replaced by the parsed value, written below.
+        if framing::strip(n, req.named_in_connection(n)) || n.eq_ignore_ascii_case("content-length")
+        {
             continue;
         }
         match forwarded::inbound(n, fwd.trusted) {
@@ -344,6 +385,10 @@ pub fn write_upstream_head(
         out.extend_from_slice(b": ");
         out.extend_from_slice(h.value);
         out.extend_from_slice(b"\r\n");
+    }
+    if req.has_content_length {
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, "content-length: {}\r\n", req.content_length);
     }
     out.extend_from_slice(b"x-forwarded-for: ");
     if fwd.trusted {
@@ -540,7 +585,7 @@ pub fn write_downstream_head(
         } else if n.eq_ignore_ascii_case("strict-transport-security") {
             extras.hsts.is_none()
         } else {
-            !hop_by_hop(n) && !resp.connection_names.contains(n)
+            !framing::strip(n, resp.connection_names.contains(n))
         };
         if keep {
             out.extend_from_slice(n.as_bytes());

@@ -216,6 +216,15 @@ enum UpstreamError {
     BodyTimeout,
 }
 
+/// The answer to a request whose framing the fast path refuses; the connection then closes,
+/// since where the refused request ends is unknown.
+fn refusal_response(status: u16) -> &'static [u8] {
+    match status {
+        501 => b"HTTP/1.1 501 Not Implemented\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 20\r\nconnection: close\r\n\r\n501 not implemented\n",
+        _ => b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 16\r\nconnection: close\r\n\r\n400 bad request\n",
+    }
+}
+
 fn error_response(status: u16) -> &'static [u8] {
     match status {
         503 => b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 24\r\n\r\n503 service unavailable\n",
@@ -248,6 +257,14 @@ where
                         }
                         Ok(None) => {}
                         Err(why) => {
+                            if let Some(status) = why.refusal() {
+                                debug!(peer = %info.peer, ?why, status, "request refused");
+                                shared.metrics.unrouted.inc();
+                                if let Err(e) = self.io.write_all(refusal_response(status)).await {
+                                    debug!(peer = %info.peer, error = %e, "refusal not sent");
+                                }
+                                return End::Close;
+                            }
                             debug!(peer = %info.peer, ?why, "request handed to the general path");
                             return End::Handoff(std::mem::take(&mut self.inbuf));
                         }

@@ -6,10 +6,13 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
+use tracing::debug;
 
 /// Idle connections older than this are closed instead of reused (the upstream has probably
 /// dropped them; ingress-nginx's `upstream-keepalive-timeout` is 60 s).
@@ -70,7 +73,36 @@ thread_local! {
 /// connections to endpoints no longer routed to are closed too.
 const SWEEP_EVERY: u32 = 4096;
 
-/// The most recently used idle connection to `addr`, if one is fresh enough.
+/// What an idle connection holds that no request asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unclean {
+    /// Bytes: a response nobody asked for, or the rest of one. The next request's answer
+    /// would be read from them, so they could hand one client's answer to another.
+    Bytes,
+    /// The upstream closed it (its keepalive timeout).
+    Closed,
+    /// The socket reports an error.
+    Error,
+}
+
+/// Whether the upstream sent anything on an idle connection since its last response. Asks the
+/// socket directly (a non-blocking `MSG_PEEK` of one byte) rather than the reactor's readiness,
+/// which may not have seen bytes that arrived while this thread was busy.
+fn unclean(stream: &TcpStream) -> Option<Unclean> {
+    let mut probe = [MaybeUninit::<u8>::uninit(); 1];
+    loop {
+        return match socket2::SockRef::from(stream).peek(&mut probe) {
+            Err(e) if e.kind() == ErrorKind::WouldBlock => None,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Ok(0) => Some(Unclean::Closed),
+            Ok(_) => Some(Unclean::Bytes),
+            Err(_) => Some(Unclean::Error),
+        };
+    }
+}
+
+/// The most recently used idle connection to `addr` that is fresh enough and on which the
+/// upstream has sent nothing (no byte, no EOF) since its last response.
 pub fn take(addr: SocketAddr) -> Option<TcpStream> {
     POOL.with(|p| {
         let mut p = p.borrow_mut();
@@ -82,7 +114,15 @@ pub fn take(addr: SocketAddr) -> Option<TcpStream> {
             .position(|c| now.duration_since(c.since) < IDLE_TIMEOUT)
             .unwrap_or(idle.len());
         idle.drain(..stale);
-        idle.pop().map(|c| c.stream)
+        while let Some(c) = idle.pop() {
+            match unclean(&c.stream) {
+                None => return Some(c.stream),
+                Some(why) => {
+                    debug!(endpoint = %addr, ?why, "idle upstream connection dropped instead of reused");
+                }
+            }
+        }
+        None
     })
 }
 
@@ -140,6 +180,38 @@ mod tests {
         assert_eq!(
             take(addr).expect("a").local_addr().expect("addr").port(),
             a_port
+        );
+        assert!(take(addr).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_connection_with_bytes_or_eof_pending_is_never_taken() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let quiet = TcpStream::connect(addr).await.expect("connect");
+        let (_quiet_peer, _) = l.accept().await.expect("accept");
+        let chatty = TcpStream::connect(addr).await.expect("connect");
+        let (mut chatty_peer, _) = l.accept().await.expect("accept");
+        let closed = TcpStream::connect(addr).await.expect("connect");
+        let (closed_peer, _) = l.accept().await.expect("accept");
+        let quiet_port = quiet.local_addr().expect("addr").port();
+        put(addr, quiet);
+        put(addr, chatty);
+        put(addr, closed);
+        tokio::io::AsyncWriteExt::write_all(&mut chatty_peer, b"HTTP/1.1 200 OK\r\n")
+            .await
+            .expect("write");
+        drop(closed_peer);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            take(addr)
+                .expect("the quiet one")
+                .local_addr()
+                .expect("addr")
+                .port(),
+            quiet_port
         );
         assert!(take(addr).is_none());
     }

@@ -7,9 +7,9 @@ use http::Uri;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery};
 
-use super::{ConnInfo, HOP_BY_HOP, ProxyError};
-use crate::l7::forwarded;
+use super::{ConnInfo, ProxyError};
 use crate::l7::table::{Matcher, Route};
+use crate::l7::{forwarded, framing};
 
 pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -31,6 +31,8 @@ pub fn is_upgrade(h: &HeaderMap) -> bool {
             })
 }
 
+/// Remove what [`framing::strip`] leaves out: the hop-by-hop headers, and those the message's
+/// `Connection` lists unless they are [`framing::PROTECTED`].
 fn remove_hop_by_hop(h: &mut HeaderMap) {
     let named: Vec<HeaderName> = h
         .get_all(header::CONNECTION)
@@ -38,11 +40,17 @@ fn remove_hop_by_hop(h: &mut HeaderMap) {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .filter(|n| framing::strip(n.as_str(), true))
         .collect();
+    let lookalikes = h
+        .keys()
+        .filter(|n| framing::underscore_lookalike(n.as_str()))
+        .cloned();
+    let named: Vec<HeaderName> = named.into_iter().chain(lookalikes).collect();
     for n in named {
         h.remove(n);
     }
-    for n in &HOP_BY_HOP {
+    for n in framing::HOP_BY_HOP {
         h.remove(n);
     }
 }
@@ -314,5 +322,59 @@ mod tests {
         assert_eq!(h[&X_FORWARDED_HOST], "evil.example");
         assert_eq!(h[&X_FORWARDED_PORT], "443");
         assert_eq!(h[&FORWARDED], "for=6.6.6.6");
+    }
+
+    #[test]
+    fn connection_cannot_remove_framing_host_or_forwarding_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static(
+                "content-length, host, x-forwarded-for, x-request-id, forwarded, x-secret",
+            ),
+        );
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("63"));
+        h.insert(header::HOST, HeaderValue::from_static("app.test"));
+        h.insert(
+            X_FORWARDED_FOR.clone(),
+            HeaderValue::from_static("192.0.2.1"),
+        );
+        h.insert(X_REQUEST_ID.clone(), HeaderValue::from_static("client-id"));
+        h.insert(header::FORWARDED, HeaderValue::from_static("for=192.0.2.1"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        // A trusted peer, so that its forwarding headers are kept unless Connection could
+        // remove them.
+        let conn = conn(&["127.0.0.0/8"]);
+        forwarded(&mut h, &conn, None, false);
+        assert_eq!(h[header::CONTENT_LENGTH], "63");
+        assert_eq!(h[header::HOST], "app.test");
+        assert_eq!(h[&X_FORWARDED_FOR], "192.0.2.1, 127.0.0.9");
+        assert_eq!(h[&X_FORWARDED_HOST], "app.test");
+        assert_eq!(h[&X_REQUEST_ID], "client-id");
+        assert_eq!(h[header::FORWARDED], "for=192.0.2.1");
+
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("app.test"));
+        h.insert("content_length", HeaderValue::from_static("63"));
+        h.insert("transfer_encoding", HeaderValue::from_static("chunked"));
+        h.insert("x_forwarded_for", HeaderValue::from_static("6.6.6.6"));
+        h.insert("x_custom", HeaderValue::from_static("kept"));
+        forwarded(&mut h, &conn, None, false);
+        assert!(h.get("content_length").is_none() && h.get("transfer_encoding").is_none());
+        assert!(h.get("x_forwarded_for").is_none());
+        assert_eq!(h["x_custom"], "kept");
+        assert!(h.get("x-secret").is_none() && h.get(header::CONNECTION).is_none());
+
+        // A response's Connection cannot remove its framing either.
+        let mut r = HeaderMap::new();
+        r.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("content-length, x-internal"),
+        );
+        r.insert(header::CONTENT_LENGTH, HeaderValue::from_static("2"));
+        r.insert("x-internal", HeaderValue::from_static("1"));
+        strip_response(&mut r);
+        assert_eq!(r[header::CONTENT_LENGTH], "2");
+        assert!(r.get("x-internal").is_none());
     }
 }

@@ -84,7 +84,66 @@ fn anything_unusual_goes_to_the_general_path() {
     ];
     for (raw, want) in cases {
         assert_eq!(classify(raw), Err(want), "{raw:?}");
+        assert_eq!(want.refusal(), None, "{raw:?}");
     }
+}
+
+#[test]
+fn invalid_methods_go_to_the_general_path_which_refuses_them() {
+    for raw in [
+        "get / HTTP/1.1\r\nHost: a\r\n\r\n",
+        "Get / HTTP/1.1\r\nHost: a\r\n\r\n",
+        "G.T / HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET1 / HTTP/1.1\r\nHost: a\r\n\r\n",
+    ] {
+        assert_eq!(classify(raw), Err(Handoff::Method), "{raw:?}");
+    }
+}
+
+#[test]
+fn transfer_codings_other_than_chunked_and_length_with_coding_are_refused() {
+    let cases = [
+        ("gzip, chunked", Handoff::TransferCoding, 501),
+        ("chunked, chunked", Handoff::TransferCoding, 501),
+        ("identity", Handoff::TransferCoding, 501),
+        (
+            "chunked\r\nTransfer-Encoding: chunked",
+            Handoff::TransferCoding,
+            501,
+        ),
+        (
+            "chunked\r\nContent-Length: 5",
+            Handoff::TransferEncodingAndLength,
+            400,
+        ),
+        // A refusal is not hidden behind an earlier reason to hand off.
+        (
+            "chunked\r\nContent-Length: 5\r\nContent-Length: 6",
+            Handoff::TransferEncodingAndLength,
+            400,
+        ),
+        (
+            "chunked\r\nUpgrade: websocket\r\nContent-Length: 5",
+            Handoff::TransferEncodingAndLength,
+            400,
+        ),
+    ];
+    for (te, want, status) in cases {
+        let raw = format!("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: {te}\r\n\r\n");
+        assert_eq!(classify(&raw), Err(want), "{raw:?}");
+        assert_eq!(want.refusal(), Some(status), "{raw:?}");
+    }
+    let length_first =
+        "POST / HTTP/1.1\r\nContent-Length: 5\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+    assert_eq!(
+        classify(length_first),
+        Err(Handoff::TransferEncodingAndLength)
+    );
+    assert_eq!(
+        classify("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:  Chunked \r\n\r\n"),
+        Err(Handoff::TransferEncoding),
+        "exactly chunked: the general path decodes it"
+    );
 }
 
 fn upstream_head(raw: &str, tls: bool) -> String {
@@ -157,6 +216,96 @@ fn an_untrusted_peer_sends_no_forwarding_headers_of_its_own() {
 }
 
 #[test]
+fn connection_cannot_remove_the_framing_the_host_or_the_forwarding_headers() {
+    let got = upstream_head(
+        "POST /public/a HTTP/1.1\r\nHost: app.test\r\nContent-Length: 63\r\n\
+         X-Request-ID: abc\r\nX-Forwarded-For: 192.0.2.1\r\nForwarded: for=192.0.2.1\r\n\
+         Connection: content-length, Host, x-request-id, x-forwarded-for, forwarded, x-secret\r\n\
+         X-Secret: 1\r\n\r\n",
+        false,
+    );
+    assert_eq!(
+        got,
+        "POST /public/a HTTP/1.1\r\nHost: app.test\r\nX-Request-ID: abc\r\n\
+         content-length: 63\r\n\
+         x-forwarded-for: 127.0.0.9\r\nx-real-ip: 127.0.0.9\r\n\
+         x-forwarded-proto: http\r\nx-forwarded-host: app.test\r\nx-forwarded-port: 8080\r\n\r\n"
+    );
+    // Protected names do not use up the room for names that may be removed.
+    let many = "GET / HTTP/1.1\r\nHost: a\r\nConnection: host, content-length, x-request-id, \
+                x-real-ip, forwarded, x-forwarded-for, x-forwarded-host, x-forwarded-port, a\r\n\r\n";
+    assert!(classify(many).is_ok());
+}
+
+#[test]
+fn underscore_spellings_of_framing_headers_never_reach_the_origin() {
+    let got = upstream_head(
+        "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent_Length: 63\r\n\
+         Transfer_Encoding: chunked\r\nX_Forwarded_For: 6.6.6.6\r\nX_Custom: kept\r\n\r\n",
+        false,
+    );
+    assert!(!got.contains("Content_Length"), "{got}");
+    assert!(!got.contains("Transfer_Encoding"), "{got}");
+    assert!(!got.contains("6.6.6.6"), "{got}");
+    assert!(got.contains("X_Custom: kept\r\n"), "{got}");
+    assert!(got.contains("content-length: 5\r\n"), "{got}");
+}
+
+#[test]
+fn httparse_leniencies_do_not_change_where_a_request_ends() {
+    // A bare CR inside a value, or a NUL, is refused (hyper then answers 400)...
+    for raw in [
+        "GET / HTTP/1.1\r\nHost: a\r\nX: a\rContent-Length: 5\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n",
+        "GET  / HTTP/1.1\r\nHost: a\r\n\r\n",
+    ] {
+        assert_eq!(classify(raw), Err(Handoff::Malformed), "{raw:?}");
+    }
+    // ...and bare LF line ends, which httparse accepts, end up as CRLF upstream: the origin
+    // reads the same headers, and the body by the length written here.
+    let got = upstream_head(
+        "POST /x HTTP/1.1\nHost: a\nX: 1\nContent-Length: 2\n\nhi",
+        false,
+    );
+    assert!(
+        got.starts_with("POST /x HTTP/1.1\r\nHost: a\r\nX: 1\r\ncontent-length: 2\r\n"),
+        "{got}"
+    );
+    assert!(
+        !got.contains("\n\n") && !got.replace("\r\n", "").contains('\n'),
+        "{got}"
+    );
+}
+
+#[test]
+fn the_body_is_framed_with_the_length_the_proxy_parsed() {
+    let got = upstream_head(
+        "POST /x HTTP/1.1\r\nContent-Length:  0005 \r\nHost: a\r\n\r\nhello",
+        false,
+    );
+    assert!(got.contains("\r\ncontent-length: 5\r\n"), "{got}");
+    assert!(!got.contains("0005"), "{got}");
+    let got = upstream_head("GET /x HTTP/1.1\r\nHost: a\r\n\r\n", false);
+    assert!(
+        !got.to_ascii_lowercase().contains("content-length"),
+        "{got}"
+    );
+}
+
+#[test]
+fn a_response_connection_cannot_remove_its_framing() {
+    let (_, framing, _, head) = response(
+        "HTTP/1.1 200 OK\r\nConnection: content-length, x-internal\r\nX-Internal: 1\r\n\
+         Content-Length: 2\r\n\r\n",
+        false,
+    )
+    .expect("valid");
+    assert_eq!(framing, Framing::Length(2));
+    assert!(head.contains("Content-Length: 2\r\n"), "{head}");
+    assert!(!head.contains("X-Internal"), "{head}");
+}
+
+#[test]
 fn forwarding_text_fits_the_longest_addresses() {
     let v6: IpAddr = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"
         .parse()
@@ -176,7 +325,8 @@ fn a_client_request_id_is_kept_and_tls_is_told() {
     );
     assert!(got.contains("X-Request-ID: abc\r\n"), "{got}");
     assert!(!got.contains("x-request-id"), "{got}");
-    assert!(got.contains("Content-Length: 3\r\n"), "{got}");
+    assert!(got.contains("content-length: 3\r\n"), "{got}");
+    assert!(!got.contains("Content-Length"), "{got}");
     assert!(got.contains("x-forwarded-proto: https\r\n"), "{got}");
 }
 
