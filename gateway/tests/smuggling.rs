@@ -181,7 +181,6 @@ impl Env {
         &self,
         transport: Transport,
         marks: &Marks,
-        seen_before_victim: usize,
     ) -> Result<Vec<(&'static str, Recorded)>, String> {
         let n = self
             .victims
@@ -227,9 +226,11 @@ impl Env {
         if !pending.is_empty() {
             return Err(format!("half-sent request left at the origin: {pending:?}"));
         }
-        // The victim's own request is the last one at `app`.
-        match seen.iter().rposition(|(_, r)| r.target == target) {
-            Some(i) if i >= seen_before_victim.min(seen.len()) => {
+        // The victim's own request is the last one at `app`, after what the case sent there
+        // (`seen` lists `app`'s requests, in order, before `other`'s).
+        let last_at_app = seen.iter().rposition(|(o, _)| *o == "app");
+        match last_at_app {
+            Some(i) if seen[i].1.target == target => {
                 seen.remove(i);
             }
             _ => return Err(format!("the victim was not recorded: {}", show(&seen))),
@@ -349,10 +350,7 @@ async fn run_case(env: &Env, transport: Transport, case: &Case) -> Result<(), St
     let got = exchange(&mut *io, bytes.as_bytes(), case.trickle, want_n).await;
     drop(io);
     let client = check_client(&got, &case.expect);
-    let before_victim = env.seen(&marks).len();
-    let seen = env
-        .victim_and_origin_checks(transport, &marks, before_victim)
-        .await?;
+    let seen = env.victim_and_origin_checks(transport, &marks).await?;
     client?;
     let refused_now = got
         .responses
@@ -451,10 +449,7 @@ async fn run_h2_case(env: &Env, transport: Transport, case: &H2Case) -> Result<(
     let mut io = env.dial.connect(transport, true).await;
     let got = h2::request(&mut *io, &headers, Some(case.data.as_bytes())).await;
     drop(io);
-    let before_victim = env.seen(&marks).len();
-    let seen = env
-        .victim_and_origin_checks(transport, &marks, before_victim)
-        .await?;
+    let seen = env.victim_and_origin_checks(transport, &marks).await?;
     match case.forwarded {
         None => {
             let refused = match &got {
