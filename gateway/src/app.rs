@@ -32,6 +32,7 @@ pub fn parse_port_range(s: &str) -> anyhow::Result<std::ops::RangeInclusive<u16>
 /// Run until `shutdown`. Listeners are bound here, before anything is served, so that a port in
 /// use is an immediate, clear error.
 pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    portico_runtime::limits::raise_nofile_limit();
     let metrics = Arc::new(Metrics::new());
     let snapshots: Arc<Publisher<Snapshot>> = Publisher::new(Snapshot::default());
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
@@ -39,11 +40,10 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
     let admin_listener = TcpListener::bind(args.admin_addr)
         .await
         .with_context(|| format!("cannot bind the admin API on {}", args.admin_addr))?;
-    let http_listener = TcpListener::bind(args.http_addr)
-        .await
+    // The Ingress listeners get the system's listen backlog (net.core.somaxconn), not 128.
+    let http_listener = crate::l7::bind_listener(args.http_addr)
         .with_context(|| format!("cannot bind the HTTP listener on {}", args.http_addr))?;
-    let https_listener = TcpListener::bind(args.https_addr)
-        .await
+    let https_listener = crate::l7::bind_listener(args.https_addr)
         .with_context(|| format!("cannot bind the HTTPS listener on {}", args.https_addr))?;
 
     let mut admin_state = AdminState::new(snapshots.clone(), metrics.clone());

@@ -74,6 +74,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         None => {}
     }
     telemetry::init_logging("info", cli.log_json);
+    portico_runtime::limits::raise_nofile_limit();
     let mut lease = LeaseConfig::new(
         cli.lease_name,
         cli.lease_namespace,

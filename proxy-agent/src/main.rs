@@ -96,6 +96,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         telemetry::init_logging("info", args.log_json);
+        portico_runtime::limits::raise_nofile_limit();
         proxy_agent::run(config, telemetry::shutdown_on_signals()).await
     });
     match result {

@@ -86,6 +86,7 @@ pub struct L4Config {
     pub udp_idle: Duration,
     /// At most this many UDP flows per listener.
     pub udp_max_flows: usize,
+    /// The TCP listen backlog: the system's `net.core.somaxconn` by default.
     pub backlog: u32,
 }
 
@@ -98,7 +99,7 @@ impl Default for L4Config {
             connect_attempts: 3,
             udp_idle: Duration::from_secs(30),
             udp_max_flows: 4096,
-            backlog: 1024,
+            backlog: portico_runtime::limits::listen_backlog(),
         }
     }
 }

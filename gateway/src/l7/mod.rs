@@ -8,6 +8,7 @@
 //! survive rebuilds; upstream keepalive pools live in the shared clients.
 
 pub mod annotations;
+mod bind;
 pub mod class;
 pub mod fast;
 pub mod metrics;
@@ -35,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+pub use bind::bind_listener;
 pub use class::{CONTROLLER, RouterConfig};
 pub use metrics::Metrics;
 pub use table::{BuildCache, BuildContext, Lookup, Route, RouteTable};

@@ -1,0 +1,136 @@
+//! Black-box: the real `gateway` binary's process limits: the open-file limit it raises at
+//! start, the listen backlog of its Ingress listeners, `--max-connections`, and the admin API's
+//! `Host` check.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+#[path = "common/process.rs"]
+mod process;
+use process::*;
+
+/// Common flags: standalone on an empty manifests directory, nothing but the Ingress router
+/// and the admin API.
+fn base_args(dir: &std::path::Path, http: u16, https: u16) -> Vec<String> {
+    [
+        "--manifests",
+        &dir.display().to_string(),
+        "--state-dir",
+        &dir.join(".state").display().to_string(),
+        "--no-service-proxy",
+        "--http-addr",
+        &format!("127.0.0.1:{http}"),
+        "--https-addr",
+        &format!("127.0.0.1:{https}"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn wait_ready(admin: &str) {
+    wait_until("/readyz", Duration::from_secs(30), || {
+        curl(&format!("http://{admin}/readyz")).is_some()
+    });
+}
+
+/// A program the test needs: under CI its absence fails the test; elsewhere the test is skipped.
+fn have(tool: &str, args: &[&str]) -> bool {
+    let ok = Command::new(tool)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "`{tool}` is needed by this test and is not installed"
+        );
+        println!("SKIPPED: `{tool}` is not installed");
+    }
+    ok
+}
+
+/// The soft and hard "Max open files" of a process.
+fn open_files_limit(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("read limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a Max open files line");
+    let mut cols = line["Max open files".len()..].split_whitespace();
+    (
+        cols.next().expect("soft").to_owned(),
+        cols.next().expect("hard").to_owned(),
+    )
+}
+
+#[test]
+fn the_soft_open_file_limit_is_raised_to_the_hard_limit() {
+    if !have("sh", &["-c", "ulimit -Sn 256"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin = format!("127.0.0.1:{}", free_port());
+    // Started as systemd and container runtimes start servers: a low soft limit under a high
+    // hard one.
+    let gw = Gateway(
+        Command::new("sh")
+            .args(["-c", "ulimit -Sn 256 && exec \"$0\" \"$@\""])
+            .arg(env!("CARGO_BIN_EXE_gateway"))
+            .args(base_args(dir.path(), free_port(), free_port()))
+            .args(["--admin-addr", &admin])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start gateway"),
+    );
+    wait_ready(&admin);
+    let (soft, hard) = open_files_limit(gw.0.id());
+    assert_eq!(soft, hard, "soft RLIMIT_NOFILE raised to the hard limit");
+    assert_ne!(soft, "256");
+}
+
+/// The system's `net.core.somaxconn` (4096 when it cannot be read).
+fn somaxconn() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(4096)
+}
+
+/// The backlog of the listening socket on `port` (`ss -ltn`: Send-Q of a listener).
+fn listen_backlog(port: u16) -> Option<u32> {
+    let out = Command::new("ss")
+        .args(["-Hltn", &format!("sport = :{port}")])
+        .output()
+        .expect("ss runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().next()?;
+    // State Recv-Q Send-Q Local-Address:Port Peer-Address:Port
+    line.split_whitespace().nth(2)?.parse().ok()
+}
+
+#[test]
+fn ingress_listeners_use_the_system_listen_backlog() {
+    if !have("ss", &["-V"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin = format!("127.0.0.1:{}", free_port());
+    let (http, https) = (free_port(), free_port());
+    let _gw = Gateway(
+        Command::new(env!("CARGO_BIN_EXE_gateway"))
+            .args(base_args(dir.path(), http, https))
+            .args(["--admin-addr", &admin])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start gateway"),
+    );
+    wait_ready(&admin);
+    let want = somaxconn();
+    assert_eq!(listen_backlog(http), Some(want), "HTTP listener backlog");
+    assert_eq!(listen_backlog(https), Some(want), "HTTPS listener backlog");
+}
