@@ -46,7 +46,9 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
     let https_listener = crate::l7::bind_listener(args.https_addr)
         .with_context(|| format!("cannot bind the HTTPS listener on {}", args.https_addr))?;
 
-    let mut admin_state = AdminState::new(snapshots.clone(), metrics.clone());
+    let mut admin_state = AdminState::new(snapshots.clone(), metrics.clone()).with_allowed_hosts(
+        admin::AllowedHosts::new(args.admin_allowed_hosts.iter().cloned()),
+    );
 
     // Source and pipeline.
     let (tx, rx) = state_channel();

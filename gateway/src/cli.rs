@@ -46,6 +46,11 @@ pub struct RunArgs {
     /// Admin API (health, readiness, metrics, JSON views).
     #[arg(long, default_value = "127.0.0.1:9901")]
     pub admin_addr: SocketAddr,
+    /// Also answer admin requests whose `Host` is this name or address (repeatable; `*`: any).
+    /// Loopback and the admin address itself are always answered; other hosts get 421
+    /// Misdirected Request (DNS rebinding protection).
+    #[arg(long = "admin-allowed-host")]
+    pub admin_allowed_hosts: Vec<portico_runtime::admin::AllowedHost>,
     /// Plain HTTP listener of the Ingress router.
     #[arg(long, default_value = "0.0.0.0:80")]
     pub http_addr: SocketAddr,

@@ -115,6 +115,7 @@ pub async fn run(args: QuickstartArgs, shutdown: CancellationToken) -> anyhow::R
     let run_args = RunArgs {
         manifests: Some(dir.clone()),
         admin_addr: args.admin_addr,
+        admin_allowed_hosts: Vec::new(),
         http_addr: args.http_addr,
         https_addr: args.https_addr,
         node_name: "portico-node".into(),

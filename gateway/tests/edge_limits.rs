@@ -134,3 +134,83 @@ fn ingress_listeners_use_the_system_listen_backlog() {
     assert_eq!(listen_backlog(http), Some(want), "HTTP listener backlog");
     assert_eq!(listen_backlog(https), Some(want), "HTTPS listener backlog");
 }
+
+/// `GET path` on `addr` with this `Host` header, over a raw TCP connection: the status code.
+fn status_with_host(addr: &str, path: &str, host: &str) -> u16 {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {out:?}"))
+}
+
+#[test]
+fn the_admin_api_answers_only_for_allowed_hosts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin_port = free_port();
+    let admin = format!("127.0.0.1:{admin_port}");
+    let _gw = Gateway(
+        Command::new(env!("CARGO_BIN_EXE_gateway"))
+            .args(base_args(dir.path(), free_port(), free_port()))
+            .args(["--admin-addr", &admin])
+            .args(["--admin-allowed-host", "portico.example.com"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start gateway"),
+    );
+    wait_ready(&admin);
+    // A page on evil.test whose name now resolves to 127.0.0.1 (DNS rebinding).
+    assert_eq!(status_with_host(&admin, "/api/config", "evil.test"), 421);
+    assert_eq!(
+        status_with_host(&admin, "/api/config", &format!("evil.test:{admin_port}")),
+        421
+    );
+    assert_eq!(status_with_host(&admin, "/metrics", "evil.test"), 421);
+    // Loopback, the listen address and the allowed name.
+    assert_eq!(status_with_host(&admin, "/api/config", &admin), 200);
+    assert_eq!(
+        status_with_host(&admin, "/api/config", &format!("localhost:{admin_port}")),
+        200
+    );
+    assert_eq!(
+        status_with_host(&admin, "/api/config", "Portico.Example.com"),
+        200
+    );
+    // curl, as a user would, with the rebinding name forced to loopback.
+    let resolve = format!("evil.test:{admin_port}:127.0.0.1");
+    let url = format!("http://evil.test:{admin_port}/api/config");
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--resolve",
+            &resolve,
+            &url,
+        ])
+        .output()
+        .expect("curl runs");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "421");
+}
+
+#[test]
+fn a_bad_admin_allowed_host_is_a_clear_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .args(["--admin-allowed-host", "http://evil.test/"])
+        .output()
+        .expect("run gateway");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--admin-allowed-host"), "{err}");
+}
