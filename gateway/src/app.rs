@@ -32,7 +32,16 @@ pub fn parse_port_range(s: &str) -> anyhow::Result<std::ops::RangeInclusive<u16>
 /// Run until `shutdown`. Listeners are bound here, before anything is served, so that a port in
 /// use is an immediate, clear error.
 pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
-    portico_runtime::limits::raise_nofile_limit();
+    let nofile = portico_runtime::limits::raise_nofile_limit();
+    let max_connections = match args.max_connections {
+        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        None => portico_runtime::connections::default_max_connections(nofile.after),
+    };
+    let connection_limit = portico_runtime::connections::ConnectionLimit::new(max_connections);
+    info!(
+        max_connections,
+        "client connection limit (--max-connections)"
+    );
     let metrics = Arc::new(Metrics::new());
     let snapshots: Arc<Publisher<Snapshot>> = Publisher::new(Snapshot::default());
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
@@ -46,6 +55,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
     let https_listener = crate::l7::bind_listener(args.https_addr)
         .with_context(|| format!("cannot bind the HTTPS listener on {}", args.https_addr))?;
 
+    metrics.with_registry(|r| connection_limit.register(r));
     let mut admin_state = AdminState::new(snapshots.clone(), metrics.clone()).with_allowed_hosts(
         admin::AllowedHosts::new(args.admin_allowed_hosts.iter().cloned()),
     );
@@ -184,6 +194,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
             },
             fast_h1: args.http1_engine == crate::cli::Http1Engine::Portico,
             threads: args.l7_threads,
+            connection_limit: Some(connection_limit.clone()),
             ..Default::default()
         };
         let l7_metrics = Arc::new(crate::l7::Metrics::default());
@@ -221,6 +232,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
                 crate::cli::L4Upstream::Nodeport => crate::l4::Upstream::NodePort,
             },
             proxy_protocol: args.l4_proxy_protocol,
+            connection_limit: Some(connection_limit.clone()),
             ..Default::default()
         };
         let (views_tx, views_rx) =

@@ -104,6 +104,12 @@ pub struct RunArgs {
     /// edge). 0: on the process's runtime (`TOKIO_WORKER_THREADS` worker threads).
     #[arg(long, default_value_t = 0)]
     pub l7_threads: usize,
+    /// At most this many open client connections, Ingress and LoadBalancer TCP together; at the
+    /// limit the listeners stop accepting and new connections wait in the listen backlog.
+    /// Default: (the open-file limit, raised to the hard limit at start - 1024) / 2, at least 64:
+    /// every connection needs a second descriptor for its upstream.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
     /// Also allocate LoadBalancer IPs (always on in standalone mode).
     #[arg(long)]
     pub allocate: bool,

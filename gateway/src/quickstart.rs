@@ -116,6 +116,7 @@ pub async fn run(args: QuickstartArgs, shutdown: CancellationToken) -> anyhow::R
         manifests: Some(dir.clone()),
         admin_addr: args.admin_addr,
         admin_allowed_hosts: Vec::new(),
+        max_connections: None,
         http_addr: args.http_addr,
         https_addr: args.https_addr,
         node_name: "portico-node".into(),

@@ -214,3 +214,80 @@ fn a_bad_admin_allowed_host_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--admin-allowed-host"), "{err}");
 }
+
+/// One metric's value from `/metrics`.
+fn metric(admin: &str, name: &str) -> Option<f64> {
+    let text = curl(&format!("http://{admin}/metrics"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Send a request on `s` and read the status code; `None` when nothing comes within `wait`.
+fn request(s: &mut TcpStream, wait: Duration) -> Option<u16> {
+    s.set_read_timeout(Some(wait)).expect("timeout");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: nothing.example\r\n\r\n")
+        .expect("send");
+    let mut buf = [0u8; 512];
+    let n = s.read(&mut buf).ok()?;
+    let head = String::from_utf8_lossy(&buf[..n]);
+    head.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn at_max_connections_new_connections_wait_until_one_closes() {
+    for engine in ["portico", "hyper"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let admin = format!("127.0.0.1:{}", free_port());
+        let http = free_port();
+        let _gw = Gateway(
+            Command::new(env!("CARGO_BIN_EXE_gateway"))
+                .args(base_args(dir.path(), http, free_port()))
+                .args(["--admin-addr", &admin, "--max-connections", "2"])
+                .args(["--http1-engine", engine])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("start gateway"),
+        );
+        wait_ready(&admin);
+        assert_eq!(metric(&admin, "portico_connections_limit"), Some(2.0));
+        let addr = format!("127.0.0.1:{http}");
+
+        let mut first = TcpStream::connect(&addr).expect("connect");
+        let mut second = TcpStream::connect(&addr).expect("connect");
+        assert_eq!(
+            request(&mut first, Duration::from_secs(5)),
+            Some(404),
+            "{engine}"
+        );
+        assert_eq!(
+            request(&mut second, Duration::from_secs(5)),
+            Some(404),
+            "{engine}"
+        );
+
+        // The third is completed by the kernel (backlog) but not accepted: no answer.
+        let mut third = TcpStream::connect(&addr).expect("connect (kernel backlog)");
+        assert_eq!(
+            request(&mut third, Duration::from_millis(700)),
+            None,
+            "{engine}: a third connection is served while two are open"
+        );
+        assert!(
+            metric(&admin, "portico_connections_limit_reached_total").unwrap_or(0.0) >= 1.0,
+            "{engine}"
+        );
+
+        // One closes: the third is accepted and its waiting request answered.
+        drop(first);
+        third
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut buf = [0u8; 512];
+        let n = third.read(&mut buf).expect("answer after a slot is freed");
+        assert!(
+            String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 404"),
+            "{engine}"
+        );
+        drop(second);
+    }
+}

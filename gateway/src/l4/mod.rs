@@ -88,6 +88,9 @@ pub struct L4Config {
     pub udp_max_flows: usize,
     /// The TCP listen backlog: the system's `net.core.somaxconn` by default.
     pub backlog: u32,
+    /// `--max-connections`, shared with the Ingress listeners: open TCP connections count
+    /// against it; at the limit the listeners stop accepting. `None`: no limit.
+    pub connection_limit: Option<std::sync::Arc<portico_runtime::connections::ConnectionLimit>>,
 }
 
 impl Default for L4Config {
@@ -100,6 +103,7 @@ impl Default for L4Config {
             udp_idle: Duration::from_secs(30),
             udp_max_flows: 4096,
             backlog: portico_runtime::limits::listen_backlog(),
+            connection_limit: None,
         }
     }
 }

@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use portico_model::{Invalid, ObjectKey, Snapshot};
+use portico_runtime::connections::ConnectionLimit;
 use portico_runtime::publisher::Publisher;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -76,6 +77,9 @@ pub struct L7Config {
     /// Listener threads, each with its own current-thread runtime (`--l7-threads`); 0: the
     /// connections are served on the caller's runtime.
     pub threads: usize,
+    /// `--max-connections`: open client connections counted against it (shared with the
+    /// LoadBalancer listeners); at the limit the listeners stop accepting. `None`: no limit.
+    pub connection_limit: Option<Arc<ConnectionLimit>>,
 }
 
 impl Default for L7Config {
@@ -93,6 +97,7 @@ impl Default for L7Config {
             drain_timeout: Duration::from_secs(10),
             fast_h1: true,
             threads: 0,
+            connection_limit: None,
         }
     }
 }
@@ -123,6 +128,7 @@ impl L7 {
             https_port,
         );
         shared.fast_h1 = cfg.fast_h1;
+        shared.connection_limit = cfg.connection_limit.clone();
         Self {
             shared: Arc::new(shared),
             cfg: Arc::new(cfg),

@@ -13,6 +13,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tracing::info;
 
+use portico_runtime::connections::ConnectionLimit;
+
 use super::AccessLog;
 use super::class::RouterConfig;
 use super::metrics::Metrics;
@@ -41,6 +43,8 @@ pub struct Shared {
     pub ready: AtomicBool,
     /// Plain HTTP/1.1 requests take the fast path ([`super::fast`]); off, hyper serves all.
     pub fast_h1: bool,
+    /// `--max-connections`: shared with every accept loop of the process; `None`: no limit.
+    pub connection_limit: Option<Arc<ConnectionLimit>>,
 }
 
 fn connector(connect_timeout: Duration) -> HttpConnector {
@@ -99,6 +103,7 @@ impl Shared {
             https_port,
             ready: AtomicBool::new(false),
             fast_h1: true,
+            connection_limit: None,
         }
     }
 
