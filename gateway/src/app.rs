@@ -32,6 +32,16 @@ pub fn parse_port_range(s: &str) -> anyhow::Result<std::ops::RangeInclusive<u16>
 /// Run until `shutdown`. Listeners are bound here, before anything is served, so that a port in
 /// use is an immediate, clear error.
 pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let nofile = portico_runtime::limits::raise_nofile_limit();
+    let max_connections = match args.max_connections {
+        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        None => portico_runtime::connections::default_max_connections(nofile.after),
+    };
+    let connection_limit = portico_runtime::connections::ConnectionLimit::new(max_connections);
+    info!(
+        max_connections,
+        "client connection limit (--max-connections)"
+    );
     let metrics = Arc::new(Metrics::new());
     let snapshots: Arc<Publisher<Snapshot>> = Publisher::new(Snapshot::default());
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
@@ -39,14 +49,16 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
     let admin_listener = TcpListener::bind(args.admin_addr)
         .await
         .with_context(|| format!("cannot bind the admin API on {}", args.admin_addr))?;
-    let http_listener = TcpListener::bind(args.http_addr)
-        .await
+    // The Ingress listeners get the system's listen backlog (net.core.somaxconn), not 128.
+    let http_listener = crate::l7::bind_listener(args.http_addr)
         .with_context(|| format!("cannot bind the HTTP listener on {}", args.http_addr))?;
-    let https_listener = TcpListener::bind(args.https_addr)
-        .await
+    let https_listener = crate::l7::bind_listener(args.https_addr)
         .with_context(|| format!("cannot bind the HTTPS listener on {}", args.https_addr))?;
 
-    let mut admin_state = AdminState::new(snapshots.clone(), metrics.clone());
+    metrics.with_registry(|r| connection_limit.register(r));
+    let mut admin_state = AdminState::new(snapshots.clone(), metrics.clone()).with_allowed_hosts(
+        admin::AllowedHosts::new(args.admin_allowed_hosts.iter().cloned()),
+    );
 
     // Source and pipeline.
     let (tx, rx) = state_channel();
@@ -208,6 +220,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
             trust_forwarded_from: args.trust_forwarded_from.clone(),
             request_buffer_size: args.request_buffer_size,
             client_body_timeout: args.client_body_timeout,
+            connection_limit: Some(connection_limit.clone()),
             ..Default::default()
         };
         let l7_metrics = Arc::new(crate::l7::Metrics::default());
@@ -245,6 +258,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
                 crate::cli::L4Upstream::Nodeport => crate::l4::Upstream::NodePort,
             },
             proxy_protocol: args.l4_proxy_protocol,
+            connection_limit: Some(connection_limit.clone()),
             ..Default::default()
         };
         let (views_tx, views_rx) =

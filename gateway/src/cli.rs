@@ -46,6 +46,11 @@ pub struct RunArgs {
     /// Admin API (health, readiness, metrics, JSON views).
     #[arg(long, default_value = "127.0.0.1:9901")]
     pub admin_addr: SocketAddr,
+    /// Also answer admin requests whose `Host` is this name or address (repeatable; `*`: any).
+    /// Loopback and the admin address itself are always answered; other hosts get 421
+    /// Misdirected Request (DNS rebinding protection).
+    #[arg(long = "admin-allowed-host")]
+    pub admin_allowed_hosts: Vec<portico_runtime::admin::AllowedHost>,
     /// Plain HTTP listener of the Ingress router.
     #[arg(long, default_value = "0.0.0.0:80")]
     pub http_addr: SocketAddr,
@@ -121,6 +126,12 @@ pub struct RunArgs {
     /// `408 Request Timeout` and the connection closes (nginx's `client_body_timeout`).
     #[arg(long, default_value = "60s", value_parser = parse_timeout)]
     pub client_body_timeout: std::time::Duration,
+    /// At most this many open client connections, Ingress and LoadBalancer TCP together; at the
+    /// limit the listeners stop accepting and new connections wait in the listen backlog.
+    /// Default: (the open-file limit, raised to the hard limit at start - 1024) / 2, at least 64:
+    /// every connection needs a second descriptor for its upstream.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
     /// Also allocate LoadBalancer IPs (always on in standalone mode).
     #[arg(long)]
     pub allocate: bool,

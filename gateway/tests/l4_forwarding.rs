@@ -338,3 +338,54 @@ async fn no_endpoint_means_reset_and_a_removed_service_closes_the_listener() {
         .expect_err("nobody listens any more");
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
 }
+
+#[tokio::test]
+async fn at_max_connections_a_new_connection_waits_until_one_closes() {
+    let a = tcp_origin("127.0.0.1:0".parse().expect("addr"), "a").await;
+    let w = world(vip(7), vec![a], vec![]);
+    let snapshots = Publisher::new(Snapshot::default());
+    snapshots.publish(w.snapshot(1));
+    let shutdown = CancellationToken::new();
+    let _stop = shutdown.clone().drop_guard();
+    let limit = portico_runtime::connections::ConnectionLimit::new(1);
+    let cfg = L4Config {
+        connection_limit: Some(limit.clone()),
+        ..Default::default()
+    };
+    let (tx, mut views) = tokio::sync::watch::channel(Vec::new());
+    tokio::spawn(L4::new(cfg, snapshots.clone(), shutdown.clone()).run(Some(tx)));
+    tokio::time::timeout(Duration::from_secs(5), views.wait_for(|v| v.len() == 2))
+        .await
+        .expect("listeners bound")
+        .expect("open");
+    let front = SocketAddr::new(w.vip, 8080);
+
+    // The first connection stays open after its answer (until the client closes).
+    let mut first = TcpStream::connect(front).await.expect("connect");
+    first.write_all(b"one").await.expect("send");
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(5), first.read(&mut buf))
+        .await
+        .expect("answered in time")
+        .expect("read");
+    assert_eq!(&buf[..n], b"a one");
+
+    // The second waits in the backlog: no answer while the first is open.
+    let mut second = TcpStream::connect(front)
+        .await
+        .expect("connect (kernel backlog)");
+    second.write_all(b"two").await.expect("send");
+    let waited = tokio::time::timeout(Duration::from_millis(500), second.read(&mut buf)).await;
+    assert!(
+        waited.is_err(),
+        "a second connection was served at the limit"
+    );
+    assert!(limit.reached() >= 1);
+
+    drop(first);
+    let n = tokio::time::timeout(Duration::from_secs(5), second.read(&mut buf))
+        .await
+        .expect("answered once the first closed")
+        .expect("read");
+    assert_eq!(&buf[..n], b"a two");
+}

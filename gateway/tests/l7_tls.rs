@@ -265,3 +265,88 @@ async fn nghttp_speaks_http2() {
     );
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_edited_into_a_broken_one_keeps_serving_its_last_good_certificate() {
+    let a = Origin::start("a", "127.0.0.1").await;
+    let good = cert("a.example.com", &["a.example.com"]);
+    let other = cert("other", &["other.example.com"]);
+    let manifests = |a_tls: &(String, String)| {
+        [
+            service("web", &[a.addr]),
+            secret("a-tls", a_tls),
+            with_tls(
+                ingress("a", &[], &[("a.example.com", "/", "Prefix", "web")]),
+                &["a.example.com"],
+                "a-tls",
+            ),
+        ]
+        .concat()
+    };
+    let default = cert("default.portico", &["default.portico"]);
+    let cfg = L7Config {
+        default_cert: Some((default.0.into_bytes(), default.1.into_bytes())),
+        ..L7Config::default()
+    };
+    let gw = Gateway::start_with(&manifests(&good), cfg).await;
+    let subject = |host: &'static str| {
+        let https = gw.https;
+        async move { curl(https, host, "/", &[]).await.2 }
+    };
+    assert_eq!(subject("a.example.com").await, "CN=a.example.com");
+
+    // The key replaced by another certificate's: a mismatch. The host keeps its certificate and
+    // the error names the Secret and what is wrong with it.
+    let mismatched = (good.0.clone(), other.1.clone());
+    gw.publish(&manifests(&mismatched)).await;
+    let (code, _, subj, body) = curl(gw.https, "a.example.com", "/", &[]).await;
+    assert_eq!(
+        (code.as_str(), subj.as_str()),
+        ("200", "CN=a.example.com"),
+        "the last good certificate, not the default one: {body}"
+    );
+    let errors = gw.l7.errors();
+    let err = errors
+        .iter()
+        .find(|e| e.field == "spec.tls[0].secretName")
+        .expect("the broken Secret is reported");
+    let text = err.to_string();
+    assert!(text.contains("Secret default/a-tls"), "{text}");
+    assert!(text.contains("tls.key does not belong"), "{text}");
+    assert!(
+        text.contains("the last good certificate keeps serving"),
+        "{text}"
+    );
+
+    // Bad PEM in tls.crt: still the last good certificate.
+    let garbage = (
+        "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n".to_owned(),
+        good.1.clone(),
+    );
+    gw.publish(&manifests(&garbage)).await;
+    assert_eq!(subject("a.example.com").await, "CN=a.example.com");
+
+    // Fixed with a new certificate: that one serves, and the error is gone.
+    let rotated = cert("a.example.com-rotated", &["a.example.com"]);
+    gw.publish(&manifests(&rotated)).await;
+    assert_eq!(subject("a.example.com").await, "CN=a.example.com-rotated");
+    assert!(gw.l7.errors().is_empty(), "{:?}", gw.l7.errors());
+
+    // Deleted: the certificate stops serving (the default one, never plaintext).
+    let without_secret = [
+        service("web", &[a.addr]),
+        with_tls(
+            ingress("a", &[], &[("a.example.com", "/", "Prefix", "web")]),
+            &["a.example.com"],
+            "a-tls",
+        ),
+    ]
+    .concat();
+    gw.publish(&without_secret).await;
+    assert_eq!(subject("a.example.com").await, "CN=default.portico");
+
+    // Created again already broken: never good while watched, so the default certificate.
+    gw.publish(&manifests(&mismatched)).await;
+    assert_eq!(subject("a.example.com").await, "CN=default.portico");
+    gw.shutdown().await;
+}

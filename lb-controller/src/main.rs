@@ -44,6 +44,11 @@ struct Cli {
     /// Serve the admin API (healthz, readyz, metrics, /api/views/allocations) on this address.
     #[arg(long)]
     admin_addr: Option<std::net::SocketAddr>,
+    /// Also answer admin requests whose `Host` is this name or address (repeatable; `*`: any).
+    /// Loopback and the admin address itself are always answered; other hosts get 421
+    /// Misdirected Request (DNS rebinding protection).
+    #[arg(long = "admin-allowed-host")]
+    admin_allowed_hosts: Vec<admin::AllowedHost>,
     /// Log as JSON lines.
     #[arg(long)]
     log_json: bool,
@@ -69,7 +74,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         None => {}
     }
     telemetry::init_logging("info", cli.log_json);
+    portico_runtime::limits::raise_nofile_limit();
     let admin_addr = cli.admin_addr;
+    let allowed_hosts = admin::AllowedHosts::new(cli.admin_allowed_hosts);
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let shutdown = telemetry::shutdown_on_signals();
@@ -115,6 +122,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok(())
             });
             let state = AdminState::new(snapshots, metrics)
+                .with_allowed_hosts(allowed_hosts)
                 .with_published_view("allocations", view.clone());
             let sd = shutdown.clone();
             tasks.spawn(async move { Ok(admin::serve(listener, state, sd).await?) });

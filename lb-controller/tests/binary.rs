@@ -79,6 +79,9 @@ async fn allocates_against_the_api_server_and_stops_on_sigterm() {
         .args([
             "--admin-addr",
             ADMIN,
+            // The requests below say `Host: admin`: a name the admin API answers only when allowed.
+            "--admin-allowed-host",
+            "admin",
             "--identity",
             "binary-test",
             "--lease-namespace",

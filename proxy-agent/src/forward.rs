@@ -150,7 +150,7 @@ pub struct Settings {
     pub udp_idle: Duration,
     /// At most this many UDP flows per frontend; datagrams that would open more are dropped.
     pub udp_max_flows: usize,
-    /// The TCP listen backlog.
+    /// The TCP listen backlog: the system's `net.core.somaxconn` by default.
     pub backlog: u32,
 }
 
@@ -161,7 +161,7 @@ impl Default for Settings {
             connect_attempts: 3,
             udp_idle: Duration::from_secs(30),
             udp_max_flows: 4096,
-            backlog: 1024,
+            backlog: portico_runtime::limits::listen_backlog(),
         }
     }
 }

@@ -37,6 +37,8 @@ pub struct Config {
     pub control_plane: ControlPlaneConfig,
     /// Serve the admin API (health, readiness, metrics, `/api/views/datapath`) here.
     pub admin_addr: Option<SocketAddr>,
+    /// `Host` values the admin API answers besides loopback and its own address.
+    pub admin_allowed_hosts: Vec<admin::AllowedHost>,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -140,6 +142,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
     if let Some((addr, listener)) = admin_listener {
         let (view, errors, ready) = (status.clone(), status.clone(), status);
         let state = AdminState::new(snapshots.clone(), metrics.clone())
+            .with_allowed_hosts(admin::AllowedHosts::new(
+                config.admin_allowed_hosts.iter().cloned(),
+            ))
             .with_published_view("datapath", view)
             .with_errors(Arc::new(move || bind_errors(&errors.current())))
             .with_ready_check(Arc::new(move || ready.is_ready()));

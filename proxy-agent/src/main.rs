@@ -37,6 +37,11 @@ struct Args {
     /// Serve the admin API (health, readiness, metrics, /api/views/datapath) on this address.
     #[arg(long)]
     admin_addr: Option<SocketAddr>,
+    /// Also answer admin requests whose `Host` is this name or address (repeatable; `*`: any).
+    /// Loopback and the admin address itself are always answered; other hosts get 421
+    /// Misdirected Request (DNS rebinding protection).
+    #[arg(long = "admin-allowed-host")]
+    admin_allowed_hosts: Vec<portico_runtime::admin::AllowedHost>,
     /// UDP flows idle for this many seconds are forgotten.
     #[arg(long, default_value_t = 30)]
     udp_idle_seconds: u64,
@@ -82,6 +87,7 @@ fn main() -> ExitCode {
             node_port_range: args.node_port_range.clone(),
         },
         admin_addr: args.admin_addr,
+        admin_allowed_hosts: args.admin_allowed_hosts.clone(),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -96,6 +102,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         telemetry::init_logging("info", args.log_json);
+        portico_runtime::limits::raise_nofile_limit();
         proxy_agent::run(config, telemetry::shutdown_on_signals()).await
     });
     match result {

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use portico_model::ObjectKey;
 use portico_model::service::Service;
+use portico_model::snapshot::TlsSecret;
 
 use portico_model::control_plane::{self, Allocations, ControlPlaneConfig};
 use portico_model::{ClusterState, Snapshot, translate};
@@ -32,6 +33,9 @@ pub struct Pipeline {
     metrics: Option<ConfigMetrics>,
     /// Services of the previous snapshot: an edit that fails validation keeps the last good one.
     last_services: BTreeMap<ObjectKey, Arc<Service>>,
+    /// TLS Secrets of the previous snapshot: a Secret edited into an invalid one (e.g. its
+    /// `tls.key` removed) keeps its last good certificate serving, as a Service does.
+    last_tls_secrets: BTreeMap<ObjectKey, Arc<TlsSecret>>,
 }
 
 impl Pipeline {
@@ -43,6 +47,7 @@ impl Pipeline {
             generation: 0,
             metrics: None,
             last_services: BTreeMap::new(),
+            last_tls_secrets: BTreeMap::new(),
         }
     }
 
@@ -54,6 +59,7 @@ impl Pipeline {
             generation: 0,
             metrics: None,
             last_services: BTreeMap::new(),
+            last_tls_secrets: BTreeMap::new(),
         }
     }
 
@@ -91,6 +97,7 @@ impl Pipeline {
         let translated = t0.elapsed();
         self.keep_last_good(&mut snap);
         self.last_services = snap.services.clone();
+        self.last_tls_secrets = snap.tls_secrets.clone();
         debug!(
             generation = self.generation,
             clone_us = cloned.as_micros() as u64,
@@ -103,21 +110,19 @@ impl Pipeline {
         snap
     }
 
-    /// A Service that was serving and whose new version is invalid keeps serving as it was; the
-    /// error says so. A new invalid Service is simply left out.
+    /// A Service or TLS Secret that was serving and whose new version is invalid keeps serving
+    /// as it was; the error says so. A new invalid one is simply left out; a deleted one is gone.
     fn keep_last_good(&self, snap: &mut Snapshot) {
         let mut errors = snap.errors.to_vec();
         let mut changed = false;
         for e in &mut errors {
-            if e.kind != "Service" {
-                continue;
-            }
             let Some(key) = &e.object else { continue };
-            if snap.services.contains_key(key) {
-                continue;
-            }
-            if let Some(prev) = self.last_services.get(key) {
-                snap.services.insert(key.clone(), prev.clone());
+            let kept = match e.kind.as_str() {
+                "Service" => keep(&mut snap.services, &self.last_services, key),
+                "Secret" => keep(&mut snap.tls_secrets, &self.last_tls_secrets, key),
+                _ => false,
+            };
+            if kept {
                 e.message.push_str("; the last good version keeps serving");
                 changed = true;
             }
@@ -179,6 +184,24 @@ impl Pipeline {
                 changed = rx.changed() => if changed.is_err() { return },
             }
         }
+    }
+}
+
+/// Put `key`'s previous value back into `now` when the new version was left out as invalid.
+fn keep<T>(
+    now: &mut BTreeMap<ObjectKey, Arc<T>>,
+    last: &BTreeMap<ObjectKey, Arc<T>>,
+    key: &ObjectKey,
+) -> bool {
+    if now.contains_key(key) {
+        return false;
+    }
+    match last.get(key) {
+        Some(prev) => {
+            now.insert(key.clone(), prev.clone());
+            true
+        }
+        None => false,
     }
 }
 

@@ -1,12 +1,14 @@
 //! The admin API (axum): health, readiness, Prometheus metrics and JSON views of the current
 //! configuration. `router(state)` is a plain function so tests can call it without a server.
+//! Only requests for an allowed `Host` are answered (see [`host`]: DNS rebinding).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use portico_model::{Invalid, ObjectKey, Snapshot};
@@ -17,6 +19,9 @@ use tokio_util::sync::CancellationToken;
 use crate::metrics::Metrics;
 use crate::publisher::Publisher;
 use crate::views;
+
+mod host;
+pub use host::{AllowedHost, AllowedHosts, InvalidAllowedHost};
 
 /// A named JSON view contributed by a part (ingresses, pools, datapath listeners, ...).
 pub type ViewFn = Arc<dyn Fn() -> Value + Send + Sync>;
@@ -34,6 +39,8 @@ pub struct AdminState {
     first_seen: Arc<Mutex<BTreeMap<ObjectKey, String>>>,
     /// Extra readiness conditions (e.g. "the Ingress table is built").
     ready_checks: Arc<Vec<Arc<dyn Fn() -> bool + Send + Sync>>>,
+    /// The `Host` values answered; others get 421.
+    allowed_hosts: Arc<AllowedHosts>,
 }
 
 impl AdminState {
@@ -45,7 +52,15 @@ impl AdminState {
             errors: Arc::default(),
             first_seen: Arc::default(),
             ready_checks: Arc::default(),
+            allowed_hosts: Arc::default(),
         }
+    }
+
+    /// Answer for these hosts besides loopback (`--admin-allowed-host`); [`serve`] adds the
+    /// listening address.
+    pub fn with_allowed_hosts(mut self, hosts: AllowedHosts) -> Self {
+        self.allowed_hosts = Arc::new(hosts);
+        self
     }
 
     pub fn with_view(mut self, name: &str, f: ViewFn) -> Self {
@@ -105,15 +120,39 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/errors", get(errors))
         .route("/api/config", get(config))
         .route("/api/views/{name}", get(view))
+        .layer(middleware::from_fn_with_state(state.clone(), check_host))
         .with_state(state)
+}
+
+/// Refuse requests for a `Host` the admin API does not answer for (DNS rebinding).
+async fn check_host(State(s): State<AdminState>, req: Request, next: Next) -> Response {
+    let host = match req.headers().get(header::HOST) {
+        Some(v) => Some(v.to_str().unwrap_or("")),
+        None => req.uri().authority().map(|a| a.as_str()),
+    };
+    if s.allowed_hosts.allows(host) {
+        return next.run(req).await;
+    }
+    let host = host.unwrap_or_default().to_owned();
+    tracing::debug!(%host, path = %req.uri().path(), "admin request for a host not allowed; 421");
+    (
+        StatusCode::MISDIRECTED_REQUEST,
+        format!(
+            "the admin API does not answer for host {host:?} (DNS rebinding protection); \
+             allow it with --admin-allowed-host\n"
+        ),
+    )
+        .into_response()
 }
 
 /// Serve until `shutdown`.
 pub async fn serve(
     listener: TcpListener,
-    state: AdminState,
+    mut state: AdminState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let listen = listener.local_addr()?;
+    state.allowed_hosts = Arc::new((*state.allowed_hosts).clone().with_listen_addr(listen));
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await

@@ -1,6 +1,8 @@
 //! Portico's runtime spine: the snapshot publisher, the admin API, metrics and logging.
 
 pub mod admin;
+pub mod connections;
+pub mod limits;
 pub mod metrics;
 pub mod publisher;
 pub mod telemetry;

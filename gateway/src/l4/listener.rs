@@ -99,8 +99,19 @@ pub(super) async fn serve_tcp(listener: TcpListener, ctx: Arc<Ctx>) {
         };
         match accepted {
             Ok((stream, client)) => {
+                // At --max-connections, wait for a slot with this connection in hand and accept
+                // no more: new connections wait in the listen backlog until one closes.
+                let slot = match &ctx.cfg.connection_limit {
+                    None => None,
+                    Some(limit) => tokio::select! {
+                        () = ctx.stop.cancelled() => break,
+                        () = ctx.shutdown.cancelled() => break,
+                        slot = limit.acquire() => Some(slot),
+                    },
+                };
                 let ctx = ctx.clone();
                 tokio::spawn(async move {
+                    let _slot = slot;
                     let _active = Active::new(ctx.counters.clone());
                     tokio::select! {
                         () = ctx.shutdown.cancelled() => {}

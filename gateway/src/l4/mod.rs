@@ -86,7 +86,11 @@ pub struct L4Config {
     pub udp_idle: Duration,
     /// At most this many UDP flows per listener.
     pub udp_max_flows: usize,
+    /// The TCP listen backlog: the system's `net.core.somaxconn` by default.
     pub backlog: u32,
+    /// `--max-connections`, shared with the Ingress listeners: open TCP connections count
+    /// against it; at the limit the listeners stop accepting. `None`: no limit.
+    pub connection_limit: Option<std::sync::Arc<portico_runtime::connections::ConnectionLimit>>,
 }
 
 impl Default for L4Config {
@@ -98,7 +102,8 @@ impl Default for L4Config {
             connect_attempts: 3,
             udp_idle: Duration::from_secs(30),
             udp_max_flows: 4096,
-            backlog: 1024,
+            backlog: portico_runtime::limits::listen_backlog(),
+            connection_limit: None,
         }
     }
 }

@@ -8,6 +8,7 @@
 //! survive rebuilds; upstream keepalive pools live in the shared clients.
 
 pub mod annotations;
+mod bind;
 pub mod class;
 pub mod fast;
 pub mod forwarded;
@@ -31,6 +32,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use portico_model::{Invalid, ObjectKey, Snapshot};
+use portico_runtime::connections::ConnectionLimit;
 use portico_runtime::publisher::Publisher;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -38,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+pub use bind::bind_listener;
 pub use class::{CONTROLLER, RouterConfig};
 pub use metrics::Metrics;
 pub use table::{BuildCache, BuildContext, Lookup, Route, RouteTable};
@@ -89,6 +92,9 @@ pub struct L7Config {
     /// `--client-body-timeout`: the longest wait between two reads of a request body; then
     /// `408 Request Timeout` and the connection closes.
     pub client_body_timeout: Duration,
+    /// `--max-connections`: open client connections counted against it (shared with the
+    /// LoadBalancer listeners); at the limit the listeners stop accepting. `None`: no limit.
+    pub connection_limit: Option<Arc<ConnectionLimit>>,
 }
 
 impl Default for L7Config {
@@ -110,6 +116,7 @@ impl Default for L7Config {
             trust_forwarded_from: Vec::new(),
             request_buffer_size: shared::DEFAULT_REQUEST_BUFFER,
             client_body_timeout: shared::DEFAULT_CLIENT_BODY_TIMEOUT,
+            connection_limit: None,
         }
     }
 }
@@ -144,6 +151,7 @@ impl L7 {
         shared.trusted = forwarded::TrustedProxies::new(cfg.trust_forwarded_from.clone());
         shared.request_buffer = cfg.request_buffer_size;
         shared.client_body_timeout = cfg.client_body_timeout;
+        shared.connection_limit = cfg.connection_limit.clone();
         Self {
             shared: Arc::new(shared),
             cfg: Arc::new(cfg),

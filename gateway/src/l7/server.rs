@@ -82,6 +82,15 @@ pub async fn accept_loop(
                 }
             },
         };
+        // At --max-connections, wait for a slot with this connection in hand and accept no
+        // more: new connections wait in the listen backlog until one closes.
+        let slot = match &shared.connection_limit {
+            None => None,
+            Some(limit) => tokio::select! {
+                _ = shutdown.cancelled() => return,
+                slot = limit.acquire() => Some(slot),
+            },
+        };
         let _ = stream.set_nodelay(true);
         let local = match stream.local_addr() {
             Ok(a) => a,
@@ -89,14 +98,19 @@ pub async fn accept_loop(
         };
         // Boxed: the connection's state is copied once, into the box, instead of into the
         // task cell and again when the finished task's stage is overwritten.
-        tracker.spawn(Box::pin(connection(
+        let conn = connection(
             shared.clone(),
             stream,
             peer,
             local,
             tls.clone(),
             shutdown.clone(),
-        )));
+        );
+        tracker.spawn(Box::pin(async move {
+            conn.await;
+            // The slot is freed when the connection is done.
+            drop(slot);
+        }));
     }
 }
 

@@ -13,6 +13,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tracing::info;
 
+use portico_runtime::connections::ConnectionLimit;
+
 use super::AccessLog;
 use super::class::RouterConfig;
 use super::forwarded::TrustedProxies;
@@ -57,6 +59,8 @@ pub struct Shared {
     pub request_buffer: usize,
     /// The longest wait between two reads of a request body (then 408).
     pub client_body_timeout: Duration,
+    /// `--max-connections`: shared with every accept loop of the process; `None`: no limit.
+    pub connection_limit: Option<Arc<ConnectionLimit>>,
 }
 
 fn connector(connect_timeout: Duration) -> HttpConnector {
@@ -119,6 +123,7 @@ impl Shared {
             trusted: TrustedProxies::default(),
             request_buffer: DEFAULT_REQUEST_BUFFER,
             client_body_timeout: DEFAULT_CLIENT_BODY_TIMEOUT,
+            connection_limit: None,
         }
     }
 

@@ -2,6 +2,11 @@
 //! selection backed by the current route table (so a rotated Secret takes effect on the next
 //! handshake, without a restart and without touching open connections); a default certificate for
 //! every name Portico has no valid certificate for. TLS 1.2 and 1.3 only.
+//!
+//! A Secret that served a valid certificate and is then edited into a broken one (bad PEM, a key
+//! that does not match) keeps serving its last good certificate, and the error is reported; a
+//! Secret that was never valid leaves its hosts on the default certificate (never plaintext); a
+//! deleted Secret's certificate is forgotten.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,9 +31,9 @@ pub enum CertError {
     NoKey,
     #[error("tls.key is not valid PEM")]
     BadKey(#[source] std::io::Error),
-    #[error("the private key is not usable")]
+    #[error("tls.key is not a usable private key")]
     UnusableKey(#[source] rustls::Error),
-    #[error("the private key does not belong to the certificate")]
+    #[error("tls.key does not belong to the certificate in tls.crt")]
     Mismatch(#[source] rustls::Error),
     #[error("could not generate a self-signed certificate")]
     Generate(#[source] rcgen::Error),
@@ -64,27 +69,62 @@ pub fn self_signed() -> Result<Arc<CertifiedKey>, CertError> {
 
 type Parsed = Result<Arc<CertifiedKey>, Arc<CertError>>;
 
-/// Parsed certificates by Secret, reused while the Secret's content is unchanged.
+/// A Secret whose current content is not a usable certificate.
+#[derive(Clone, Debug)]
+pub struct BrokenCert {
+    pub error: Arc<CertError>,
+    /// The certificate this Secret served before it broke, if it ever was valid while Portico
+    /// watched it: its hosts keep it.
+    pub last_good: Option<Arc<CertifiedKey>>,
+}
+
+struct Entry {
+    secret: Arc<TlsSecret>,
+    parsed: Parsed,
+    last_good: Option<Arc<CertifiedKey>>,
+}
+
+impl Entry {
+    fn result(&self) -> Result<Arc<CertifiedKey>, BrokenCert> {
+        self.parsed.clone().map_err(|error| BrokenCert {
+            error,
+            last_good: self.last_good.clone(),
+        })
+    }
+}
+
+/// Parsed certificates by Secret, reused while the Secret's content is unchanged, with the last
+/// valid certificate of every Secret still present.
 #[derive(Default)]
 pub struct CertCache {
-    entries: Mutex<HashMap<ObjectKey, (Arc<TlsSecret>, Parsed)>>,
+    entries: Mutex<HashMap<ObjectKey, Entry>>,
 }
 
 impl CertCache {
+    /// The certificate of `secret` (named `key`); when its content is broken, the error and the
+    /// last good certificate of the same Secret.
     pub fn get(
         &self,
         key: &ObjectKey,
         secret: &Arc<TlsSecret>,
-    ) -> Result<Arc<CertifiedKey>, Arc<CertError>> {
+    ) -> Result<Arc<CertifiedKey>, BrokenCert> {
         let mut m = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((s, parsed)) = m.get(key)
-            && (Arc::ptr_eq(s, secret) || **s == **secret)
-        {
-            return parsed.clone();
-        }
+        let last_good = match m.get(key) {
+            Some(e) if Arc::ptr_eq(&e.secret, secret) || *e.secret == **secret => {
+                return e.result();
+            }
+            Some(e) => e.last_good.clone(),
+            None => None,
+        };
         let parsed = certified_key(&secret.cert_pem, &secret.key_pem).map_err(Arc::new);
-        m.insert(key.clone(), (secret.clone(), parsed.clone()));
-        parsed
+        let entry = Entry {
+            secret: secret.clone(),
+            last_good: parsed.as_ref().ok().cloned().or(last_good),
+            parsed,
+        };
+        let result = entry.result();
+        m.insert(key.clone(), entry);
+        result
     }
 
     /// Drop the entries of Secrets that are gone.
@@ -231,5 +271,89 @@ mod tests {
         let copy = Arc::new((*s).clone());
         let b = cache.get(&key, &copy).expect("valid");
         assert!(Arc::ptr_eq(&a, &b), "same content, same parsed certificate");
+    }
+
+    fn secret(names: &[&str]) -> (Arc<TlsSecret>, Vec<u8>) {
+        let names = names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let rcgen::CertifiedKey { cert, signing_key } =
+            rcgen::generate_simple_self_signed(names).expect("generate");
+        let s = TlsSecret {
+            cert_pem: cert.pem().into_bytes(),
+            key_pem: signing_key.serialize_pem().into_bytes(),
+        };
+        (Arc::new(s), cert.der().to_vec())
+    }
+
+    #[test]
+    fn a_secret_edited_into_a_broken_one_keeps_its_last_good_certificate() {
+        let cache = CertCache::default();
+        let key = ObjectKey::new("default", "tls");
+        let (good, der) = secret(&["a.example.com"]);
+        assert!(cache.get(&key, &good).is_ok());
+
+        // The key of another certificate: a mismatch.
+        let (other, _) = secret(&["b.example.com"]);
+        let mismatched = Arc::new(TlsSecret {
+            cert_pem: good.cert_pem.clone(),
+            key_pem: other.key_pem.clone(),
+        });
+        let broken = cache.get(&key, &mismatched).expect_err("mismatch");
+        assert!(matches!(*broken.error, CertError::Mismatch(_)));
+        let kept = broken.last_good.expect("the last good certificate");
+        assert_eq!(kept.cert[0].as_ref(), &der[..]);
+
+        // Asked again with the same broken content (the next rebuild): still the last good one.
+        let again = cache.get(&key, &mismatched).expect_err("still broken");
+        assert!(again.last_good.is_some());
+
+        // Garbage PEM after that: the last good certificate is still the first one.
+        let garbage = Arc::new(TlsSecret {
+            cert_pem: b"-----BEGIN CERTIFICATE-----\nnot base64\n".to_vec(),
+            key_pem: good.key_pem.clone(),
+        });
+        let broken = cache.get(&key, &garbage).expect_err("bad PEM");
+        assert_eq!(broken.last_good.expect("kept").cert[0].as_ref(), &der[..]);
+
+        // Fixed with a new certificate: that one serves and becomes the last good one.
+        let (fixed, fixed_der) = secret(&["a.example.com"]);
+        assert_eq!(
+            cache.get(&key, &fixed).expect("valid").cert[0].as_ref(),
+            &fixed_der[..]
+        );
+        let broken = cache.get(&key, &mismatched).expect_err("broken again");
+        assert_eq!(
+            broken.last_good.expect("kept").cert[0].as_ref(),
+            &fixed_der[..]
+        );
+    }
+
+    #[test]
+    fn a_secret_never_valid_or_deleted_has_no_last_good_certificate() {
+        let cache = CertCache::default();
+        let key = ObjectKey::new("default", "tls");
+        let (good, _) = secret(&["a.example.com"]);
+        let (other, _) = secret(&["b.example.com"]);
+        let mismatched = Arc::new(TlsSecret {
+            cert_pem: good.cert_pem.clone(),
+            key_pem: other.key_pem.clone(),
+        });
+        assert!(
+            cache
+                .get(&key, &mismatched)
+                .expect_err("broken")
+                .last_good
+                .is_none()
+        );
+
+        assert!(cache.get(&key, &good).is_ok());
+        // Deleted, then created again broken: nothing to fall back to.
+        cache.retain(|_| false);
+        assert!(
+            cache
+                .get(&key, &mismatched)
+                .expect_err("broken")
+                .last_good
+                .is_none()
+        );
     }
 }

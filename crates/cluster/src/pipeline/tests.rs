@@ -64,3 +64,42 @@ fn a_new_invalid_service_is_left_out_and_others_serve() {
         .expect("reported");
     assert_eq!(err.origin.file.as_deref(), Some("svc.yaml"));
 }
+
+#[test]
+fn a_tls_secret_edited_into_an_invalid_one_keeps_its_last_good_version() {
+    let secret = |data: &str| {
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: tls}}\ntype: kubernetes.io/tls\nstringData: {{{data}}}\n"
+        )
+    };
+    let mut p = Pipeline::kube();
+    let key = ObjectKey::new("default", "tls");
+    let first = p.build(&state(&secret("tls.crt: CERT, tls.key: KEY")));
+    assert_eq!(first.tls_secrets[&key].key_pem, b"KEY");
+
+    // tls.key removed: invalid; the last good version keeps serving and the error says so.
+    let second = p.build(&state(&secret("tls.crt: CERT")));
+    assert_eq!(second.tls_secrets[&key].key_pem, b"KEY");
+    let err = second
+        .errors
+        .iter()
+        .find(|e| e.object.as_ref() == Some(&key))
+        .expect("reported");
+    assert_eq!(
+        (err.kind.as_str(), err.field.as_str()),
+        ("Secret", "data[tls.key]")
+    );
+    assert!(
+        err.message.ends_with("the last good version keeps serving"),
+        "{err}"
+    );
+
+    // Deleted: gone, and no error.
+    let third = p.build(&ClusterState::default());
+    assert!(third.tls_secrets.is_empty());
+    assert!(third.errors.is_empty());
+
+    // Created invalid: left out, nothing to keep.
+    let fourth = p.build(&state(&secret("tls.crt: CERT")));
+    assert!(fourth.tls_secrets.is_empty());
+}

@@ -20,7 +20,7 @@ use super::{Canary, HostRules, Matcher, Route, RouteTable};
 use crate::l7::annotations::{self, Options};
 use crate::l7::class::{self, RouterConfig};
 use crate::l7::metrics::{Metrics, RouteMetrics};
-use crate::l7::tls::CertCache;
+use crate::l7::tls::{BrokenCert, CertCache};
 use crate::l7::upstream::{Endpoint, EndpointRegistry, Target, Upstream, cookie_value};
 
 use super::cache::{BuildCache, CachedIngress, CachedRoute, CachedUpstream, UpstreamKey};
@@ -383,9 +383,23 @@ impl RouteTable {
                     }
                     Some(secret) => match ctx.certs.get(&skey, secret) {
                         Ok(c) => c,
-                        Err(e) => {
+                        // Edited into a broken certificate: its hosts keep the last good one.
+                        Err(BrokenCert {
+                            error,
+                            last_good: Some(c),
+                        }) => {
                             let msg = format!(
-                                "Secret {skey}: {e}; its hosts get the default certificate"
+                                "Secret {skey}: {error}; the last good certificate keeps serving"
+                            );
+                            b.errors.push(Invalid::new("Ingress", s.key, field, msg));
+                            c
+                        }
+                        Err(BrokenCert {
+                            error,
+                            last_good: None,
+                        }) => {
+                            let msg = format!(
+                                "Secret {skey}: {error}; its hosts get the default certificate"
                             );
                             b.errors.push(Invalid::new("Ingress", s.key, field, msg));
                             continue;
