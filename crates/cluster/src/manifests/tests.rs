@@ -539,3 +539,40 @@ fn a_failed_read_keeps_every_object_it_could_not_read_and_names_the_path() {
     let (state, _) = cache.scan(root);
     assert_eq!(objects(&state).len(), 3);
 }
+
+#[tokio::test]
+async fn a_relative_directory_sees_edits_at_once() {
+    // Fails before: the watcher's absolute paths never matched a relative directory, so an
+    // edit waited for the periodic re-scan (here a minute, by default 5 s).
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(dir.path().join("svc.yaml"), SVC).expect("write");
+    // The same directory, relative to the current one (which the test leaves alone).
+    let cwd = std::env::current_dir().expect("cwd");
+    let mut rel = PathBuf::new();
+    for _ in 1..cwd.components().count() {
+        rel.push("..");
+    }
+    rel.push(dir.path().strip_prefix("/").expect("absolute tempdir"));
+    assert!(rel.is_relative() && rel.is_dir(), "{}", rel.display());
+    let cfg = ManifestsConfig {
+        rescan_every: Duration::from_secs(60),
+        ..ManifestsConfig::new(&rel)
+    };
+    let (tx, mut rx) = crate::state_channel();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(run(cfg, tx, shutdown.clone()));
+    tokio::time::timeout(Duration::from_secs(5), rx.wait_for(Option::is_some))
+        .await
+        .expect("initial state")
+        .expect("open");
+    fs::write(dir.path().join("two.yaml"), SVC.replace("web", "api")).expect("write");
+    tokio::time::timeout(
+        Duration::from_secs(2),
+        rx.wait_for(|s| s.as_ref().is_some_and(|s| s.services.len() == 2)),
+    )
+    .await
+    .expect("edit seen well within the re-scan period")
+    .expect("open");
+    shutdown.cancel();
+    task.await.expect("join").expect("clean exit");
+}

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use anyhow::Context;
 use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind, RemoveKind};
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
@@ -82,13 +83,19 @@ pub(super) fn classify(dir: &Path, ev: &notify::Event) -> Change {
 }
 
 /// Read `cfg.dir`, send the state, and keep sending it after every change until shutdown.
+///
+/// The directory is made canonical once, here: the watcher reports absolute paths, and a
+/// relative `--manifests DIR` must match them (else only the periodic re-scan sees an edit).
 pub async fn run(
     cfg: ManifestsConfig,
     tx: StateTx,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Change>();
-    let watched = cfg.dir.clone();
+    let root = tokio::fs::canonicalize(&cfg.dir)
+        .await
+        .with_context(|| format!("manifests directory {}", cfg.dir.display()))?;
+    let watched = root.clone();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         let change = match res {
             Ok(ev) => classify(&watched, &ev),
@@ -103,8 +110,8 @@ pub async fn run(
             let _ = ev_tx.send(change);
         }
     })?;
-    watcher.watch(&cfg.dir, RecursiveMode::Recursive)?;
-    info!(dir = %cfg.dir.display(), "watching manifests");
+    watcher.watch(&root, RecursiveMode::Recursive)?;
+    info!(dir = %root.display(), given = %cfg.dir.display(), "watching manifests");
 
     let mut cache = ManifestCache::default();
     // The first read is a full one.
@@ -113,7 +120,7 @@ pub async fn run(
         ..Change::default()
     };
     loop {
-        let dir = cfg.dir.clone();
+        let dir = root.clone();
         let work = std::mem::take(&mut pending);
         let started = Instant::now();
         let first = tx.borrow().is_none();
