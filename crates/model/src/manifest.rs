@@ -10,6 +10,8 @@ use crate::invalid::{Invalid, Origin};
 use crate::key::ObjectKey;
 use crate::state::{Object, SharedObject};
 
+mod documents;
+
 /// Kinds that are valid Kubernetes objects but mean nothing to Portico; they are skipped quietly.
 const IGNORED_KINDS: &[&str] = &[
     "ConfigMap",
@@ -65,22 +67,59 @@ fn parse_file_into<T>(file: &str, text: &str, f: impl Fn((Origin, Parsed)) -> T)
         }
         return finish(out);
     }
-    for (i, doc) in serde_norway::Deserializer::from_str(text).enumerate() {
-        let o = origin(i + 1);
-        match Value::deserialize(doc) {
-            Ok(Value::Null) => {}
-            Ok(v) => push_value(&mut out, o, v),
-            Err(e) => {
-                out.push((
-                    o.clone(),
-                    Err(Invalid::unparsable(o, format!("invalid YAML: {e}"))),
-                ));
-                // The YAML stream cannot be resynchronised after a syntax error.
-                break;
+    // Each document on its own: a syntax error in one leaves the others readable.
+    for doc in documents::split(text) {
+        let o = origin(doc.number);
+        for value in serde_norway::Deserializer::from_str(doc.text) {
+            match Value::deserialize(value) {
+                Ok(Value::Null) => {}
+                Ok(v) => push_value(&mut out, o.clone(), v),
+                Err(e) => {
+                    out.push((o.clone(), Err(syntax_error(&doc, o.clone(), &e))));
+                    // The rest of this document cannot be resynchronised after the error.
+                    break;
+                }
             }
         }
     }
     finish(out)
+}
+
+/// A document that is not YAML: named by the kind and name its text shows, if it shows them,
+/// with the line counted from the start of the file.
+fn syntax_error(doc: &documents::Document<'_>, origin: Origin, e: &serde_norway::Error) -> Invalid {
+    let msg = shift_lines(&e.to_string(), doc.first_line - 1);
+    let msg = format!("invalid YAML: {msg}");
+    match documents::identity(doc.text).filter(|(kind, _, _)| kind != "List") {
+        Some((kind, namespace, name)) => {
+            let key = if Object::cluster_scoped(&kind) {
+                ObjectKey::cluster(name)
+            } else {
+                ObjectKey::new(namespace.as_deref().unwrap_or("default"), name)
+            };
+            Invalid::new(&kind, &key, "", msg).with_origin(origin)
+        }
+        None => Invalid::unparsable(origin, msg),
+    }
+}
+
+/// Every `at line N` of a message counted `by` lines later (a document's lines are counted from
+/// the start of its file).
+fn shift_lines(msg: &str, by: usize) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(at) = rest.find("at line ") {
+        let (head, tail) = rest.split_at(at + "at line ".len());
+        out.push_str(head);
+        let digits = tail.len() - tail.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        match tail[..digits].parse::<usize>() {
+            Ok(n) => out.push_str(&(n + by).to_string()),
+            Err(_) => out.push_str(&tail[..digits]),
+        }
+        rest = &tail[digits..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Where parsed documents go, converted one by one.

@@ -576,3 +576,54 @@ async fn a_relative_directory_sees_edits_at_once() {
     shutdown.cancel();
     task.await.expect("join").expect("clean exit");
 }
+
+#[test]
+fn a_syntax_error_in_one_document_keeps_every_other_and_its_own_last_good() {
+    // Fails before: breaking document 2 of pods.yaml dropped the Pod of document 3, and
+    // breaking document 1 left one Pod of three.
+    let mut t = Twins::new();
+    let good: Vec<String> = (1..=3).map(|i| pod(&format!("p{i}"))).collect();
+    fs::write(t.path("pods.yaml"), good.join("---\n")).expect("write");
+    assert_eq!(t.check(&["pods.yaml"]).pods.len(), 3);
+    for broken in 0..3 {
+        let mut docs = good.clone();
+        docs[broken].push_str("spec: {containers: [}\n");
+        fs::write(t.path("pods.yaml"), docs.join("---\n")).expect("write");
+        let s = t.check(&["pods.yaml"]);
+        assert_eq!(
+            s.pods.len(),
+            3,
+            "document {} broken: {:?}",
+            broken + 1,
+            summary(&s)
+        );
+        assert_eq!(s.invalid.len(), 1);
+        let err = s.invalid[0].to_string();
+        let want = format!(
+            "Pod default/p{} in pods.yaml (document {}): invalid YAML",
+            broken + 1,
+            broken + 1
+        );
+        assert!(err.starts_with(&want), "{err}");
+        assert!(
+            err.ends_with("the last good version keeps serving"),
+            "{err}"
+        );
+    }
+    // A document inserted before a broken one: the broken one keeps its own object (by kind
+    // and name), not the one that was at its position.
+    let docs = [
+        pod("p0"),
+        good[0].clone(),
+        format!("{}spec: {{containers: [}}\n", good[1]),
+        good[2].clone(),
+    ];
+    fs::write(t.path("pods.yaml"), docs.join("---\n")).expect("write");
+    let s = t.check(&["pods.yaml"]);
+    let names: Vec<&str> = s.pods.keys().map(|k| k.name.as_str()).collect();
+    assert_eq!(names, ["p0", "p1", "p2", "p3"], "{:?}", summary(&s));
+    assert_eq!(
+        s.origins[&("Pod", portico_model::ObjectKey::new("default", "p2"))].document,
+        Some(3)
+    );
+}
