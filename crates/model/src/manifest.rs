@@ -1,6 +1,7 @@
 //! Parsing Kubernetes manifests (YAML, multi-document, or JSON; `kind: List` too) into typed
 //! objects, strictly: a field the API does not define is an error naming the field, as
-//! `kubectl apply --validate=strict` reports it.
+//! `kubectl apply --validate=strict` reports it. Objects the API server would refuse for their
+//! size (annotations over 256 KiB, an object over 1.5 MiB) are refused alike ([`limits`]).
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -11,6 +12,7 @@ use crate::key::ObjectKey;
 use crate::state::{Object, SharedObject};
 
 mod documents;
+pub mod limits;
 
 /// Kinds that are valid Kubernetes objects but mean nothing to Portico; they are skipped quietly.
 const IGNORED_KINDS: &[&str] = &[
@@ -226,7 +228,7 @@ pub fn parse_value(v: Value) -> Option<Parsed> {
             format!("{kind:?} ({api_version}) is not a kind Portico reads"),
         )),
     };
-    Some(parsed)
+    Some(parsed.and_then(|obj| limits::check(&v, &kind, &key).map(|()| obj)))
 }
 
 /// Deserialize with the failing field's path in the error, then reject unknown fields by

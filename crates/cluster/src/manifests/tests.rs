@@ -627,3 +627,24 @@ fn a_syntax_error_in_one_document_keeps_every_other_and_its_own_last_good() {
         Some(3)
     );
 }
+
+#[test]
+fn a_file_over_the_size_limit_is_refused_whole_and_keeps_its_last_good_objects() {
+    // Fails before: a file of any size was read whole and its objects taken in.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("svc.yaml");
+    fs::write(&file, SVC).expect("write");
+    let mut cache = ManifestCache::default();
+    assert_eq!(cache.scan(dir.path()).0.services.len(), 1);
+    let padding = format!("# {}\n", "x".repeat(1022)).repeat(8 * 1024 + 1);
+    fs::write(&file, format!("{}{padding}", SVC.replace("web", "api"))).expect("write");
+    let (state, changed) = cache.scan(dir.path());
+    assert!(changed);
+    let names: Vec<&str> = state.services.keys().map(|k| k.name.as_str()).collect();
+    assert_eq!(names, ["web"], "the last good version serves");
+    let err = state.invalid[0].to_string();
+    assert!(
+        err.contains("svc.yaml: file too large") && err.contains("keeps serving"),
+        "{err}"
+    );
+}

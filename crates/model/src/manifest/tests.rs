@@ -150,6 +150,36 @@ fn documents_split_on_separator_lines_as_kubectl_does() {
     assert_eq!(identity("kind: Pod\nspec: {}\n"), None, "no name shown");
 }
 
+#[test]
+fn objects_the_api_server_would_refuse_for_their_size_are_refused() {
+    // Fails before: both were accepted in standalone mode.
+    use super::limits::{MAX_ANNOTATIONS_BYTES, MAX_OBJECT_BYTES};
+    let with_annotation = |len: usize| {
+        let v = "x".repeat(len - 1);
+        format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: s\n  annotations: {{a: {v}}}\n")
+    };
+    let ok = parse_file("s.yaml", &with_annotation(MAX_ANNOTATIONS_BYTES));
+    assert!(ok[0].1.is_ok(), "at the limit: {:?}", ok[0].1);
+    let over = parse_file("s.yaml", &with_annotation(MAX_ANNOTATIONS_BYTES + 1));
+    let err = over[0].1.as_ref().expect_err("over the limit");
+    assert_eq!(err.field, "metadata.annotations");
+    assert!(
+        err.to_string().starts_with(
+            "Service default/s in s.yaml (document 1): metadata.annotations: too long: 262145 bytes"
+        ),
+        "{err}"
+    );
+
+    let big = "aGVsbG8h".repeat(MAX_OBJECT_BYTES / 8 + 1);
+    let secret =
+        format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: t}}\ndata: {{blob: {big}}}\n");
+    let parsed = parse_file("t.yaml", &secret);
+    let err = parsed[0].1.as_ref().expect_err("too large");
+    assert_eq!(err.field, "data");
+    assert!(err.message.starts_with("object too large"), "{err}");
+    assert_eq!(err.object, Some(crate::key::ObjectKey::new("default", "t")));
+}
+
 mod never_panics {
     use proptest::prelude::*;
 
