@@ -228,7 +228,10 @@ pub fn parse_value(v: Value) -> Option<Parsed> {
             format!("{kind:?} ({api_version}) is not a kind Portico reads"),
         )),
     };
-    Some(parsed.and_then(|obj| limits::check(&v, &kind, &key).map(|()| obj)))
+    Some(match parsed {
+        Ok(obj) => limits::problem(&v, &kind, &key).map_or(Ok(obj), Err),
+        Err(e) => Err(e),
+    })
 }
 
 /// Deserialize with the failing field's path in the error, then reject unknown fields by

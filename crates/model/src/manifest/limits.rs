@@ -34,8 +34,8 @@ fn encoded_len(v: &Value) -> usize {
     c.0
 }
 
-/// Refuse an object over the API server's size limits, naming the field.
-pub(super) fn check(v: &Value, kind: &str, key: &ObjectKey) -> Result<(), Invalid> {
+/// Why the API server would refuse an object for its size, naming the field; `None` if not.
+pub(super) fn problem(v: &Value, kind: &str, key: &ObjectKey) -> Option<Invalid> {
     let annotations = v
         .get("metadata")
         .and_then(|m| m.get("annotations"))
@@ -46,7 +46,7 @@ pub(super) fn check(v: &Value, kind: &str, key: &ObjectKey) -> Result<(), Invali
             .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
             .sum();
         if total > MAX_ANNOTATIONS_BYTES {
-            return Err(Invalid::new(
+            return Some(Invalid::new(
                 kind,
                 key,
                 "metadata.annotations",
@@ -63,7 +63,7 @@ pub(super) fn check(v: &Value, kind: &str, key: &ObjectKey) -> Result<(), Invali
                 .max()
                 .map(|(_, k)| k.clone())
         });
-        return Err(Invalid::new(
+        return Some(Invalid::new(
             kind,
             key,
             largest.unwrap_or_default(),
@@ -72,5 +72,5 @@ pub(super) fn check(v: &Value, kind: &str, key: &ObjectKey) -> Result<(), Invali
             ),
         ));
     }
-    Ok(())
+    None
 }
