@@ -212,5 +212,32 @@ fn seed_clusterip_and_nodeport_round_robin_follow_readiness_and_survive_bad_inpu
     wait_until("all three pods back", Duration::from_secs(5), || {
         pod_names(&cluster, 9) == all
     });
+
+    // A YAML syntax error in document 2 of pods.yaml: reported with its file, document and
+    // Pod; document 2 keeps its last good version and document 3 is untouched.
+    let broken = pods([true, true, true]).replacen(
+        "name: hellok8s-1\n",
+        "name: hellok8s-1\n  annotations: {note: [unclosed}\n",
+        1,
+    );
+    write(dir.path(), "pods.yaml", &broken);
+    wait_until(
+        "the syntax error to be reported",
+        Duration::from_secs(5),
+        || {
+            curl(&format!("http://{admin}/api/errors"))
+                .is_some_and(|e| e.contains("pods.yaml") && e.contains("invalid YAML"))
+        },
+    );
+    assert_eq!(pod_names(&cluster, 9), all, "every Pod keeps serving");
+    let out = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .args(["get", "errors", "--admin-addr", &admin])
+        .output()
+        .expect("get errors");
+    let errors = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        errors.contains("default/hellok8s-1") && errors.contains("pods.yaml#2"),
+        "{errors}"
+    );
     stop.cancel();
 }

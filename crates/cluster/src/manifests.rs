@@ -5,25 +5,36 @@
 //! document number and field; if the same document parsed before, its last good version keeps
 //! serving, otherwise it is left out. Files are re-read only when their size or mtime changed.
 //!
+//! A failed read never deletes anything: a directory that cannot be listed or a file that cannot
+//! be read (permissions, `Too many open files`) keeps what it held, and the error names the
+//! path; only a file that is not found loses its objects. A file over 8 MiB is refused whole,
+//! unread, and likewise keeps its last good objects.
+//!
 //! A change is picked up from the watcher's event: only the files it names are looked at (a
 //! directory appearing, or a lost event, means a full re-scan). A file renamed into place or
 //! closed after writing is complete, so it is read at once; other events wait for the directory
 //! to be quiet (debounced). A full re-scan also runs periodically, as a safety net.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind, RemoveKind};
-use notify::{RecursiveMode, Watcher};
 use portico_model::manifest::parse_file_shared;
 use portico_model::{ClusterState, Invalid, Origin, SharedObject};
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
-use crate::StateTx;
+mod file;
+pub mod fs;
+mod walk;
+mod watch;
+
+use file::{FileEntry, FileProblem, MAX_FILE_BYTES};
+use fs::{ManifestFs, RealFs};
+#[cfg(test)]
+use watch::classify;
+pub use watch::run;
 
 #[derive(Clone, Debug)]
 pub struct ManifestsConfig {
@@ -48,26 +59,9 @@ impl ManifestsConfig {
     }
 }
 
-/// One document's outcome, with its object shared (cheap to clone, compared by pointer later).
-type Doc = (Origin, Result<SharedObject, Invalid>);
-
-struct FileEntry {
-    stamp: (SystemTime, u64),
-    /// Per document (1-based order): the outcome of the latest parse.
-    docs: Vec<Doc>,
-    /// Per document: the last object that parsed, kept across edits of the file.
-    last_good: Vec<Option<SharedObject>>,
-}
-
-impl FileEntry {
-    fn last_good(&self, doc: usize) -> Option<&SharedObject> {
-        self.last_good.get(doc).and_then(Option::as_ref)
-    }
-}
-
 /// Parsed files, with the last good object of every document.
-#[derive(Default)]
 pub struct ManifestCache {
+    fs: Arc<dyn ManifestFs>,
     files: BTreeMap<PathBuf, FileEntry>,
     /// Problems of the last full walk (unreadable directories).
     walk_errors: Vec<Invalid>,
@@ -76,6 +70,12 @@ pub struct ManifestCache {
     /// `None` when it must be assembled anew: after a full scan, and whenever objects clash
     /// (a duplicate or a missing name: which object wins then depends on every file).
     assembled: Option<ClusterState>,
+}
+
+impl Default for ManifestCache {
+    fn default() -> Self {
+        Self::with_fs(Arc::new(RealFs))
+    }
 }
 
 /// Whether a file name is one the source reads.
@@ -91,25 +91,37 @@ fn is_hidden(dir: &Path, path: &Path) -> bool {
 }
 
 impl ManifestCache {
+    /// A cache reading through `fs` (tests make it fail on purpose).
+    pub fn with_fs(fs: Arc<dyn ManifestFs>) -> Self {
+        Self {
+            fs,
+            files: BTreeMap::new(),
+            walk_errors: Vec::new(),
+            scanned: false,
+            assembled: None,
+        }
+    }
+
     /// Re-read what changed below `dir` and build the state. Blocking (file I/O): call it from
     /// `spawn_blocking`.
     /// The flag says whether anything changed since the previous scan.
+    ///
+    /// Only a file that is really gone (not found) loses its objects: a directory that cannot
+    /// be listed, or a file that cannot be read, keeps what it held before, with the error.
     pub fn scan(&mut self, dir: &Path) -> (ClusterState, bool) {
         let started = Instant::now();
-        let mut paths = Vec::new();
-        let mut walk_errors = Vec::new();
-        walk(dir, &mut paths, &mut walk_errors);
-        paths.sort();
+        let found = walk::walk(&*self.fs, dir);
         let walked = started.elapsed();
         let before = self.files.len();
-        self.files.retain(|p, _| paths.binary_search(p).is_ok());
+        self.files
+            .retain(|p, _| found.files.binary_search(p).is_ok() || found.is_unknown(p));
         let mut changed = self.files.len() != before
-            || self.files.is_empty() && paths.is_empty() && !self.scanned
-            || walk_errors != self.walk_errors;
+            || self.files.is_empty() && found.files.is_empty() && !self.scanned
+            || found.errors != self.walk_errors;
         self.scanned = true;
-        self.walk_errors = walk_errors;
+        self.walk_errors = found.errors;
         let mut parsed = 0usize;
-        for path in &paths {
+        for path in &found.files {
             match self.refresh(dir, path) {
                 Refresh::Unchanged => {}
                 Refresh::Parsed => {
@@ -126,7 +138,7 @@ impl ManifestCache {
             self.current()
         };
         debug!(
-            files = paths.len(),
+            files = found.files.len(),
             parsed,
             walk_us = walked.as_micros() as u64,
             refresh_us = (refreshed - walked).as_micros() as u64,
@@ -152,43 +164,54 @@ impl ManifestCache {
             if !path.starts_with(dir) || is_hidden(dir, path) {
                 continue;
             }
-            let meta = std::fs::metadata(path);
-            if meta.as_ref().is_ok_and(|m| m.is_dir()) {
-                // A directory moved in (or replaced): what it holds is unknown.
-                let (state, changed) = self.scan(dir);
-                return changed.then_some(state);
-            }
-            let name = path.file_name().map(|n| n.to_string_lossy());
-            if meta.is_ok() && name.is_some_and(|n| is_manifest(&n)) {
-                let before = self.contributions(path);
-                let refreshed = match self.refresh(dir, path) {
-                    Refresh::Unchanged => false,
-                    Refresh::Parsed => {
-                        parsed += 1;
-                        true
-                    }
-                    Refresh::Gone => self.forget(path),
-                };
-                if refreshed {
-                    changed = true;
-                    let after = self.contributions(path);
-                    self.patch(before, after);
+            let manifest = path
+                .file_name()
+                .is_some_and(|n| is_manifest(&n.to_string_lossy()));
+            match self.fs.stat(path) {
+                Ok(stat) if stat.is_dir => {
+                    // A directory moved in (or replaced): what it holds is unknown.
+                    let (state, changed) = self.scan(dir);
+                    return changed.then_some(state);
                 }
-            } else if meta.is_err() {
-                // Gone: a file, or a directory with everything below it.
-                let under: Vec<PathBuf> = self
-                    .files
-                    .range(path.clone()..)
-                    .map(|(p, _)| p)
-                    .take_while(|p| p.starts_with(path))
-                    .cloned()
-                    .collect();
-                for p in under {
-                    let before = self.contributions(&p);
-                    if self.forget(&p) {
-                        changed = true;
-                        self.patch(before, Vec::new());
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    // Gone: a file, or a directory with everything below it.
+                    let under: Vec<PathBuf> = self
+                        .files
+                        .range(path.clone()..)
+                        .map(|(p, _)| p)
+                        .take_while(|p| p.starts_with(path))
+                        .cloned()
+                        .collect();
+                    for p in under {
+                        let before = self.contributions(&p);
+                        if self.forget(&p) {
+                            changed = true;
+                            self.patch(before, Vec::new());
+                        }
                     }
+                }
+                // A manifest, or one that cannot be looked at: its own read tells which.
+                _ if manifest => {
+                    let before = self.contributions(path);
+                    let refreshed = match self.refresh(dir, path) {
+                        Refresh::Unchanged => false,
+                        Refresh::Parsed => {
+                            parsed += 1;
+                            true
+                        }
+                        Refresh::Gone => self.forget(path),
+                    };
+                    if refreshed {
+                        changed = true;
+                        let after = self.contributions(path);
+                        self.patch(before, after);
+                    }
+                }
+                Ok(_) => {}
+                // Something that cannot be looked at, perhaps a directory: the walk reports it.
+                Err(_) => {
+                    let (state, changed) = self.scan(dir);
+                    return changed.then_some(state);
                 }
             }
         }
@@ -204,50 +227,68 @@ impl ManifestCache {
         state
     }
 
-    /// Re-read one file if its size or mtime changed.
+    /// Re-read one file if its size or mtime changed (or its last read failed). A file that
+    /// cannot be read keeps its objects; only one that is not found is `Gone`.
     fn refresh(&mut self, dir: &Path, path: &Path) -> Refresh {
-        let stamp = match std::fs::metadata(path) {
-            Ok(m) => (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()),
-            Err(_) => return Refresh::Gone, // vanished between the walk (or event) and now
+        let shown = path.strip_prefix(dir).unwrap_or(path).display().to_string();
+        let stat = match self.fs.stat(path) {
+            Ok(stat) => stat,
+            // Vanished between the walk (or event) and now.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Refresh::Gone,
+            Err(e) => return self.failed(path, &shown, None, FileProblem::Unreadable(e)),
         };
-        if self.files.get(path).is_some_and(|e| e.stamp == stamp) {
+        let stamp = (stat.modified, stat.len);
+        if self.files.get(path).is_some_and(|e| e.stamp == Some(stamp)) {
             return Refresh::Unchanged;
         }
-        let shown = path.strip_prefix(dir).unwrap_or(path).display().to_string();
-        let docs: Vec<Doc> = match std::fs::read_to_string(path) {
-            Ok(text) => parse_file_shared(&shown, &text),
-            Err(e) => {
-                let origin = Origin {
-                    file: Some(shown.clone()),
-                    document: None,
+        if stat.len > MAX_FILE_BYTES {
+            let problem = FileProblem::TooLarge { len: stat.len };
+            return self.failed(path, &shown, Some(stamp), problem);
+        }
+        let bytes = match self.fs.read(path, MAX_FILE_BYTES) {
+            Ok(b) if b.len() as u64 > MAX_FILE_BYTES => {
+                // Grew past the limit since the stat.
+                let problem = FileProblem::TooLarge {
+                    len: b.len() as u64,
                 };
-                let inv = Invalid::unparsable(origin.clone(), format!("cannot read: {e}"));
-                vec![(origin, Err(inv))]
+                return self.failed(path, &shown, None, problem);
             }
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Refresh::Gone,
+            Err(e) => return self.failed(path, &shown, None, FileProblem::Unreadable(e)),
         };
+        let text = match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(e) => return self.failed(path, &shown, Some(stamp), FileProblem::NotUtf8(e)),
+        };
+        let docs = parse_file_shared(&shown, &text);
         debug!(file = %shown, documents = docs.len(), "parsed");
-        let mut last_good = self
-            .files
-            .remove(path)
-            .map(|e| e.last_good)
-            .unwrap_or_default();
-        if last_good.len() < docs.len() {
-            last_good.resize(docs.len(), None);
-        }
-        for (i, (_, parsed)) in docs.iter().enumerate() {
-            if let Ok(obj) = parsed {
-                last_good[i] = Some(obj.clone());
-            }
-        }
-        self.files.insert(
-            path.to_owned(),
-            FileEntry {
-                stamp,
-                docs,
-                last_good,
-            },
-        );
+        self.files
+            .entry(path.to_owned())
+            .or_default()
+            .take_in(stamp, docs);
         Refresh::Parsed
+    }
+
+    /// A file that could not be taken in keeps what it held, with the problem reported.
+    fn failed(
+        &mut self,
+        path: &Path,
+        shown: &str,
+        stamp: Option<(std::time::SystemTime, u64)>,
+        problem: FileProblem,
+    ) -> Refresh {
+        warn!(file = %shown, error = %problem, "manifest file not taken in");
+        let origin = Origin {
+            file: Some(shown.to_owned()),
+            document: None,
+        };
+        let entry = self.files.entry(path.to_owned()).or_default();
+        if entry.failed(stamp, origin, &problem) {
+            Refresh::Parsed
+        } else {
+            Refresh::Unchanged
+        }
     }
 
     /// Drop a file and its last good objects; whether it was known.
@@ -262,21 +303,13 @@ impl ManifestCache {
         state.invalid.extend(self.walk_errors.iter().cloned());
         let mut clean = true;
         for entry in self.files.values() {
-            for (i, (origin, parsed)) in entry.docs.iter().enumerate() {
-                let shared = match parsed {
-                    Ok(obj) => Some(obj),
-                    Err(_) => entry.last_good(i),
-                };
-                if let Some(obj) = shared {
-                    let before = state.invalid.len();
-                    state.insert_shared(obj.clone(), origin.clone());
-                    // Refused (a duplicate, no name): later edits need a whole assembly.
-                    clean &= state.invalid.len() == before;
-                }
-                if let Err(inv) = parsed {
-                    state.invalid.push(kept_or_not(inv, shared.is_some()));
-                }
+            let before = state.invalid.len();
+            for (obj, origin) in &entry.served {
+                state.insert_shared(obj.clone(), origin.clone());
             }
+            // Refused (a duplicate, no name): later edits need a whole assembly.
+            clean &= state.invalid.len() == before;
+            state.invalid.extend(entry.errors().cloned());
         }
         self.assembled = clean.then(|| state.clone());
         state
@@ -289,12 +322,7 @@ impl ManifestCache {
         };
         let mut invalid = self.walk_errors.clone();
         for entry in self.files.values() {
-            for (i, (_, parsed)) in entry.docs.iter().enumerate() {
-                if let Err(inv) = parsed {
-                    let kept = entry.last_good(i).is_some();
-                    invalid.push(kept_or_not(inv, kept));
-                }
-            }
+            invalid.extend(entry.errors().cloned());
         }
         state.invalid = invalid;
         state.clone()
@@ -302,20 +330,10 @@ impl ManifestCache {
 
     /// What a file puts in the state: each document's object, or its last good version.
     fn contributions(&self, path: &Path) -> Vec<(SharedObject, Origin)> {
-        let Some(entry) = self.files.get(path) else {
-            return Vec::new();
-        };
-        let mut out = Vec::with_capacity(entry.docs.len());
-        for (i, (origin, parsed)) in entry.docs.iter().enumerate() {
-            let obj = match parsed {
-                Ok(obj) => Some(obj),
-                Err(_) => entry.last_good(i),
-            };
-            if let Some(obj) = obj {
-                out.push((obj.clone(), origin.clone()));
-            }
-        }
-        out
+        self.files
+            .get(path)
+            .map(|e| e.served.clone())
+            .unwrap_or_default()
     }
 
     /// Replace one file's objects in the kept state. An object that clashes with another (or
@@ -347,203 +365,10 @@ impl ManifestCache {
     }
 }
 
-/// A document's error, saying whether its last good version keeps serving.
-fn kept_or_not(inv: &Invalid, kept: bool) -> Invalid {
-    let mut inv = inv.clone();
-    if kept {
-        inv.message
-            .push_str("; the last good version keeps serving");
-    }
-    inv
-}
-
 enum Refresh {
     Unchanged,
     Parsed,
     Gone,
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<Invalid>) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            let origin = Origin {
-                file: Some(dir.display().to_string()),
-                document: None,
-            };
-            errors.push(Invalid::unparsable(
-                origin,
-                format!("cannot read directory: {e}"),
-            ));
-            return;
-        }
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') {
-            continue;
-        }
-        let Ok(ft) = entry.file_type() else { continue };
-        if ft.is_dir() {
-            walk(&path, out, errors);
-        } else if is_manifest(&name) {
-            out.push(path);
-        }
-    }
-}
-
-/// What the watcher saw, reduced to what the source needs.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Change {
-    /// Paths to look at again.
-    paths: BTreeSet<PathBuf>,
-    /// The event named no usable path, or events were lost: walk the whole directory.
-    full: bool,
-    /// The change is complete (a file renamed into place, closed after writing, or removed):
-    /// no need to wait for the directory to be quiet.
-    settled: bool,
-}
-
-impl Change {
-    fn merge(&mut self, other: Change) {
-        self.paths.extend(other.paths);
-        self.full |= other.full;
-        // The burst is settled when its latest event is.
-        self.settled = other.settled;
-    }
-
-    fn is_empty(&self) -> bool {
-        self.paths.is_empty() && !self.full
-    }
-}
-
-/// Classify one watcher event. Reads, hidden files and files the source does not read (a log
-/// file written next to the manifests) are nothing; a path that may be a directory is kept.
-fn classify(dir: &Path, ev: &notify::Event) -> Change {
-    let may_be_dir = matches!(
-        ev.kind,
-        EventKind::Create(CreateKind::Folder | CreateKind::Any | CreateKind::Other)
-            | EventKind::Remove(RemoveKind::Folder | RemoveKind::Any | RemoveKind::Other)
-            | EventKind::Modify(ModifyKind::Name(_) | ModifyKind::Any)
-            | EventKind::Any
-            | EventKind::Other
-    );
-    let mut change = Change::default();
-    match ev.kind {
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) => {}
-        EventKind::Access(_) => return change,
-        _ => {}
-    }
-    if ev.need_rescan() || ev.paths.is_empty() {
-        change.full = true;
-        return change;
-    }
-    for p in &ev.paths {
-        if is_hidden(dir, p) {
-            continue;
-        }
-        let manifest = p
-            .file_name()
-            .is_some_and(|n| is_manifest(&n.to_string_lossy()));
-        if manifest || may_be_dir {
-            change.paths.insert(p.clone());
-        }
-    }
-    change.settled = matches!(
-        ev.kind,
-        EventKind::Access(AccessKind::Close(AccessMode::Write))
-            | EventKind::Modify(ModifyKind::Name(_))
-            | EventKind::Remove(_)
-    );
-    change
-}
-
-/// Read `cfg.dir`, send the state, and keep sending it after every change until shutdown.
-pub async fn run(
-    cfg: ManifestsConfig,
-    tx: StateTx,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Change>();
-    let watched = cfg.dir.clone();
-    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        let change = match res {
-            Ok(ev) => classify(&watched, &ev),
-            // An error from the watcher may mean lost events.
-            Err(_) => Change {
-                full: true,
-                ..Change::default()
-            },
-        };
-        if !change.is_empty() {
-            // The receiver is gone only when the source is shutting down.
-            let _ = ev_tx.send(change);
-        }
-    })?;
-    watcher.watch(&cfg.dir, RecursiveMode::Recursive)?;
-    info!(dir = %cfg.dir.display(), "watching manifests");
-
-    let mut cache = ManifestCache::default();
-    // The first read is a full one.
-    let mut pending = Change {
-        full: true,
-        ..Change::default()
-    };
-    loop {
-        let dir = cfg.dir.clone();
-        let work = std::mem::take(&mut pending);
-        let started = Instant::now();
-        let first = tx.borrow().is_none();
-        let (c, state) = tokio::task::spawn_blocking(move || {
-            let state = if work.full || first {
-                let (state, changed) = cache.scan(&dir);
-                (changed || first).then_some(state)
-            } else {
-                cache.update(&dir, &work.paths)
-            };
-            (cache, state)
-        })
-        .await?;
-        cache = c;
-        if let Some(state) = state {
-            tx.send_replace(Some(Arc::new(state)));
-            debug!(
-                took_us = started.elapsed().as_micros() as u64,
-                "manifest state sent"
-            );
-        }
-
-        // Wait for a notification (or the periodic re-scan)...
-        tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            ev = ev_rx.recv() => match ev {
-                Some(c) => pending.merge(c),
-                None => { warn!("manifest watcher stopped"); return Ok(()) }
-            },
-            _ = tokio::time::sleep(cfg.rescan_every) => pending.full = true,
-        }
-        // ...then, unless the change is complete, for quiet: `debounce` without events, but
-        // never longer than `max_delay` in all, so that a directory that keeps changing cannot
-        // postpone reloads indefinitely.
-        let deadline = tokio::time::Instant::now() + cfg.max_delay;
-        while !pending.settled {
-            tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                ev = ev_rx.recv() => match ev {
-                    Some(c) => pending.merge(c),
-                    None => return Ok(()),
-                },
-                _ = tokio::time::sleep(cfg.debounce) => break,
-                _ = tokio::time::sleep_until(deadline) => break,
-            }
-        }
-        // Whatever else is already queued goes into the same read.
-        while let Ok(c) = ev_rx.try_recv() {
-            pending.merge(c);
-        }
-    }
 }
 
 #[cfg(test)]

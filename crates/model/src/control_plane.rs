@@ -80,24 +80,27 @@ pub fn complete(state: &mut ClusterState, cfg: &ControlPlaneConfig, alloc: &mut 
     for key in &order {
         let svc = &state.services[key];
         let spec = svc.spec.clone().unwrap_or_default();
+        if let Some((field, msg)) = requested_ip_problem(&spec, &cfg.service_cidr) {
+            refuse(state, &mut refused, key, &field, msg);
+            continue;
+        }
         if let Some(ip) = spec
             .cluster_ip
             .as_deref()
             .filter(|s| !s.is_empty() && *s != "None")
+            .and_then(|s| s.parse::<IpAddr>().ok())
         {
-            if let Ok(ip) = ip.parse::<IpAddr>() {
-                if let Some(holder) = used_ips.get(&ip) {
-                    refuse(
-                        state,
-                        &mut refused,
-                        key,
-                        "spec.clusterIP",
-                        format!("{ip} is already allocated to Service {holder}"),
-                    );
-                    continue;
-                }
-                used_ips.insert(ip, key.clone());
+            if let Some(holder) = used_ips.get(&ip) {
+                refuse(
+                    state,
+                    &mut refused,
+                    key,
+                    "spec.clusterIP",
+                    format!("{ip} is already allocated to Service {holder}"),
+                );
+                continue;
             }
+            used_ips.insert(ip, key.clone());
         }
         for (i, p) in spec.ports.iter().flatten().enumerate() {
             let Some(np) = p
@@ -209,6 +212,38 @@ pub fn complete(state: &mut ClusterState, cfg: &ControlPlaneConfig, alloc: &mut 
     }
 
     generate_endpoint_slices(state);
+}
+
+/// Why the API server would refuse the ClusterIPs a Service asks for (`spec.clusterIP`, then
+/// `spec.clusterIPs`): not an address, or outside the service range. `None` (headless) and
+/// empty (allocate one) ask for nothing; an ExternalName Service gets no ClusterIP.
+fn requested_ip_problem(spec: &core::ServiceSpec, cidr: &IpNet) -> Option<(String, String)> {
+    if spec.type_.as_deref() == Some("ExternalName") {
+        return None;
+    }
+    let single = spec
+        .cluster_ip
+        .iter()
+        .map(|ip| ("spec.clusterIP".to_owned(), ip));
+    let listed = spec
+        .cluster_ips
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, ip)| (format!("spec.clusterIPs[{i}]"), ip));
+    single
+        .chain(listed)
+        .filter(|(_, ip)| !ip.is_empty() && *ip != "None")
+        .find_map(|(field, ip)| match ip.parse::<IpAddr>() {
+            Err(_) => Some((field, format!("{ip:?}: must be a valid IP address"))),
+            Ok(addr) if !cidr.contains(&addr) => Some((
+                field,
+                format!(
+                    "{ip}: provided IP is not in the valid range. The range of valid IPs is {cidr}"
+                ),
+            )),
+            Ok(_) => None,
+        })
 }
 
 fn refuse(

@@ -1,6 +1,7 @@
 //! Parsing Kubernetes manifests (YAML, multi-document, or JSON; `kind: List` too) into typed
 //! objects, strictly: a field the API does not define is an error naming the field, as
-//! `kubectl apply --validate=strict` reports it.
+//! `kubectl apply --validate=strict` reports it. Objects the API server would refuse for their
+//! size (annotations over 256 KiB, an object over 1.5 MiB) are refused alike ([`limits`]).
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -9,6 +10,9 @@ use serde_json::Value;
 use crate::invalid::{Invalid, Origin};
 use crate::key::ObjectKey;
 use crate::state::{Object, SharedObject};
+
+mod documents;
+pub mod limits;
 
 /// Kinds that are valid Kubernetes objects but mean nothing to Portico; they are skipped quietly.
 const IGNORED_KINDS: &[&str] = &[
@@ -65,22 +69,59 @@ fn parse_file_into<T>(file: &str, text: &str, f: impl Fn((Origin, Parsed)) -> T)
         }
         return finish(out);
     }
-    for (i, doc) in serde_norway::Deserializer::from_str(text).enumerate() {
-        let o = origin(i + 1);
-        match Value::deserialize(doc) {
-            Ok(Value::Null) => {}
-            Ok(v) => push_value(&mut out, o, v),
-            Err(e) => {
-                out.push((
-                    o.clone(),
-                    Err(Invalid::unparsable(o, format!("invalid YAML: {e}"))),
-                ));
-                // The YAML stream cannot be resynchronised after a syntax error.
-                break;
+    // Each document on its own: a syntax error in one leaves the others readable.
+    for doc in documents::split(text) {
+        let o = origin(doc.number);
+        for value in serde_norway::Deserializer::from_str(doc.text) {
+            match Value::deserialize(value) {
+                Ok(Value::Null) => {}
+                Ok(v) => push_value(&mut out, o.clone(), v),
+                Err(e) => {
+                    out.push((o.clone(), Err(syntax_error(&doc, o.clone(), &e))));
+                    // The rest of this document cannot be resynchronised after the error.
+                    break;
+                }
             }
         }
     }
     finish(out)
+}
+
+/// A document that is not YAML: named by the kind and name its text shows, if it shows them,
+/// with the line counted from the start of the file.
+fn syntax_error(doc: &documents::Document<'_>, origin: Origin, e: &serde_norway::Error) -> Invalid {
+    let msg = shift_lines(&e.to_string(), doc.first_line - 1);
+    let msg = format!("invalid YAML: {msg}");
+    match documents::identity(doc.text).filter(|(kind, _, _)| kind != "List") {
+        Some((kind, namespace, name)) => {
+            let key = if Object::cluster_scoped(&kind) {
+                ObjectKey::cluster(name)
+            } else {
+                ObjectKey::new(namespace.as_deref().unwrap_or("default"), name)
+            };
+            Invalid::new(&kind, &key, "", msg).with_origin(origin)
+        }
+        None => Invalid::unparsable(origin, msg),
+    }
+}
+
+/// Every `at line N` of a message counted `by` lines later (a document's lines are counted from
+/// the start of its file).
+fn shift_lines(msg: &str, by: usize) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(at) = rest.find("at line ") {
+        let (head, tail) = rest.split_at(at + "at line ".len());
+        out.push_str(head);
+        let digits = tail.len() - tail.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        match tail[..digits].parse::<usize>() {
+            Ok(n) => out.push_str(&(n + by).to_string()),
+            Err(_) => out.push_str(&tail[..digits]),
+        }
+        rest = &tail[digits..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Where parsed documents go, converted one by one.
@@ -187,7 +228,10 @@ pub fn parse_value(v: Value) -> Option<Parsed> {
             format!("{kind:?} ({api_version}) is not a kind Portico reads"),
         )),
     };
-    Some(parsed)
+    Some(match parsed {
+        Ok(obj) => limits::problem(&v, &kind, &key).map_or(Ok(obj), Err),
+        Err(e) => Err(e),
+    })
 }
 
 /// Deserialize with the failing field's path in the error, then reject unknown fields by

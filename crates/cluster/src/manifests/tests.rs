@@ -1,5 +1,9 @@
 use std::fs;
 
+use notify::EventKind;
+use notify::event::{AccessKind, AccessMode};
+use tokio_util::sync::CancellationToken;
+
 use super::*;
 
 const SVC: &str =
@@ -368,4 +372,279 @@ fn watcher_events_are_reduced_to_the_manifest_paths_they_name() {
     assert_eq!(c.paths, BTreeSet::from([PathBuf::from("/m/sub")]));
     let c = classify(dir, &ev(EventKind::Other, &[]));
     assert!(c.full);
+}
+
+/// Which call fails, for [`FaultyFs`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Op {
+    ReadDir,
+    /// One entry of the directory's listing cannot be read.
+    ListEntry,
+    Stat,
+    Read,
+}
+
+/// The real file system, with failures injected per path and call, as a loaded or
+/// misconfigured machine produces them (`EMFILE`, `EACCES`, a file vanishing mid-read).
+#[derive(Default)]
+struct FaultyFs {
+    faults: std::sync::Mutex<BTreeMap<(PathBuf, Op), io::ErrorKind>>,
+}
+
+impl FaultyFs {
+    fn fail(&self, path: &Path, op: Op, kind: io::ErrorKind) {
+        self.faults
+            .lock()
+            .expect("lock")
+            .insert((path.to_owned(), op), kind);
+    }
+
+    fn heal(&self) {
+        self.faults.lock().expect("lock").clear();
+    }
+
+    fn check(&self, path: &Path, op: Op) -> io::Result<()> {
+        match self
+            .faults
+            .lock()
+            .expect("lock")
+            .get(&(path.to_owned(), op))
+        {
+            Some(kind) => Err(io::Error::new(*kind, format!("injected {kind}"))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl ManifestFs for FaultyFs {
+    fn read_dir(&self, dir: &Path) -> io::Result<Vec<io::Result<super::fs::Entry>>> {
+        self.check(dir, Op::ReadDir)?;
+        let mut entries = RealFs.read_dir(dir)?;
+        if let Err(e) = self.check(dir, Op::ListEntry) {
+            entries.push(Err(e));
+        }
+        Ok(entries)
+    }
+
+    fn stat(&self, path: &Path) -> io::Result<super::fs::Stat> {
+        self.check(path, Op::Stat)?;
+        RealFs.stat(path)
+    }
+
+    fn read(&self, path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+        self.check(path, Op::Read)?;
+        RealFs.read(path, limit)
+    }
+}
+
+fn pod(name: &str) -> String {
+    format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\n")
+}
+
+/// Every object of a state, as `Kind ns/name`.
+fn objects(s: &ClusterState) -> Vec<String> {
+    s.origins
+        .keys()
+        .map(|(kind, key)| format!("{kind} {key}"))
+        .collect()
+}
+
+#[test]
+fn a_failed_read_keeps_every_object_it_could_not_read_and_names_the_path() {
+    // Fails before: any read error dropped the file (stat) or the directory (listing), and a
+    // failed re-read of a multi-document file kept only its first document.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    fs::create_dir(root.join("sub")).expect("mkdir");
+    fs::write(root.join("a.yaml"), format!("{SVC}---\n{}", pod("p"))).expect("write");
+    fs::write(root.join("sub/b.yaml"), ing("one", "a.example.com")).expect("write");
+    fs::write(root.join("c.yaml"), SVC.replace("web", "api")).expect("write");
+    let faulty = Arc::new(FaultyFs::default());
+    let mut cache = ManifestCache::with_fs(faulty.clone());
+    let (state, _) = cache.scan(root);
+    let all = objects(&state);
+    assert_eq!(all.len(), 4, "{all:?}");
+
+    // a.yaml changed but cannot be read, sub/ cannot be listed, c.yaml cannot be stat'ed.
+    fs::write(
+        root.join("a.yaml"),
+        format!("{SVC}---\n{}---\n{}", pod("p"), pod("q")),
+    )
+    .expect("write");
+    faulty.fail(&root.join("a.yaml"), Op::Read, io::ErrorKind::Other);
+    faulty.fail(
+        &root.join("sub"),
+        Op::ReadDir,
+        io::ErrorKind::PermissionDenied,
+    );
+    faulty.fail(&root.join("c.yaml"), Op::Stat, io::ErrorKind::Other);
+    let (state, changed) = cache.scan(root);
+    assert!(changed, "the errors are news");
+    assert_eq!(objects(&state), all, "nothing deleted by a failed read");
+    let errors: Vec<String> = state.invalid.iter().map(ToString::to_string).collect();
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    for path in ["a.yaml", "sub", "c.yaml"] {
+        assert!(
+            errors.iter().any(|e| e.contains(&format!("in {path}: "))),
+            "{path} named: {errors:?}"
+        );
+    }
+    assert!(
+        errors
+            .iter()
+            .all(|e| e.contains("injected") && e.contains("keeps serving")),
+        "{errors:?}"
+    );
+    // The same failure again is no news.
+    let (state, changed) = cache.scan(root);
+    assert!(!changed);
+    assert_eq!(objects(&state), all);
+
+    // The event path alike: a file that cannot be looked at is not a deleted file.
+    let events = BTreeSet::from([root.join("c.yaml"), root.join("sub/b.yaml")]);
+    faulty.fail(&root.join("sub/b.yaml"), Op::Stat, io::ErrorKind::Other);
+    if let Some(state) = cache.update(root, &events) {
+        assert_eq!(objects(&state), all);
+    }
+
+    // A listing that breaks off mid-way, and the directory itself unreadable.
+    faulty.heal();
+    faulty.fail(root, Op::ListEntry, io::ErrorKind::Other);
+    fs::remove_file(root.join("c.yaml")).expect("rm");
+    let (state, _) = cache.scan(root);
+    assert_eq!(objects(&state).len(), 5, "a.yaml read again, c.yaml kept");
+    faulty.heal();
+    faulty.fail(root, Op::ReadDir, io::ErrorKind::Other);
+    let (state, _) = cache.scan(root);
+    assert_eq!(objects(&state).len(), 5, "everything kept");
+
+    // Healed: the real state, c.yaml really gone.
+    faulty.heal();
+    let (state, changed) = cache.scan(root);
+    assert!(changed);
+    assert!(state.invalid.is_empty(), "{:?}", state.invalid);
+    assert_eq!(
+        objects(&state),
+        [
+            "Ingress default/one",
+            "Pod default/p",
+            "Pod default/q",
+            "Service default/web"
+        ]
+    );
+
+    // A file that vanishes mid-read is gone.
+    faulty.fail(&root.join("sub/b.yaml"), Op::Read, io::ErrorKind::NotFound);
+    fs::write(root.join("sub/b.yaml"), ing("one", "b.example.com")).expect("write");
+    let (state, _) = cache.scan(root);
+    assert_eq!(objects(&state).len(), 3);
+}
+
+#[tokio::test]
+async fn a_relative_directory_sees_edits_at_once() {
+    // Fails before: the watcher's absolute paths never matched a relative directory, so an
+    // edit waited for the periodic re-scan (here a minute, by default 5 s).
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(dir.path().join("svc.yaml"), SVC).expect("write");
+    // The same directory, relative to the current one (which the test leaves alone).
+    let cwd = std::env::current_dir().expect("cwd");
+    let mut rel = PathBuf::new();
+    for _ in 1..cwd.components().count() {
+        rel.push("..");
+    }
+    rel.push(dir.path().strip_prefix("/").expect("absolute tempdir"));
+    assert!(rel.is_relative() && rel.is_dir(), "{}", rel.display());
+    let cfg = ManifestsConfig {
+        rescan_every: Duration::from_secs(60),
+        ..ManifestsConfig::new(&rel)
+    };
+    let (tx, mut rx) = crate::state_channel();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(run(cfg, tx, shutdown.clone()));
+    tokio::time::timeout(Duration::from_secs(5), rx.wait_for(Option::is_some))
+        .await
+        .expect("initial state")
+        .expect("open");
+    fs::write(dir.path().join("two.yaml"), SVC.replace("web", "api")).expect("write");
+    tokio::time::timeout(
+        Duration::from_secs(2),
+        rx.wait_for(|s| s.as_ref().is_some_and(|s| s.services.len() == 2)),
+    )
+    .await
+    .expect("edit seen well within the re-scan period")
+    .expect("open");
+    shutdown.cancel();
+    task.await.expect("join").expect("clean exit");
+}
+
+#[test]
+fn a_syntax_error_in_one_document_keeps_every_other_and_its_own_last_good() {
+    // Fails before: breaking document 2 of pods.yaml dropped the Pod of document 3, and
+    // breaking document 1 left one Pod of three.
+    let mut t = Twins::new();
+    let good: Vec<String> = (1..=3).map(|i| pod(&format!("p{i}"))).collect();
+    fs::write(t.path("pods.yaml"), good.join("---\n")).expect("write");
+    assert_eq!(t.check(&["pods.yaml"]).pods.len(), 3);
+    for broken in 0..3 {
+        let mut docs = good.clone();
+        docs[broken].push_str("spec: {containers: [}\n");
+        fs::write(t.path("pods.yaml"), docs.join("---\n")).expect("write");
+        let s = t.check(&["pods.yaml"]);
+        assert_eq!(
+            s.pods.len(),
+            3,
+            "document {} broken: {:?}",
+            broken + 1,
+            summary(&s)
+        );
+        assert_eq!(s.invalid.len(), 1);
+        let err = s.invalid[0].to_string();
+        let want = format!(
+            "Pod default/p{} in pods.yaml (document {}): invalid YAML",
+            broken + 1,
+            broken + 1
+        );
+        assert!(err.starts_with(&want), "{err}");
+        assert!(
+            err.ends_with("the last good version keeps serving"),
+            "{err}"
+        );
+    }
+    // A document inserted before a broken one: the broken one keeps its own object (by kind
+    // and name), not the one that was at its position.
+    let docs = [
+        pod("p0"),
+        good[0].clone(),
+        format!("{}spec: {{containers: [}}\n", good[1]),
+        good[2].clone(),
+    ];
+    fs::write(t.path("pods.yaml"), docs.join("---\n")).expect("write");
+    let s = t.check(&["pods.yaml"]);
+    let names: Vec<&str> = s.pods.keys().map(|k| k.name.as_str()).collect();
+    assert_eq!(names, ["p0", "p1", "p2", "p3"], "{:?}", summary(&s));
+    assert_eq!(
+        s.origins[&("Pod", portico_model::ObjectKey::new("default", "p2"))].document,
+        Some(3)
+    );
+}
+
+#[test]
+fn a_file_over_the_size_limit_is_refused_whole_and_keeps_its_last_good_objects() {
+    // Fails before: a file of any size was read whole and its objects taken in.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("svc.yaml");
+    fs::write(&file, SVC).expect("write");
+    let mut cache = ManifestCache::default();
+    assert_eq!(cache.scan(dir.path()).0.services.len(), 1);
+    let padding = format!("# {}\n", "x".repeat(1022)).repeat(8 * 1024 + 1);
+    fs::write(&file, format!("{}{padding}", SVC.replace("web", "api"))).expect("write");
+    let (state, changed) = cache.scan(dir.path());
+    assert!(changed);
+    let names: Vec<&str> = state.services.keys().map(|k| k.name.as_str()).collect();
+    assert_eq!(names, ["web"], "the last good version serves");
+    let err = state.invalid[0].to_string();
+    assert!(
+        err.contains("svc.yaml: file too large") && err.contains("keeps serving"),
+        "{err}"
+    );
 }

@@ -198,3 +198,40 @@ fn terminating_endpoints_are_used_only_when_none_is_ready() {
         ["127.0.10.2:3000"]
     );
 }
+
+#[test]
+fn a_requested_cluster_ip_outside_the_service_range_is_refused() {
+    // Fails before: such a Service was accepted and served on an address the API server
+    // would never have given it.
+    let svc = |name: &str, spec: &str| {
+        format!(
+            "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n{spec}  ports: [{{port: 80}}]\n"
+        )
+    };
+    let mut s = state(
+        &[
+            svc("inside", "  clusterIP: 127.96.0.10\n"),
+            svc("outside", "  clusterIP: 10.96.0.10\n"),
+            svc("listed", "  clusterIPs: [127.96.0.11, 10.0.0.1]\n"),
+            svc("headless", "  clusterIP: None\n"),
+            svc("headless-listed", "  clusterIPs: [None]\n"),
+            svc("allocated", ""),
+        ]
+        .concat(),
+    );
+    complete(
+        &mut s,
+        &ControlPlaneConfig::default(),
+        &mut Allocations::default(),
+    );
+    let kept: Vec<&str> = s.services.keys().map(|k| k.name.as_str()).collect();
+    assert_eq!(kept, ["allocated", "headless", "headless-listed", "inside"]);
+    let errors: Vec<String> = s.invalid.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        errors,
+        [
+            "Service default/outside in test.yaml (document 2): spec.clusterIP: 10.96.0.10: provided IP is not in the valid range. The range of valid IPs is 127.96.0.0/16",
+            "Service default/listed in test.yaml (document 3): spec.clusterIPs[1]: 10.0.0.1: provided IP is not in the valid range. The range of valid IPs is 127.96.0.0/16",
+        ]
+    );
+}

@@ -80,6 +80,106 @@ fn metallb_pool_and_tls_secret_parse() {
     assert!(docs.iter().all(|(_, r)| r.is_ok()), "{docs:?}");
 }
 
+fn pods(n: usize) -> Vec<String> {
+    (1..=n)
+        .map(|i| {
+            format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p{i}\n  labels: {{app: web}}\n")
+        })
+        .collect()
+}
+
+#[test]
+fn a_syntax_error_in_one_document_spares_the_others() {
+    // Fails before: the YAML stream stopped at the first syntax error, so breaking document 2
+    // lost the Pod of document 3, and breaking document 1 lost both others.
+    for broken in 0..3 {
+        let mut docs = pods(3);
+        docs[broken] = docs[broken].replace("labels: {app: web}", "labels: {app: [web}");
+        let text = docs.join("---\n");
+        let parsed = parse_file("pods.yaml", &text);
+        assert_eq!(parsed.len(), 3, "document {}: {parsed:?}", broken + 1);
+        for (i, (origin, r)) in parsed.iter().enumerate() {
+            assert_eq!(origin.document, Some(i + 1));
+            if i == broken {
+                let err = r.as_ref().expect_err("broken").to_string();
+                let want = format!(
+                    "Pod default/p{} in pods.yaml (document {}): invalid YAML",
+                    i + 1,
+                    i + 1
+                );
+                assert!(err.starts_with(&want), "{err}");
+                // Lines are counted from the start of the file (5 a document, and `---`).
+                let line = 6 * i + 5;
+                assert!(err.contains(&format!("at line {line} column 21")), "{err}");
+                assert!(err.ends_with(&format!("at line {line} column 17")), "{err}");
+            } else {
+                assert_eq!(r.as_ref().expect("ok").key().name, format!("p{}", i + 1));
+            }
+        }
+    }
+}
+
+#[test]
+fn documents_split_on_separator_lines_as_kubectl_does() {
+    use super::documents::{identity, split};
+    let text = "# a header\n---\nkind: Pod\n--- # the next one\nkind: Service\n---x: 1\n---\n\n---\nkind: Node\n";
+    let docs: Vec<(usize, usize, &str)> = split(text)
+        .iter()
+        .map(|d| (d.number, d.first_line, d.text))
+        .collect();
+    assert_eq!(
+        docs,
+        [
+            (1, 3, "kind: Pod\n"),
+            (2, 5, "kind: Service\n---x: 1\n"),
+            (3, 8, "\n"),
+            (4, 10, "kind: Node\n"),
+        ]
+    );
+    assert_eq!(split("kind: Pod\n").len(), 1, "no separator needed");
+    assert_eq!(
+        identity(
+            "apiVersion: v1\nkind: Pod # a comment\nmetadata:\n  labels:\n    name: no\n  name: \"web\"\n  namespace: shop\nspec: [\n"
+        ),
+        Some(("Pod".into(), Some("shop".into()), "web".into()))
+    );
+    assert_eq!(
+        identity("kind: 'Service'\nmetadata: {namespace: a, name: b}\n"),
+        Some(("Service".into(), Some("a".into()), "b".into()))
+    );
+    assert_eq!(identity("kind: Pod\nspec: {}\n"), None, "no name shown");
+}
+
+#[test]
+fn objects_the_api_server_would_refuse_for_their_size_are_refused() {
+    // Fails before: both were accepted in standalone mode.
+    use super::limits::{MAX_ANNOTATIONS_BYTES, MAX_OBJECT_BYTES};
+    let with_annotation = |len: usize| {
+        let v = "x".repeat(len - 1);
+        format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: s\n  annotations: {{a: {v}}}\n")
+    };
+    let ok = parse_file("s.yaml", &with_annotation(MAX_ANNOTATIONS_BYTES));
+    assert!(ok[0].1.is_ok(), "at the limit: {:?}", ok[0].1);
+    let over = parse_file("s.yaml", &with_annotation(MAX_ANNOTATIONS_BYTES + 1));
+    let err = over[0].1.as_ref().expect_err("over the limit");
+    assert_eq!(err.field, "metadata.annotations");
+    assert!(
+        err.to_string().starts_with(
+            "Service default/s in s.yaml (document 1): metadata.annotations: too long: 262145 bytes"
+        ),
+        "{err}"
+    );
+
+    let big = "aGVsbG8h".repeat(MAX_OBJECT_BYTES / 8 + 1);
+    let secret =
+        format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: t}}\ndata: {{blob: {big}}}\n");
+    let parsed = parse_file("t.yaml", &secret);
+    let err = parsed[0].1.as_ref().expect_err("too large");
+    assert_eq!(err.field, "data");
+    assert!(err.message.starts_with("object too large"), "{err}");
+    assert_eq!(err.object, Some(crate::key::ObjectKey::new("default", "t")));
+}
+
 mod never_panics {
     use proptest::prelude::*;
 
