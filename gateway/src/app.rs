@@ -86,7 +86,13 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
             )?;
         kube_client = Some(client.clone());
         let sd = shutdown.clone();
-        tasks.spawn(async move { portico_cluster::kube_source::run(client, tx, sd).await });
+        // Only what this gateway's RBAC roles allow (more with --allocate).
+        let component = portico_cluster::rbac::Component::Gateway {
+            allocate: args.allocate,
+        };
+        tasks.spawn(async move {
+            portico_cluster::kube_source::run_for(client, component, tx, sd).await
+        });
         Pipeline::kube()
     };
     let mut pipeline = pipeline.with_metrics(metrics.config.clone());

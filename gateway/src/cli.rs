@@ -43,8 +43,9 @@ pub struct RunArgs {
     /// Serve a directory of Kubernetes manifests instead of talking to the Kubernetes API.
     #[arg(long, env = "PORTICO_MANIFESTS")]
     pub manifests: Option<PathBuf>,
-    /// Admin API (health, readiness, metrics, JSON views).
-    #[arg(long, default_value = "127.0.0.1:9901")]
+    /// Admin API (health, readiness, metrics, JSON views). An IPv6 address may come without
+    /// brackets (`fd00::5:9901`, the port last), as `$(POD_IP):PORT` gives it.
+    #[arg(long, default_value = "127.0.0.1:9901", value_parser = parse_listen_addr)]
     pub admin_addr: SocketAddr,
     /// Also answer admin requests whose `Host` is this name or address (repeatable; `*`: any).
     /// Loopback and the admin address itself are always answered; other hosts get 421
@@ -167,6 +168,19 @@ pub struct RunArgs {
     pub gossip_discover_port: Option<u16>,
 }
 
+/// `IP:PORT`, `[IPv6]:PORT`, or an IPv6 address without brackets followed by `:PORT`.
+fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let bad = || format!("{s:?} is not an address such as 127.0.0.1:9901 or [::1]:9901");
+    let (ip, port) = s.rsplit_once(':').ok_or_else(bad)?;
+    match (ip.parse::<IpAddr>(), port.parse::<u16>()) {
+        (Ok(ip @ IpAddr::V6(_)), Ok(port)) => Ok(SocketAddr::new(ip, port)),
+        _ => Err(bad()),
+    }
+}
+
 fn parse_trusted_range(s: &str) -> Result<ipnet::IpNet, String> {
     crate::l7::forwarded::parse_range(s).map_err(|e| e.to_string())
 }
@@ -278,6 +292,20 @@ pub enum GetWhat {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_admin_address_takes_a_pod_ip_of_either_family() {
+        let v4 = Cli::try_parse_from(["gateway", "--admin-addr", "10.1.2.3:9901"]).expect("v4");
+        assert_eq!(v4.run.admin_addr, "10.1.2.3:9901".parse().expect("addr"));
+        let v6 = Cli::try_parse_from(["gateway", "--admin-addr", "fd00::5:9901"]).expect("v6");
+        assert_eq!(v6.run.admin_addr, "[fd00::5]:9901".parse().expect("addr"));
+        let br = Cli::try_parse_from(["gateway", "--admin-addr", "[::1]:9901"]).expect("[v6]");
+        assert_eq!(br.run.admin_addr, "[::1]:9901".parse().expect("addr"));
+        for bad in ["10.1.2.3", "10.1.2.3:99999", "nohost:80", "fd00::5"] {
+            let e = Cli::try_parse_from(["gateway", "--admin-addr", bad]).expect_err(bad);
+            assert!(e.to_string().contains("--admin-addr"), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn body_flags_parse_and_bad_values_say_why() {

@@ -1,5 +1,6 @@
 //! `lb-controller`: MetalLB-compatible LoadBalancer IP allocation against the Kubernetes API,
-//! behind leader election. `lb-controller crds` prints the CRDs it reads.
+//! behind leader election. `lb-controller crds` prints the CRDs it reads; `lb-controller rbac`
+//! the API access of every component (what the Helm chart's RBAC is rendered from).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -62,6 +63,9 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Print the Kubernetes API access of every Portico component as JSON: the roles the Helm
+    /// chart renders its RBAC from (its files/rbac.json) and which component gets which.
+    Rbac,
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -69,6 +73,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Crds { out: Some(dir) }) => return lb_controller::crds::write_to(&dir),
         Some(Command::Crds { out: None }) => {
             print!("{}", lb_controller::crds::stream()?);
+            return Ok(());
+        }
+        Some(Command::Rbac) => {
+            print!("{}", portico_cluster::rbac::document_text());
             return Ok(());
         }
         None => {}
@@ -101,7 +109,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         let mut tasks = tokio::task::JoinSet::new();
         {
             let (client, sd) = (client.clone(), shutdown.clone());
-            tasks.spawn(async move { portico_cluster::kube_source::run(client, tx, sd).await });
+            tasks.spawn(async move {
+                portico_cluster::kube_source::run_for(
+                    client,
+                    portico_cluster::rbac::Component::LbController,
+                    tx,
+                    sd,
+                )
+                .await
+            });
         }
         if let Some(addr) = admin_addr {
             let listener = tokio::net::TcpListener::bind(addr)

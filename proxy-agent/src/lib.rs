@@ -112,7 +112,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
             tasks.spawn(async move {
                 (
                     "Kubernetes API source",
-                    kube_source::run(client, tx, sd).await.map_err(Into::into),
+                    kube_source::run_for(
+                        client,
+                        portico_cluster::rbac::Component::ProxyAgent,
+                        tx,
+                        sd,
+                    )
+                    .await
+                    .map_err(Into::into),
                 )
             });
             Pipeline::kube()

@@ -9,6 +9,8 @@
 //! - Watch errors are logged and retried with kube-runtime's default backoff. A store is never
 //!   cleared by an error: after a `410 Expired` the watcher re-lists and the store is swapped in
 //!   one step when the new list is complete.
+//! - Each component reflects only the kinds its RBAC roles let it list and watch
+//!   ([`run_for`], from [`crate::rbac`]); the kinds it does not read stay empty.
 //! - Pods are not watched: in kube mode EndpointSlices are the endpoints source, and a Pod
 //!   reflector would cost memory and a rebuild on every Pod status change.
 //!
@@ -17,7 +19,7 @@
 
 pub mod status;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::Arc;
@@ -40,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::StateTx;
+use crate::rbac::{Component, Kind};
 
 /// Quiet time after a change before the state is rebuilt.
 pub const DEBOUNCE: Duration = Duration::from_millis(5);
@@ -139,114 +142,138 @@ where
 }
 
 struct Stores {
-    services: Reflected<Service>,
-    endpoint_slices: Reflected<EndpointSlice>,
-    nodes: Reflected<Node>,
-    namespaces: Reflected<Namespace>,
-    secrets: Reflected<Secret>,
-    ingresses: Reflected<Ingress>,
-    ingress_classes: Reflected<IngressClass>,
+    services: Option<Reflected<Service>>,
+    endpoint_slices: Option<Reflected<EndpointSlice>>,
+    nodes: Option<Reflected<Node>>,
+    namespaces: Option<Reflected<Namespace>>,
+    secrets: Option<Reflected<Secret>>,
+    ingresses: Option<Reflected<Ingress>>,
+    ingress_classes: Option<Reflected<IngressClass>>,
     // Custom resources are read untyped and converted one by one: the API server only checks
     // them against the CRD's schema, and one object our types refuse must not stop the kind.
-    ip_address_pools: Reflected<DynamicObject>,
-    l2_advertisements: Reflected<DynamicObject>,
+    ip_address_pools: Option<Reflected<DynamicObject>>,
+    l2_advertisements: Option<Reflected<DynamicObject>>,
 }
 
 impl Stores {
-    fn start(client: &Client, tasks: &mut JoinSet<()>, changed: &Arc<Notify>) -> Self {
+    /// Reflectors for the kinds in `kinds` only; the others stay empty in every state.
+    fn start(
+        client: &Client,
+        kinds: &BTreeSet<Kind>,
+        tasks: &mut JoinSet<()>,
+        changed: &Arc<Notify>,
+    ) -> Self {
         let cfg = watcher::Config::default;
         let c = || changed.clone();
+        let on = |k: Kind| kinds.contains(&k);
         Self {
-            services: reflect(
-                tasks,
-                Api::all(client.clone()),
-                cfg(),
-                "Service",
-                false,
-                c(),
-            ),
-            endpoint_slices: reflect(
-                tasks,
-                Api::all(client.clone()),
-                cfg(),
-                "EndpointSlice",
-                false,
-                c(),
-            ),
-            nodes: reflect(tasks, Api::all(client.clone()), cfg(), "Node", false, c()),
-            namespaces: reflect(
-                tasks,
-                Api::all(client.clone()),
-                cfg(),
-                "Namespace",
-                false,
-                c(),
-            ),
-            secrets: reflect(
-                tasks,
-                Api::all(client.clone()),
-                cfg().fields("type=kubernetes.io/tls"),
-                "Secret",
-                false,
-                c(),
-            ),
-            ingresses: reflect(
-                tasks,
-                Api::all(client.clone()),
-                cfg(),
-                "Ingress",
-                false,
-                c(),
-            ),
-            ingress_classes: reflect(
-                tasks,
-                Api::all(client.clone()),
-                cfg(),
-                "IngressClass",
-                false,
-                c(),
-            ),
-            ip_address_pools: reflect_custom::<IPAddressPool>(tasks, client, "IPAddressPool", c()),
-            l2_advertisements: reflect_custom::<L2Advertisement>(
-                tasks,
-                client,
-                "L2Advertisement",
-                c(),
-            ),
+            services: on(Kind::Service).then(|| {
+                reflect(
+                    tasks,
+                    Api::all(client.clone()),
+                    cfg(),
+                    "Service",
+                    false,
+                    c(),
+                )
+            }),
+            endpoint_slices: on(Kind::EndpointSlice).then(|| {
+                reflect(
+                    tasks,
+                    Api::all(client.clone()),
+                    cfg(),
+                    "EndpointSlice",
+                    false,
+                    c(),
+                )
+            }),
+            nodes: on(Kind::Node)
+                .then(|| reflect(tasks, Api::all(client.clone()), cfg(), "Node", false, c())),
+            namespaces: on(Kind::Namespace).then(|| {
+                reflect(
+                    tasks,
+                    Api::all(client.clone()),
+                    cfg(),
+                    "Namespace",
+                    false,
+                    c(),
+                )
+            }),
+            secrets: on(Kind::Secret).then(|| {
+                reflect(
+                    tasks,
+                    Api::all(client.clone()),
+                    cfg().fields("type=kubernetes.io/tls"),
+                    "Secret",
+                    false,
+                    c(),
+                )
+            }),
+            ingresses: on(Kind::Ingress).then(|| {
+                reflect(
+                    tasks,
+                    Api::all(client.clone()),
+                    cfg(),
+                    "Ingress",
+                    false,
+                    c(),
+                )
+            }),
+            ingress_classes: on(Kind::IngressClass).then(|| {
+                reflect(
+                    tasks,
+                    Api::all(client.clone()),
+                    cfg(),
+                    "IngressClass",
+                    false,
+                    c(),
+                )
+            }),
+            ip_address_pools: on(Kind::IPAddressPool)
+                .then(|| reflect_custom::<IPAddressPool>(tasks, client, "IPAddressPool", c())),
+            l2_advertisements: on(Kind::L2Advertisement)
+                .then(|| reflect_custom::<L2Advertisement>(tasks, client, "L2Advertisement", c())),
         }
     }
 
     fn readiness(&self) -> Vec<watch::Receiver<bool>> {
-        vec![
-            self.services.ready.clone(),
-            self.endpoint_slices.ready.clone(),
-            self.nodes.ready.clone(),
-            self.namespaces.ready.clone(),
-            self.secrets.ready.clone(),
-            self.ingresses.ready.clone(),
-            self.ingress_classes.ready.clone(),
-            self.ip_address_pools.ready.clone(),
-            self.l2_advertisements.ready.clone(),
+        [
+            self.services.as_ref().map(|r| r.ready.clone()),
+            self.endpoint_slices.as_ref().map(|r| r.ready.clone()),
+            self.nodes.as_ref().map(|r| r.ready.clone()),
+            self.namespaces.as_ref().map(|r| r.ready.clone()),
+            self.secrets.as_ref().map(|r| r.ready.clone()),
+            self.ingresses.as_ref().map(|r| r.ready.clone()),
+            self.ingress_classes.as_ref().map(|r| r.ready.clone()),
+            self.ip_address_pools.as_ref().map(|r| r.ready.clone()),
+            self.l2_advertisements.as_ref().map(|r| r.ready.clone()),
         ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     /// The whole state, from what the stores hold now.
     fn state(&self) -> ClusterState {
         let mut invalid = Vec::new();
-        let ip_address_pools = custom(&self.ip_address_pools.store, "IPAddressPool", &mut invalid);
-        let l2_advertisements = custom(
-            &self.l2_advertisements.store,
-            "L2Advertisement",
-            &mut invalid,
-        );
+        let ip_address_pools = self
+            .ip_address_pools
+            .as_ref()
+            .map(|r| custom(&r.store, "IPAddressPool", &mut invalid))
+            .unwrap_or_default();
+        let l2_advertisements = self
+            .l2_advertisements
+            .as_ref()
+            .map(|r| custom(&r.store, "L2Advertisement", &mut invalid))
+            .unwrap_or_default();
         ClusterState {
-            services: namespaced(&self.services.store),
-            endpoint_slices: namespaced(&self.endpoint_slices.store),
-            nodes: cluster_scoped(&self.nodes.store),
-            namespaces: cluster_scoped(&self.namespaces.store),
-            secrets: namespaced(&self.secrets.store),
-            ingresses: Arc::new(namespaced(&self.ingresses.store)),
-            ingress_classes: cluster_scoped(&self.ingress_classes.store),
+            services: namespaced(&self.services),
+            endpoint_slices: namespaced(&self.endpoint_slices),
+            nodes: cluster_scoped(&self.nodes),
+            namespaces: cluster_scoped(&self.namespaces),
+            secrets: namespaced(&self.secrets),
+            ingresses: Arc::new(namespaced(&self.ingresses)),
+            ingress_classes: cluster_scoped(&self.ingress_classes),
             ip_address_pools,
             l2_advertisements,
             invalid,
@@ -313,22 +340,32 @@ where
     out
 }
 
-fn namespaced<K: Resource + Clone + 'static>(store: &Store<K>) -> BTreeMap<ObjectKey, Arc<K>>
+fn namespaced<K: Resource + Clone + 'static>(
+    reflected: &Option<Reflected<K>>,
+) -> BTreeMap<ObjectKey, Arc<K>>
 where
     K::DynamicType: Eq + Hash + Clone,
 {
-    store
+    let Some(r) = reflected else {
+        return BTreeMap::new();
+    };
+    r.store
         .state()
         .into_iter()
         .map(|o| (ObjectKey::of(o.meta()), o))
         .collect()
 }
 
-fn cluster_scoped<K: Resource + Clone + 'static>(store: &Store<K>) -> BTreeMap<ObjectKey, Arc<K>>
+fn cluster_scoped<K: Resource + Clone + 'static>(
+    reflected: &Option<Reflected<K>>,
+) -> BTreeMap<ObjectKey, Arc<K>>
 where
     K::DynamicType: Eq + Hash + Clone,
 {
-    store
+    let Some(r) = reflected else {
+        return BTreeMap::new();
+    };
+    r.store
         .state()
         .into_iter()
         .map(|o| {
@@ -340,12 +377,35 @@ where
         .collect()
 }
 
-/// Reflect the cluster into `tx` until shutdown.
+/// Reflect every kind Portico reads into `tx` until shutdown (what a single process doing every
+/// job needs; a component uses [`run_for`]).
 pub async fn run(client: Client, tx: StateTx, shutdown: CancellationToken) -> anyhow::Result<()> {
+    run_watching(client, Kind::ALL.into_iter().collect(), tx, shutdown).await
+}
+
+/// Reflect what `component` may read (its [`rbac`](crate::rbac) roles' kinds) into `tx` until
+/// shutdown. The kinds it does not read stay empty.
+pub async fn run_for(
+    client: Client,
+    component: Component,
+    tx: StateTx,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    run_watching(client, component.watched(), tx, shutdown).await
+}
+
+/// Reflect the kinds in `kinds` into `tx` until shutdown.
+pub async fn run_watching(
+    client: Client,
+    kinds: BTreeSet<Kind>,
+    tx: StateTx,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     let changed = Arc::new(Notify::new());
     let mut tasks = JoinSet::new();
-    let stores = Stores::start(&client, &mut tasks, &changed);
+    let stores = Stores::start(&client, &kinds, &mut tasks, &changed);
+    info!(kinds = ?kinds, "watching");
 
     for mut ready in stores.readiness() {
         tokio::select! {

@@ -11,6 +11,7 @@
 pub mod kube_source;
 pub mod manifests;
 pub mod pipeline;
+pub mod rbac;
 
 use std::sync::Arc;
 

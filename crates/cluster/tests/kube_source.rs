@@ -597,3 +597,63 @@ async fn a_few_thousand_objects_list_and_update_promptly() {
     assert!(update < Duration::from_secs(1), "a change took {update:?}");
     src.stop().await;
 }
+
+/// The collection path the API server serves `kind` on (cluster-wide).
+fn collection(kind: portico_cluster::rbac::Kind) -> String {
+    let (group, resource) = (kind.api_group(), kind.resource());
+    match group {
+        "" => format!("/api/v1/{resource}"),
+        "metallb.io" => format!("/apis/metallb.io/v1beta1/{resource}"),
+        g => format!("/apis/{g}/v1/{resource}"),
+    }
+}
+
+#[tokio::test]
+async fn each_component_asks_only_for_the_kinds_its_rbac_roles_allow() {
+    use portico_cluster::rbac::{Component, Kind};
+    for component in Component::ALL {
+        let fake = FakeApiServer::start().await;
+        seed(&fake);
+        seed_metallb(&fake);
+        let (tx, mut rx) = state_channel();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(kube_source::run_for(
+            fake.client(),
+            component,
+            tx,
+            shutdown.clone(),
+        ));
+        tokio::time::timeout(WAIT, rx.wait_for(|s| s.is_some()))
+            .await
+            .expect("an initial state in time")
+            .expect("channel open");
+        let state = rx.borrow().clone().expect("a state");
+        let allowed = component.watched();
+        let paths: std::collections::BTreeSet<String> =
+            fake.requests().into_iter().map(|r| r.path).collect();
+        for kind in Kind::ALL {
+            assert_eq!(
+                paths.contains(&collection(kind)),
+                allowed.contains(&kind),
+                "{}: {kind:?} requested iff its roles allow it; requests: {paths:?}",
+                component.name()
+            );
+        }
+        // What is not watched stays empty; what is, is there.
+        assert_eq!(
+            state.secrets.is_empty(),
+            !allowed.contains(&Kind::Secret),
+            "{}",
+            component.name()
+        );
+        assert_eq!(
+            state.namespaces.is_empty(),
+            !allowed.contains(&Kind::Namespace),
+            "{}",
+            component.name()
+        );
+        assert!(!state.services.is_empty(), "{}", component.name());
+        shutdown.cancel();
+        task.await.expect("joined").expect("source ends cleanly");
+    }
+}

@@ -49,7 +49,12 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let (tx, rx) = portico_cluster::state_channel();
     let source_stop = shutdown.child_token();
-    let source = tokio::spawn(kube_source::run(client.clone(), tx, source_stop.clone()));
+    let source = tokio::spawn(kube_source::run_for(
+        client.clone(),
+        portico_cluster::rbac::Component::LbController,
+        tx,
+        source_stop.clone(),
+    ));
     let elected = run_on(
         client,
         cfg,
