@@ -29,6 +29,17 @@ pub fn parse_port_range(s: &str) -> anyhow::Result<std::ops::RangeInclusive<u16>
     Ok(a..=b)
 }
 
+/// The `pools` admin view from the cluster state: every IPAddressPool, counted from the
+/// addresses in the Services' status (for kube mode when this process does not allocate).
+fn observed_pools(state: &portico_cluster::StateRx) -> serde_json::Value {
+    let rows = state
+        .borrow()
+        .as_deref()
+        .map(lb_controller::allocator::observed_pool_status)
+        .unwrap_or_default();
+    serde_json::to_value(rows).unwrap_or_default()
+}
+
 /// Run until `shutdown`. Listeners are bound here, before anything is served, so that a port in
 /// use is an immediate, clear error.
 pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -150,11 +161,28 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
         };
         let view = Publisher::new(lb_controller::kube::KubeView::default());
         admin_state = admin_state.with_published_view("allocations", view.clone());
+        // The leader shows its allocator's pools; a standby replica shows the cluster's.
+        let (leading, state) = (view.clone(), rx.clone());
+        admin_state = admin_state.with_view(
+            "pools",
+            Arc::new(move || {
+                let current = leading.current();
+                if current.leader {
+                    serde_json::to_value(&current.allocation.pools).unwrap_or_default()
+                } else {
+                    observed_pools(&state)
+                }
+            }),
+        );
         let (rx2, sd) = (rx.clone(), shutdown.clone());
         tasks.spawn(async move {
             // A missing Lease namespace ends the process with the reason, not a silent retry.
             Ok(lb_controller::kube::run_on(client, cfg, rx2, view, sd).await?)
         });
+    } else {
+        // Not allocating: the pools and the addresses the Services' status holds.
+        let state = rx.clone();
+        admin_state = admin_state.with_view("pools", Arc::new(move || observed_pools(&state)));
     }
     {
         let (p, sd) = (snapshots.clone(), shutdown.clone());

@@ -147,5 +147,71 @@ fn ingress_from_the_api_routes_follows_endpoints_and_publishes_status() {
         Some("edge"),
         "{svc}"
     );
+    // `gateway get pools` shows the allocator's pools (the leader's view).
+    wait_until(
+        "the allocated pool in `get pools`",
+        Duration::from_secs(10),
+        || {
+            get(&admin, "pools").lines().any(|l| {
+                l.starts_with("edge ")
+                    && l.contains("192.0.2.100-192.0.2.110")
+                    && l.contains(" 1/0 ")
+                    && l.contains(" 10/0")
+            })
+        },
+    );
     stop.cancel();
+}
+
+/// Without `--allocate` the gateway still shows the cluster's pools: assigned = addresses in the
+/// Services' status (written by another allocator), not 404.
+#[test]
+fn get_pools_without_allocate_counts_the_services_status() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let api = rt.block_on(FakeApiServer::start());
+    api.apply(json!({"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool", "metadata": {"name": "edge", "namespace": "metallb-system"},
+        "spec": {"addresses": ["192.0.2.100-192.0.2.109"], "autoAssign": false}}));
+    api.apply(json!({"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool", "metadata": {"name": "spare", "namespace": "metallb-system"},
+        "spec": {"addresses": ["198.51.100.0/30"]}}));
+    for (name, ip) in [("a", "192.0.2.100"), ("b", "192.0.2.101")] {
+        api.apply(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "default"},
+            "spec": {"type": "LoadBalancer", "clusterIP": "10.96.0.30", "ports": [{"port": 80, "nodePort": 31081}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": ip}]}}}));
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, api.kubeconfig()).expect("kubeconfig");
+    let admin = format!("127.0.0.1:{}", free_port());
+    let kc = kubeconfig.to_string_lossy().into_owned();
+    let _gw = Gateway::start(&["--no-service-proxy"], &admin, &[("KUBECONFIG", &kc)]);
+
+    let want = "NAME    AUTO ASSIGN   ADDRESSES                 ASSIGNED (V4/V6)   AVAILABLE (V4/V6)\n\
+                edge    false         192.0.2.100-192.0.2.109   2/0                8/0\n\
+                spare   true          198.51.100.0/30           0/0                4/0\n";
+    let mut last = String::new();
+    let found = std::time::Instant::now();
+    while last != want && found.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+        last = get(&admin, "pools");
+    }
+    assert_eq!(
+        last,
+        want,
+        "{:?}",
+        curl(&format!("http://{admin}/api/views/pools"))
+    );
+
+    // A Service gets an address from the spare pool: the counters follow the watch.
+    api.apply(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "c", "namespace": "default"},
+        "spec": {"type": "LoadBalancer", "clusterIP": "10.96.0.31", "ports": [{"port": 80, "nodePort": 31082}]},
+        "status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.2"}]}}}));
+    wait_until(
+        "the spare pool counts the new Service",
+        Duration::from_secs(10),
+        || {
+            get(&admin, "pools")
+                .lines()
+                .any(|l| l.starts_with("spare ") && l.contains(" 1/0 ") && l.contains(" 3/0"))
+        },
+    );
 }

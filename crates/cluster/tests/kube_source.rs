@@ -657,3 +657,60 @@ async fn each_component_asks_only_for_the_kinds_its_rbac_roles_allow() {
         task.await.expect("joined").expect("source ends cleanly");
     }
 }
+
+/// Stop the API server for `outage`, bring it back, create a Service: how long until the source
+/// sends a state with it.
+async fn new_object_delay_after_an_outage(outage: Duration) -> Duration {
+    let fake = FakeApiServer::start().await;
+    seed(&fake);
+    let mut src = Running::start(&fake);
+    src.until("the initial state", |s| s.services.len() == 1)
+        .await;
+
+    fake.stop().await;
+    tokio::time::sleep(outage).await;
+    fake.restart().await;
+    let back = tokio::time::Instant::now();
+    fake.apply(service("shop", "new", json!({})));
+    let new = key("shop", "new");
+    let web = key("shop", "web");
+    // Longer than WAIT, so that a slow recovery is measured rather than cut short.
+    let deadline = back + Duration::from_secs(90);
+    loop {
+        if let Some(s) = src.rx.borrow_and_update().clone() {
+            assert!(
+                s.services.contains_key(&web),
+                "the known Service kept serving"
+            );
+            if s.services.contains_key(&new) {
+                break;
+            }
+        }
+        tokio::time::timeout_at(deadline, src.rx.changed())
+            .await
+            .expect("the new Service arrives within 90 s")
+            .expect("the source keeps running");
+    }
+    let took = back.elapsed();
+    println!(
+        "outage {outage:?}: a new Service reached the state {took:?} after the API server came back"
+    );
+    src.stop().await;
+    took
+}
+
+/// The watch backoff is capped (5 s), so a new object arrives within ~5 s of the API server's
+/// return. With kube-runtime's default backoff it grew during the outage (to 12 s after 6 s).
+#[tokio::test]
+async fn after_a_6s_api_server_outage_new_objects_arrive_within_seconds() {
+    let took = new_object_delay_after_an_outage(Duration::from_secs(6)).await;
+    assert!(took < Duration::from_secs(6), "took {took:?}");
+}
+
+/// As above after 25 s (the default backoff waited up to ~50 s): the wait does not grow with
+/// the outage.
+#[tokio::test]
+async fn after_a_25s_api_server_outage_new_objects_still_arrive_within_seconds() {
+    let took = new_object_delay_after_an_outage(Duration::from_secs(25)).await;
+    assert!(took < Duration::from_secs(6), "took {took:?}");
+}

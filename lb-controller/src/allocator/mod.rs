@@ -13,6 +13,7 @@
 //! them and their ports are disjoint.
 
 mod internals;
+mod observed;
 pub mod pool;
 pub mod request;
 
@@ -25,6 +26,7 @@ use portico_model::{Invalid, ObjectKey, Protocol};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info};
 
+pub use observed::observed_pool_status;
 pub use pool::{Family, Pool};
 pub use request::{
     ANNOTATION_ADDRESS_POOL, ANNOTATION_ALLOCATED_FROM_POOL, ANNOTATION_ALLOW_SHARED_IP,

@@ -38,7 +38,10 @@
 //! Fault injection: [`FakeApiServer::break_watches`] (connections end; clients resume from their
 //! resourceVersion), [`FakeApiServer::expire_history`] (their next watch gets 410 and they must
 //! re-list), [`FakeApiServer::hold_watches`] / [`FakeApiServer::hold_lists`] (requests wait),
-//! [`Builder::without_metallb_crds`] and [`FakeApiServer::install`] (CRDs absent, then installed).
+//! [`Builder::without_metallb_crds`] and [`FakeApiServer::install`] (CRDs absent, then installed),
+//! [`FakeApiServer::stop`] / [`FakeApiServer::restart`] (an outage: the port refuses connections,
+//! then the server comes back on the same address with its objects and resourceVersions, as an
+//! API server backed by the same etcd).
 
 mod http;
 pub mod resources;
@@ -204,7 +207,8 @@ impl Builder {
         FakeApiServer {
             addr,
             inner,
-            tasks: vec![serve, bookmarks],
+            serving: Mutex::new(Some(serve)),
+            bookmarks,
         }
     }
 }
@@ -233,14 +237,17 @@ async fn serve(listener: TcpListener, inner: Arc<Inner>) {
 pub struct FakeApiServer {
     addr: SocketAddr,
     inner: Arc<Inner>,
-    tasks: Vec<JoinHandle<()>>,
+    /// The accept loop (it owns the listener and every connection); `None` while stopped.
+    serving: Mutex<Option<JoinHandle<()>>>,
+    bookmarks: JoinHandle<()>,
 }
 
 impl Drop for FakeApiServer {
     fn drop(&mut self) {
-        for t in &self.tasks {
+        if let Some(t) = self.serving().take() {
             t.abort();
         }
+        self.bookmarks.abort();
     }
 }
 
@@ -256,6 +263,42 @@ impl FakeApiServer {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    fn serving(&self) -> MutexGuard<'_, Option<JoinHandle<()>>> {
+        self.serving.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Go down as an API server does in an outage: the listening socket is closed (new
+    /// connections are refused) and every open connection, watches included, ends. The objects
+    /// and the resourceVersion counter are kept for [`FakeApiServer::restart`]. A no-op when
+    /// stopped already.
+    pub async fn stop(&self) {
+        let serving = self.serving().take();
+        if let Some(t) = serving {
+            t.abort();
+            // Wait until the listener and the connections are really dropped.
+            let _ = t.await;
+        }
+        self.inner.store().break_watches();
+    }
+
+    /// Come back after [`FakeApiServer::stop`] on the same address, with the same objects and
+    /// resourceVersions. A no-op when serving. Panics if the port was taken in between.
+    pub async fn restart(&self) {
+        if self.serving().is_some() {
+            return;
+        }
+        let listener = TcpListener::bind(self.addr)
+            .await
+            .unwrap_or_else(|e| panic!("rebinding the fake API server on {}: {e}", self.addr));
+        let serve = tokio::spawn(serve(listener, self.inner.clone()));
+        *self.serving() = Some(serve);
+    }
+
+    /// Whether the server accepts connections (false between `stop` and `restart`).
+    pub fn is_serving(&self) -> bool {
+        self.serving().is_some()
     }
 
     /// `http://127.0.0.1:{port}`.

@@ -556,3 +556,56 @@ async fn held_lists_wait_until_released() {
         assert_eq!(got.items.len(), 1);
     }
 }
+
+#[tokio::test]
+async fn a_stopped_server_refuses_connections_and_restarts_on_the_same_address_with_its_objects() {
+    let fake = FakeApiServer::start().await;
+    fake.apply(svc("shop", "web", json!({})));
+    let api = Api::<Service>::all(fake.client());
+    let rv = fake.resource_version().to_string();
+    let mut watch = api
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .expect("watch")
+        .boxed();
+
+    fake.stop().await;
+    assert!(!fake.is_serving());
+    let end = tokio::time::timeout(Duration::from_secs(5), watch.next())
+        .await
+        .expect("the open watch ends with the outage");
+    assert!(
+        !matches!(
+            end,
+            Some(Ok(WatchEvent::Added(_) | WatchEvent::Modified(_)))
+        ),
+        "{end:?}"
+    );
+    let refused = tokio::net::TcpStream::connect(fake.addr()).await;
+    assert_eq!(
+        refused.map(|_| ()).map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::ConnectionRefused),
+        "new connections are refused while stopped"
+    );
+    assert!(api.list(&ListParams::default()).await.is_err());
+
+    fake.restart().await;
+    assert!(fake.is_serving());
+    let list = api
+        .list(&ListParams::default())
+        .await
+        .expect("list after restart");
+    assert_eq!(list.items.len(), 1, "objects survive the outage");
+    assert_eq!(list.metadata.resource_version.as_deref(), Some(rv.as_str()));
+    // A watch resumes from the resourceVersion seen before the outage.
+    let mut watch = api
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .expect("watch after restart")
+        .boxed();
+    fake.apply(svc("shop", "new", json!({})));
+    assert_eq!(
+        name_of(&next(&mut watch).await),
+        ("ADDED", "new".to_owned())
+    );
+}
