@@ -208,6 +208,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
             trust_forwarded_from: args.trust_forwarded_from.clone(),
             request_buffer_size: args.request_buffer_size,
             client_body_timeout: args.client_body_timeout,
+            drain_timeout: args.drain_timeout,
             ..Default::default()
         };
         let l7_metrics = Arc::new(crate::l7::Metrics::default());

@@ -121,6 +121,12 @@ pub struct RunArgs {
     /// `408 Request Timeout` and the connection closes (nginx's `client_body_timeout`).
     #[arg(long, default_value = "60s", value_parser = parse_timeout)]
     pub client_body_timeout: std::time::Duration,
+    /// How long a stopping gateway drains (`25s`, `500ms`, or seconds): it stops accepting,
+    /// answers every request it has read (with `Connection: close`, or an HTTP/2 GOAWAY), gives
+    /// idle keepalive connections a moment to send one last request, and closes what is still
+    /// open when this runs out. Below Kubernetes' default 30 s termination grace period.
+    #[arg(long, default_value = "25s", value_parser = parse_timeout)]
+    pub drain_timeout: std::time::Duration,
     /// Also allocate LoadBalancer IPs (always on in standalone mode).
     #[arg(long)]
     pub allocate: bool,

@@ -100,6 +100,7 @@ fn downstream_head(
     info: &ConnInfo,
     plan: &Plan,
     set_cookie: Option<&Endpoint>,
+    draining: bool,
 ) -> Head {
     let cookie = match (set_cookie, &plan.route.options.affinity) {
         (Some(e), Some(a)) => affinity::set_cookie(
@@ -116,7 +117,7 @@ fn downstream_head(
         .hsts
         .as_ref()
         .filter(|_| info.tls && plan.route.tls_host);
-    let close_down = plan.close || resp.framing == Framing::UntilClose;
+    let close_down = plan.close || draining || resp.framing == Framing::UntilClose;
     out.clear();
     codec::write_downstream_head(
         out,
@@ -149,6 +150,7 @@ where
 {
     let mut conn = Conn {
         io,
+        shutdown: shutdown.clone(),
         inbuf: BytesMut::with_capacity(BUF),
         upbuf: BytesMut::new(),
         out: Vec::with_capacity(2048),
@@ -179,6 +181,8 @@ where
 
 struct Conn<I> {
     io: I,
+    /// Cancelled when the gateway drains: responses from then on carry `Connection: close`.
+    shutdown: CancellationToken,
     /// Bytes from the client not yet handled.
     inbuf: BytesMut,
     /// Bytes from the upstream not yet forwarded.
@@ -261,12 +265,17 @@ where
     async fn run(&mut self, shared: &Shared, info: &ConnInfo, shutdown: &CancellationToken) -> End {
         let cancelled = shutdown.cancelled();
         tokio::pin!(cancelled);
+        // The drain began while the connection was idle: it may still send one request
+        // (answered with `Connection: close`) until `idle` runs out.
+        let mut grace = false;
         let idle = tokio::time::sleep(HEADER_TIMEOUT);
         tokio::pin!(idle);
         loop {
             // One deadline for the whole head, however it trickles in (as hyper's
             // `header_read_timeout`): a client sending a byte a minute cannot hold the connection.
-            idle.as_mut().reset(Instant::now() + HEADER_TIMEOUT);
+            if !grace {
+                idle.as_mut().reset(Instant::now() + HEADER_TIMEOUT);
+            }
             // A complete head, or a reason to stop.
             let mut plan = loop {
                 if !self.inbuf.is_empty() {
@@ -300,7 +309,14 @@ where
                         Ok(n) => n,
                         Err(_) => return End::Close,
                     },
-                    _ = &mut cancelled, if idle_between_requests => return End::Close,
+                    _ = &mut cancelled, if idle_between_requests && !grace => {
+                        grace = true;
+                        let deadline = Instant::now() + super::server::DRAIN_IDLE_GRACE;
+                        if deadline < idle.deadline() {
+                            idle.as_mut().reset(deadline);
+                        }
+                        continue;
+                    }
                     _ = &mut idle => return End::Close,
                 };
                 if n == 0 {
@@ -314,8 +330,10 @@ where
             {
                 return end;
             }
+            // A response sent before the drain began said keep-alive: the loop then gives the
+            // client the drain's grace to send its next request.
             match self.proxy(shared, info, plan).await {
-                Ok(true) if !shutdown.is_cancelled() => {}
+                Ok(true) => {}
                 _ => return End::Close,
             }
         }
@@ -587,12 +605,27 @@ where
     ) -> Result<bool, ()> {
         plan.route.metrics.observe(status, start.elapsed());
         self.log(shared, info, plan, status, start);
-        if self.io.write_all(error_response(status)).await.is_err()
-            || self.io.flush().await.is_err()
-        {
+        let resp = error_response(status);
+        let draining = self.shutdown.is_cancelled();
+        let said_close = resp.windows(17).any(|w| w == b"connection: close");
+        let written = if draining && !said_close {
+            // The last response of a draining connection says so, after its status line.
+            let line = resp
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .map_or(0, |i| i + 2);
+            let mut r = Vec::with_capacity(resp.len() + 19);
+            r.extend_from_slice(&resp[..line]);
+            r.extend_from_slice(b"connection: close\r\n");
+            r.extend_from_slice(&resp[line..]);
+            self.io.write_all(&r).await
+        } else {
+            self.io.write_all(resp).await
+        };
+        if written.is_err() || self.io.flush().await.is_err() {
             return Err(());
         }
-        Ok(plan.body_left == 0 && !plan.close)
+        Ok(plan.body_left == 0 && !plan.close && !draining)
     }
 
     fn log(&self, shared: &Shared, info: &ConnInfo, plan: &Plan, status: u16, start: Instant) {
@@ -771,7 +804,16 @@ where
                         let n = r.head_len;
                         let interim = (100..200).contains(&r.code);
                         let head = (!interim).then(|| {
-                            downstream_head(&mut self.out, &r, shared, info, plan, set_cookie)
+                            let draining = self.shutdown.is_cancelled();
+                            downstream_head(
+                                &mut self.out,
+                                &r,
+                                shared,
+                                info,
+                                plan,
+                                set_cookie,
+                                draining,
+                            )
                         });
                         self.upbuf.advance(n);
                         match head {
