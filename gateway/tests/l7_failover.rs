@@ -46,7 +46,9 @@ impl MortalOrigin {
                     _ = k.cancelled() => return,
                     r = l.accept() => match r { Ok(x) => x, Err(_) => continue },
                 };
-                s.set_linger(Some(Duration::ZERO)).expect("linger");
+                socket2::SockRef::from(&s)
+                    .set_linger(Some(Duration::ZERO))
+                    .expect("linger");
                 let (h, k) = (h.clone(), k.clone());
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: Request<Incoming>| {
@@ -87,7 +89,7 @@ async fn black_hole() -> (SocketAddr, Arc<AtomicUsize>) {
                     }
                 }
                 h.fetch_add(1, Ordering::SeqCst);
-                let _ = s.set_linger(Some(Duration::ZERO));
+                let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
             });
         }
     });
