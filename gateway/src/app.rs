@@ -255,6 +255,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
             request_buffer_size: args.request_buffer_size,
             client_body_timeout: args.client_body_timeout,
             connection_limit: Some(connection_limit.clone()),
+            drain_timeout: args.drain_timeout,
             ..Default::default()
         };
         let l7_metrics = Arc::new(crate::l7::Metrics::default());

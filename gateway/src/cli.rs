@@ -133,6 +133,12 @@ pub struct RunArgs {
     /// every connection needs a second descriptor for its upstream.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connections: Option<u64>,
+    /// How long a stopping gateway drains (`25s`, `500ms`, or seconds): it stops accepting,
+    /// answers every request it has read (with `Connection: close`, or an HTTP/2 GOAWAY), gives
+    /// idle keepalive connections a moment to send one last request, and closes what is still
+    /// open when this runs out. Below Kubernetes' default 30 s termination grace period.
+    #[arg(long, default_value = "25s", value_parser = parse_timeout)]
+    pub drain_timeout: std::time::Duration,
     /// Also allocate LoadBalancer IPs (always on in standalone mode).
     #[arg(long)]
     pub allocate: bool,

@@ -72,7 +72,8 @@ pub struct L7Config {
     pub access_log: AccessLog,
     /// `Strict-Transport-Security` max-age on HTTPS responses of TLS hosts; off when `None`.
     pub hsts_max_age: Option<u64>,
-    /// How long shutdown waits for in-flight requests.
+    /// `--drain-timeout`: how long shutdown waits for in-flight requests and lets idle
+    /// keepalive connections send a last request (see [`server::DRAIN_IDLE_GRACE`]).
     pub drain_timeout: Duration,
     /// Serve plain HTTP/1.1 on the fast path (`--http1-engine portico`, the default) or
     /// everything with hyper (`--http1-engine hyper`).
@@ -97,6 +98,10 @@ pub struct L7Config {
     pub connection_limit: Option<Arc<ConnectionLimit>>,
 }
 
+/// `--drain-timeout` default: below Kubernetes' default `terminationGracePeriodSeconds` (30 s),
+/// leaving the rest of the process time to stop before SIGKILL.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(25);
+
 impl Default for L7Config {
     fn default() -> Self {
         Self {
@@ -109,7 +114,7 @@ impl Default for L7Config {
             publish_service: None,
             access_log: AccessLog::Off,
             hsts_max_age: None,
-            drain_timeout: Duration::from_secs(10),
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             fast_h1: true,
             threads: 0,
             encoded_slashes: path::EncodedSlashes::Reject,

@@ -425,21 +425,13 @@ async fn proxy(
     let mut up_headers = parts.headers;
     headers::forwarded(&mut up_headers, &conn, parts.uri.authority(), upgrade);
 
-    // The body is replayable only when there is none: then a failed connect may retry.
     let empty_body = body.is_end_stream();
-    let retryable = empty_body && is_idempotent(&parts.method) && !upgrade;
-    // Each try goes to an endpoint not tried yet, so there are never more tries than endpoints
-    // (and with one endpoint the headers need no copy for a retry).
-    let tries = if retryable {
-        opts.next_upstream_tries
-            .clamp(1, upstream.endpoints().len().max(1) as u32)
-    } else {
-        1
-    };
     let grpc = matches!(
         opts.backend_protocol,
         BackendProtocol::Grpc | BackendProtocol::Grpcs
     );
+    // A body that can be sent again: none, or one read whole.
+    let mut whole = empty_body.then(body::Whole::default);
     let body = if empty_body {
         body.map_err(BoxError::from).boxed_unsync()
     } else {
@@ -448,7 +440,10 @@ async fn proxy(
         // except for gRPC, whose request streams are conversations (as nginx's grpc_pass).
         if opts.request_buffering && shared.request_buffer > 0 && !grpc && !upgrade {
             match body::buffer(b, shared.request_buffer).await {
-                Ok(b) => b,
+                Ok((b, w)) => {
+                    whole = w;
+                    b
+                }
                 Err(e) => {
                     debug!(service = %upstream.label, error = %e, "request body refused");
                     return (error_response(&e.into()), target);
@@ -469,6 +464,19 @@ async fn proxy(
             HeaderValue::from_static("chunked"),
         );
     }
+    // Any request whose body can be sent again goes to another endpoint when a connect fails
+    // (nothing reached the upstream); an idempotent one also when the connection (new or
+    // pooled) breaks before a response head arrives, as nginx's `proxy_next_upstream error`.
+    // Each try goes to an endpoint not tried yet, so there are never more tries than endpoints
+    // (and with one endpoint the headers need no copy for a retry).
+    let resendable = whole.is_some() && !upgrade;
+    let idempotent = is_idempotent(&parts.method);
+    let tries = if resendable {
+        opts.next_upstream_tries
+            .clamp(1, upstream.endpoints().len().max(1) as u32)
+    } else {
+        1
+    };
     let mut body = Some(body);
     let scheme = match opts.backend_protocol {
         BackendProtocol::Https | BackendProtocol::Grpcs => Scheme::HTTPS,
@@ -483,9 +491,7 @@ async fn proxy(
             Some(_) => None,
             None => {
                 let by_cookie = if attempt == 0 {
-                    sticky
-                        .as_deref()
-                        .and_then(|v| upstream.by_cookie(v, now_ms))
+                    sticky.as_deref().and_then(|v| upstream.by_cookie(v))
                 } else {
                     None
                 };
@@ -519,9 +525,10 @@ async fn proxy(
             Ok(u) => u,
             Err(e) => return (error_response(&ProxyError::BadRequest(e)), target),
         };
-        let b = match body.take() {
-            Some(b) => b,
-            None => empty(),
+        let b = match (body.take(), &whole) {
+            (Some(b), _) => b,
+            (None, Some(w)) if !empty_body => w.body(),
+            (None, _) => empty(),
         };
         let mut up = Request::new(b);
         *up.method_mut() = parts.method.clone();
@@ -555,7 +562,9 @@ async fn proxy(
         match res {
             Ok(Ok(mut resp)) => {
                 if let Some(e) = endpoint {
-                    shared.registry.connected(&e.state);
+                    if shared.registry.connected(&e.state) {
+                        info!(service = %upstream.label, endpoint = %e.addr, "ejected endpoint readmitted after a response");
+                    }
                     e.state.observe_latency(sent.elapsed());
                 }
                 if resp.status() == StatusCode::SWITCHING_PROTOCOLS
@@ -586,20 +595,34 @@ async fn proxy(
                 route.metrics.connect_error();
                 if let Some(ep) = endpoint {
                     tried.push(ep.addr);
-                    if shared.registry.connect_failed(&ep.state) {
-                        info!(service = %upstream.label, endpoint = %ep.addr, "endpoint ejected after repeated connect failures");
-                    }
+                    endpoint_failed(shared, &upstream.label, ep);
                 }
                 debug!(service = %upstream.label, endpoint = %addr, error = %e, "connect failed");
                 last_err = Some(ProxyError::Connect { addr, source: e });
             }
             Ok(Err(e)) => {
                 let addr = endpoint.map_or_else(String::new, |e| e.addr.to_string());
-                debug!(service = %upstream.label, endpoint = %addr, error = %e, "upstream failed");
+                debug!(service = %upstream.label, endpoint = %addr, error = %e, cause = ?std::error::Error::source(&e), "upstream failed");
                 let err = match body::cause(&e) {
                     Some(body::ClientBodyError::TooLarge) => ProxyError::TooLarge,
                     Some(body::ClientBodyError::Timeout) => ProxyError::BodyTimeout,
-                    _ => ProxyError::Upstream { addr, source: e },
+                    Some(body::ClientBodyError::Read(_)) => {
+                        ProxyError::Upstream { addr, source: e }
+                    }
+                    None if !broke_before_response(&e) => ProxyError::Upstream { addr, source: e },
+                    // No response head: the connection broke (reset, EOF, write error).
+                    None => {
+                        if let Some(ep) = endpoint {
+                            tried.push(ep.addr);
+                            endpoint_failed(shared, &upstream.label, ep);
+                        }
+                        if idempotent && attempt + 1 < tries {
+                            debug!(service = %upstream.label, endpoint = %addr, "trying another endpoint");
+                            last_err = Some(ProxyError::Upstream { addr, source: e });
+                            continue;
+                        }
+                        ProxyError::Upstream { addr, source: e }
+                    }
                 };
                 return (error_response(&err), target);
             }
@@ -608,6 +631,34 @@ async fn proxy(
     }
     let err = last_err.unwrap_or_else(|| ProxyError::NoEndpoints(upstream.label.clone()));
     (error_response(&err), target)
+}
+
+/// Whether a client error says the upstream connection broke (reset, EOF, a failed write)
+/// before a response head arrived, rather than that the upstream answered badly.
+fn broke_before_response(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            if h.is_incomplete_message() || h.is_canceled() || h.is_closed() {
+                return true;
+            }
+            if h.is_parse() || h.is_parse_status() || h.is_user() {
+                return false;
+            }
+        }
+        if err.is::<std::io::Error>() {
+            return true;
+        }
+        next = err.source();
+    }
+    false
+}
+
+/// Count a failure of `endpoint` toward its ejection; the ejection is logged once.
+fn endpoint_failed(shared: &Shared, service: &str, endpoint: &Endpoint) {
+    if shared.registry.connect_failed(&endpoint.state) {
+        info!(service, endpoint = %endpoint.addr, "endpoint ejected after repeated failures");
+    }
 }
 
 fn is_idempotent(m: &Method) -> bool {

@@ -1,10 +1,14 @@
 //! Listeners: accept loops for plain HTTP and TLS, one hyper connection per socket (HTTP/1.1 with
 //! keepalive and upgrades, HTTP/2 by ALPN or prior knowledge), and a bounded graceful drain.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::header::{self, HeaderValue};
+use http::{Request, StatusCode, Version};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -19,6 +23,11 @@ use super::proxy::{self, ConnInfo};
 use super::shared::Shared;
 
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// When the drain begins, how long an idle keepalive connection may still send one request
+/// (answered with `Connection: close`) before it is closed. A client that has just had a
+/// response and sends its next request at once, as busy keepalive clients do, is answered
+/// instead of meeting a close in flight; only one idle for this long can still race the close.
+pub const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(1);
 /// Streams open at once on one HTTP/2 connection.
 pub(super) const MAX_CONCURRENT_STREAMS: u32 = 128;
 
@@ -43,7 +52,20 @@ pub(super) async fn serve_io<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let b = builder();
-    let svc = service_fn(move |req| proxy::handle(shared.clone(), info, req));
+    let draining = shutdown.clone();
+    let svc = service_fn(move |req: Request<Incoming>| {
+        let (shared, draining) = (shared.clone(), draining.clone());
+        async move {
+            let h1 = req.version() < Version::HTTP_2;
+            let mut resp = proxy::handle(shared, info, req).await?;
+            // Draining: an HTTP/1.1 client learns that this is the connection's last response.
+            if h1 && draining.is_cancelled() && resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok::<_, Infallible>(resp)
+        }
+    });
     let conn = b.serve_connection_with_upgrades(TokioIo::new(io), svc);
     tokio::pin!(conn);
     tokio::select! {
@@ -53,6 +75,18 @@ pub(super) async fn serve_io<I>(
             }
         }
         _ = shutdown.cancelled() => {
+            // Requests read meanwhile are answered with `Connection: close`, which ends an
+            // HTTP/1.1 connection after its response; what is left idle after the grace is
+            // closed, and HTTP/2 gets its GOAWAY (in-flight streams finish).
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        debug!(peer = %info.peer, error = %e, "connection ended with an error while draining");
+                    }
+                    return;
+                }
+                _ = tokio::time::sleep(DRAIN_IDLE_GRACE) => {}
+            }
             conn.as_mut().graceful_shutdown();
             if let Err(e) = conn.await {
                 debug!(peer = %info.peer, error = %e, "connection ended with an error while draining");

@@ -16,10 +16,14 @@ use sha2::{Digest, Sha256};
 
 use super::annotations::Balance;
 
-/// Consecutive connect failures that eject an endpoint.
+/// Consecutive failures (connect, or a connection that broke before any response byte) that
+/// eject an endpoint.
 pub const EJECT_AFTER: u32 = 3;
-/// How long an ejected endpoint is skipped.
+/// How long an ejected endpoint is skipped before one request probes it.
 pub const EJECT_FOR: Duration = Duration::from_secs(10);
+/// How long the request probing an endpoint whose ejection ran out holds the probe; should it
+/// vanish without reporting (its client went away), another request probes after this.
+pub const PROBE_LEASE: Duration = Duration::from_secs(10);
 
 /// Fast-changing state of one endpoint address.
 #[derive(Debug, Default)]
@@ -27,8 +31,12 @@ pub struct EndpointState {
     /// Response-time EWMA in microseconds (0 = no sample yet).
     pub ewma_us: AtomicU64,
     pub inflight: AtomicU32,
+    /// Consecutive failures since the last success.
     pub connect_failures: AtomicU32,
-    /// Milliseconds on the registry's clock until which the endpoint is skipped.
+    /// 0: admitted. Otherwise ejected: until this millisecond on the registry's clock the
+    /// endpoint is skipped; once it has passed, the first request to claim the probe
+    /// ([`EndpointState::claim_probe`]) moves it forward by [`PROBE_LEASE`] and tries the
+    /// endpoint alone. Its success readmits the endpoint, its failure ejects it again.
     pub ejected_until_ms: AtomicU64,
 }
 
@@ -42,6 +50,28 @@ impl EndpointState {
             (old * 7 + sample) / 8
         };
         self.ewma_us.store(new.max(1), Ordering::Relaxed);
+    }
+
+    /// Not ejected: any request may use it.
+    pub fn admitted(&self) -> bool {
+        self.ejected_until_ms.load(Ordering::Relaxed) == 0
+    }
+
+    /// Claim the probe of an endpoint whose ejection has run out: true for exactly one caller
+    /// per lease; the others keep avoiding the endpoint until the probe succeeds.
+    pub fn claim_probe(&self, now_ms: u64) -> bool {
+        let until = self.ejected_until_ms.load(Ordering::Relaxed);
+        until != 0
+            && until <= now_ms
+            && self
+                .ejected_until_ms
+                .compare_exchange(
+                    until,
+                    now_ms + PROBE_LEASE.as_millis() as u64,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
     }
 }
 
@@ -85,24 +115,38 @@ impl EndpointRegistry {
         m.retain(|_, s| Arc::strong_count(s) > 1);
     }
 
-    /// Record a failed connect; returns true when this ejected the endpoint.
+    /// Record a failed connect, or a connection (new or pooled) that broke before any response
+    /// byte arrived. Returns true only for the failure that ejected the endpoint (so the
+    /// ejection is logged once); a failure while ejected (a failed probe, or a request already
+    /// under way) keeps it ejected for another [`EJECT_FOR`].
     pub fn connect_failed(&self, s: &EndpointState) -> bool {
-        let n = s.connect_failures.fetch_add(1, Ordering::Relaxed) + 1;
-        if n >= EJECT_AFTER {
-            s.connect_failures.store(0, Ordering::Relaxed);
-            s.ejected_until_ms.store(
-                self.clock.now_ms() + EJECT_FOR.as_millis() as u64,
-                Ordering::Relaxed,
-            );
-            return true;
-        }
-        false
+        self.failed_at(s, self.clock.now_ms())
     }
 
-    pub fn connected(&self, s: &EndpointState) {
+    fn failed_at(&self, s: &EndpointState, now_ms: u64) -> bool {
+        let until = now_ms + EJECT_FOR.as_millis() as u64;
+        if !s.admitted() {
+            s.ejected_until_ms.store(until, Ordering::Relaxed);
+            return false;
+        }
+        let n = s.connect_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if n < EJECT_AFTER {
+            return false;
+        }
+        s.connect_failures.store(0, Ordering::Relaxed);
+        // Of failures racing on several threads, one ejects.
+        s.ejected_until_ms
+            .compare_exchange(0, until, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Record a success (a connect, or a response head): the failure count restarts and an
+    /// ejected endpoint is readmitted. Returns true when this readmitted it.
+    pub fn connected(&self, s: &EndpointState) -> bool {
         if s.connect_failures.load(Ordering::Relaxed) != 0 {
             s.connect_failures.store(0, Ordering::Relaxed);
         }
+        !s.admitted() && s.ejected_until_ms.swap(0, Ordering::AcqRel) != 0
     }
 }
 
@@ -186,11 +230,12 @@ impl Upstream {
         }
     }
 
-    fn usable(&self, e: &Endpoint, now_ms: u64, exclude: &[SocketAddr]) -> bool {
-        e.state.ejected_until_ms.load(Ordering::Relaxed) <= now_ms && !exclude.contains(&e.addr)
+    fn usable(&self, e: &Endpoint, exclude: &[SocketAddr]) -> bool {
+        e.state.admitted() && !exclude.contains(&e.addr)
     }
 
     /// Choose an endpoint, skipping ejected ones and `exclude` (already tried) when possible.
+    /// An endpoint whose ejection has run out goes to the first request that claims its probe.
     /// `hash` is the request's hash key when `upstream-hash-by` applies.
     pub fn pick(
         &self,
@@ -202,21 +247,24 @@ impl Upstream {
         if eps.is_empty() {
             return None;
         }
+        let probe = |e: &Endpoint| !exclude.contains(&e.addr) && e.state.claim_probe(now_ms);
         if let (Some(c), Some(key)) = (&self.continuum, hash) {
             // Walk the ring from the key's point until a usable endpoint.
             for addr in c.node_iter(key).take(eps.len() * 160) {
                 if let Some(e) = eps.iter().find(|e| e.addr == *addr)
-                    && self.usable(e, now_ms, exclude)
+                    && (self.usable(e, exclude) || probe(e))
                 {
                     return Some(e);
                 }
             }
+        } else if let Some(e) = eps.iter().find(|e| !e.state.admitted() && probe(e)) {
+            return Some(e);
         }
         let start = self.rr.fetch_add(1, Ordering::Relaxed);
         match self.balance {
             Balance::RoundRobin => (0..eps.len())
                 .map(|i| &eps[(start + i) % eps.len()])
-                .find(|e| self.usable(e, now_ms, exclude)),
+                .find(|e| self.usable(e, exclude)),
             Balance::Ewma => {
                 let score = |e: &Endpoint| {
                     let ewma = e.state.ewma_us.load(Ordering::Relaxed).max(1);
@@ -224,7 +272,7 @@ impl Upstream {
                 };
                 (0..eps.len())
                     .map(|i| &eps[(start + i) % eps.len()])
-                    .filter(|e| self.usable(e, now_ms, exclude))
+                    .filter(|e| self.usable(e, exclude))
                     .min_by_key(|e| score(e))
             }
         }
@@ -237,10 +285,10 @@ impl Upstream {
     }
 
     /// The endpoint an affinity cookie names, when it is still there and not ejected.
-    pub fn by_cookie(&self, value: &str, now_ms: u64) -> Option<&Endpoint> {
+    pub fn by_cookie(&self, value: &str) -> Option<&Endpoint> {
         self.endpoints()
             .iter()
-            .find(|e| &*e.cookie == value && self.usable(e, now_ms, &[]))
+            .find(|e| &*e.cookie == value && self.usable(e, &[]))
     }
 }
 
@@ -312,6 +360,68 @@ mod tests {
             .map(|_| u.pick(later, &[], None).expect("some").addr)
             .collect();
         assert!(picks.contains(&bad.addr), "back after the ejection window");
+    }
+
+    #[test]
+    fn when_the_ejection_runs_out_one_request_probes_and_the_others_keep_away() {
+        let reg = EndpointRegistry::default();
+        let u = upstream(
+            &["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"],
+            Balance::RoundRobin,
+            false,
+            &reg,
+        );
+        let bad = &u.endpoints()[0];
+        let eject_ms = EJECT_FOR.as_millis() as u64;
+        for _ in 1..EJECT_AFTER {
+            assert!(!reg.failed_at(&bad.state, 0));
+        }
+        assert!(reg.failed_at(&bad.state, 0), "the third failure ejects");
+        // Requests already under way fail too: the ejection is not reported again.
+        assert!(!reg.failed_at(&bad.state, 1));
+        assert!(!reg.failed_at(&bad.state, 1));
+        let later = eject_ms + 2;
+        assert_eq!(
+            u.pick(later, &[], None).expect("some").addr,
+            bad.addr,
+            "the first request after the ejection probes"
+        );
+        for _ in 0..10 {
+            assert_ne!(
+                u.pick(later, &[], None).expect("some").addr,
+                bad.addr,
+                "the others keep away while the probe runs"
+            );
+        }
+        // The probe fails: ejected again, without a second report.
+        assert!(!reg.failed_at(&bad.state, later));
+        for _ in 0..10 {
+            assert_ne!(u.pick(later + 1, &[], None).expect("some").addr, bad.addr);
+        }
+        // The next probe succeeds: readmitted, in turn again.
+        let again = later + eject_ms;
+        assert_eq!(u.pick(again, &[], None).expect("some").addr, bad.addr);
+        assert!(reg.connected(&bad.state));
+        assert!(bad.state.admitted());
+        let picks: Vec<_> = (0..3)
+            .map(|_| u.pick(again, &[], None).expect("some").addr)
+            .collect();
+        assert!(picks.contains(&bad.addr));
+    }
+
+    #[test]
+    fn a_probe_whose_request_vanished_is_taken_over_after_its_lease() {
+        let reg = EndpointRegistry::default();
+        let u = upstream(&["10.0.0.1:80", "10.0.0.2:80"], Balance::Ewma, false, &reg);
+        let bad = &u.endpoints()[0];
+        for _ in 0..EJECT_AFTER {
+            reg.failed_at(&bad.state, 0);
+        }
+        let expiry = EJECT_FOR.as_millis() as u64;
+        assert!(bad.state.claim_probe(expiry));
+        assert!(!bad.state.claim_probe(expiry + 1), "one probe at a time");
+        let lease_over = expiry + PROBE_LEASE.as_millis() as u64;
+        assert_eq!(u.pick(lease_over, &[], None).expect("some").addr, bad.addr);
     }
 
     #[test]

@@ -74,6 +74,13 @@ async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, Upstr
     }
 }
 
+/// Count a failure of `endpoint` toward its ejection; the ejection is logged once.
+fn endpoint_failed(shared: &Shared, upstream: &super::upstream::Upstream, endpoint: &Endpoint) {
+    if shared.registry.connect_failed(&endpoint.state) {
+        info!(service = %upstream.label, endpoint = %endpoint.addr, "endpoint ejected after repeated failures");
+    }
+}
+
 /// What the client is told about a response, decided from its head.
 struct Head {
     status: u16,
@@ -93,6 +100,7 @@ fn downstream_head(
     info: &ConnInfo,
     plan: &Plan,
     set_cookie: Option<&Endpoint>,
+    draining: bool,
 ) -> Head {
     let cookie = match (set_cookie, &plan.route.options.affinity) {
         (Some(e), Some(a)) => affinity::set_cookie(
@@ -109,7 +117,7 @@ fn downstream_head(
         .hsts
         .as_ref()
         .filter(|_| info.tls && plan.route.tls_host);
-    let close_down = plan.close || resp.framing == Framing::UntilClose;
+    let close_down = plan.close || draining || resp.framing == Framing::UntilClose;
     out.clear();
     codec::write_downstream_head(
         out,
@@ -142,6 +150,7 @@ where
 {
     let mut conn = Conn {
         io,
+        shutdown: shutdown.clone(),
         inbuf: BytesMut::with_capacity(BUF),
         upbuf: BytesMut::new(),
         out: Vec::with_capacity(2048),
@@ -172,6 +181,8 @@ where
 
 struct Conn<I> {
     io: I,
+    /// Cancelled when the gateway drains: responses from then on carry `Connection: close`.
+    shutdown: CancellationToken,
     /// Bytes from the client not yet handled.
     inbuf: BytesMut,
     /// Bytes from the upstream not yet forwarded.
@@ -190,11 +201,24 @@ struct Plan {
     body_left: u64,
     close: bool,
     head_request: bool,
-    retryable: bool,
+    /// The method may be sent twice (RFC 9110 9.2.2).
+    idempotent: bool,
     /// For the access log, only when it is on.
     log: Option<(String, String, String)>,
     /// Who the request is from (the peer, or whom a trusted proxy forwarded for).
     client: std::net::IpAddr,
+}
+
+/// How far an exchange had come when it failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Progress {
+    /// No response byte arrived and nothing was sent to the client: a request that may be
+    /// sent again can go to another endpoint.
+    Unanswered,
+    /// Part of the response arrived; the client has been sent nothing yet.
+    Answering,
+    /// Part of the response was sent to the client.
+    Forwarded,
 }
 
 /// Why an exchange with the upstream failed.
@@ -241,12 +265,17 @@ where
     async fn run(&mut self, shared: &Shared, info: &ConnInfo, shutdown: &CancellationToken) -> End {
         let cancelled = shutdown.cancelled();
         tokio::pin!(cancelled);
+        // The drain began while the connection was idle: it may still send one request
+        // (answered with `Connection: close`) until `idle` runs out.
+        let mut grace = false;
         let idle = tokio::time::sleep(HEADER_TIMEOUT);
         tokio::pin!(idle);
         loop {
             // One deadline for the whole head, however it trickles in (as hyper's
             // `header_read_timeout`): a client sending a byte a minute cannot hold the connection.
-            idle.as_mut().reset(Instant::now() + HEADER_TIMEOUT);
+            if !grace {
+                idle.as_mut().reset(Instant::now() + HEADER_TIMEOUT);
+            }
             // A complete head, or a reason to stop.
             let mut plan = loop {
                 if !self.inbuf.is_empty() {
@@ -280,7 +309,14 @@ where
                         Ok(n) => n,
                         Err(_) => return End::Close,
                     },
-                    _ = &mut cancelled, if idle_between_requests => return End::Close,
+                    _ = &mut cancelled, if idle_between_requests && !grace => {
+                        grace = true;
+                        let deadline = Instant::now() + super::server::DRAIN_IDLE_GRACE;
+                        if deadline < idle.deadline() {
+                            idle.as_mut().reset(deadline);
+                        }
+                        continue;
+                    }
                     _ = &mut idle => return End::Close,
                 };
                 if n == 0 {
@@ -294,8 +330,10 @@ where
             {
                 return end;
             }
+            // A response sent before the drain began said keep-alive: the loop then gives the
+            // client the drain's grace to send its next request.
             match self.proxy(shared, info, plan).await {
-                Ok(true) if !shutdown.is_cancelled() => {}
+                Ok(true) => {}
                 _ => return End::Close,
             }
         }
@@ -333,9 +371,8 @@ where
         }
         let (sticky, omit_samesite_none) = match &route.options.affinity {
             Some(a) => {
-                let now_ms = shared.registry.clock.now_ms();
                 let sticky = affinity::cookie_in(req.values("cookie"), &a.name).and_then(|v| {
-                    let e = route.upstream.by_cookie(v, now_ms)?;
+                    let e = route.upstream.by_cookie(v)?;
                     route
                         .upstream
                         .endpoints()
@@ -383,7 +420,7 @@ where
             body_left,
             close: req.close,
             head_request: req.is_head(),
-            retryable: body_left == 0 && req.content_length == 0 && req.idempotent(),
+            idempotent: req.idempotent(),
             log,
             client,
             route,
@@ -430,6 +467,14 @@ where
     }
 
     /// Proxy one planned request. `Ok(true)`: the connection may serve another request.
+    ///
+    /// The endpoint loop, within `proxy-next-upstream-tries` (and never more tries than
+    /// endpoints): a failed connect moves any request to another endpoint, since nothing
+    /// reached the upstream; a connection that breaks before any response byte arrives (reset,
+    /// EOF, write error) moves a request that may be sent twice (idempotent, its whole body in
+    /// `out`) too, as nginx's `proxy_next_upstream error`. A broken pooled connection costs no
+    /// try (the upstream may just have closed it); when no other endpoint is left its endpoint
+    /// is tried once more on a new connection. Every such failure counts toward ejection.
     async fn proxy(&mut self, shared: &Shared, info: &ConnInfo, plan: Plan) -> Result<bool, ()> {
         let start = Instant::now();
         let route = &*plan.route;
@@ -437,88 +482,116 @@ where
         let opts = &route.options;
         let eps = upstream.endpoints();
         let now_ms = shared.registry.clock.ms_at(start);
-        let tries = if plan.retryable {
-            opts.next_upstream_tries.clamp(1, eps.len().max(1) as u32)
-        } else {
-            1
-        };
-        // Allocates only when a connect fails.
+        let tries = opts.next_upstream_tries.clamp(1, eps.len().max(1) as u32);
+        let replayable = plan.idempotent && plan.body_left == 0;
+        // Allocates only when an attempt fails.
         let mut tried: Vec<SocketAddr> = Vec::new();
         let mut set_cookie: Option<&Endpoint> = None;
-        let mut connected = None;
-        for attempt in 0..tries {
-            let endpoint = match plan.sticky.filter(|_| attempt == 0) {
-                Some(i) => &eps[i],
-                None => {
-                    let Some(e) = upstream.pick(now_ms, &tried, None) else {
-                        break;
-                    };
-                    if let Some(a) = &opts.affinity
-                        && (attempt == 0 || a.change_on_failure)
-                    {
-                        set_cookie = Some(e);
+        let mut attempt = 0;
+        // The endpoint of a pooled connection that broke, to try on a new connection.
+        let mut stale: Option<&Endpoint> = None;
+        while attempt < tries {
+            let first = tried.is_empty();
+            let (endpoint, fresh) = match plan.sticky.filter(|_| first) {
+                Some(i) => (&eps[i], false),
+                None => match upstream.pick(now_ms, &tried, None) {
+                    Some(e) => {
+                        if let Some(a) = &opts.affinity
+                            && (first || a.change_on_failure)
+                        {
+                            set_cookie = Some(e);
+                        }
+                        (e, false)
                     }
-                    e
+                    None => match stale.take() {
+                        Some(e) => (e, true),
+                        None => break,
+                    },
+                },
+            };
+            // An endpoint being probed after its ejection gets one new connection.
+            let pooled = if fresh || !endpoint.state.admitted() {
+                None
+            } else {
+                pool::take(endpoint.addr)
+            };
+            let (up, reused) = match pooled {
+                Some(s) => (s, true),
+                None => match connect(endpoint.addr, opts.connect_timeout).await {
+                    Ok(s) => {
+                        if shared.registry.connected(&endpoint.state) {
+                            info!(service = %upstream.label, endpoint = %endpoint.addr, "ejected endpoint readmitted after a successful connect");
+                        }
+                        (s, false)
+                    }
+                    Err(e) => {
+                        debug!(service = %upstream.label, endpoint = %endpoint.addr, error = %e, "connect failed");
+                        route.metrics.connect_error();
+                        endpoint_failed(shared, upstream, endpoint);
+                        tried.push(endpoint.addr);
+                        attempt += 1;
+                        continue;
+                    }
+                },
+            };
+
+            endpoint.state.inflight.fetch_add(1, Ordering::Relaxed);
+            let result = self
+                .exchange(shared, info, &plan, endpoint, set_cookie, up, start)
+                .await;
+            endpoint.state.inflight.fetch_sub(1, Ordering::Relaxed);
+            return match result {
+                Ok((status, keep)) => {
+                    if shared.registry.connected(&endpoint.state) {
+                        info!(service = %upstream.label, endpoint = %endpoint.addr, "ejected endpoint readmitted after a response");
+                    }
+                    route.metrics.observe(status, start.elapsed());
+                    self.log(shared, info, &plan, status, start);
+                    Ok(keep && !plan.close)
+                }
+                Err((UpstreamError::Client(_), _)) => Err(()),
+                Err((UpstreamError::BodyTimeout, progress)) => {
+                    debug!(peer = %info.peer, "request body timed out");
+                    if progress != Progress::Forwarded {
+                        let _ = self.fail(shared, info, &plan, 408, start).await;
+                    }
+                    Err(())
+                }
+                Err((e @ (UpstreamError::Io(_) | UpstreamError::Closed), Progress::Unanswered))
+                    if replayable =>
+                {
+                    debug!(service = %upstream.label, endpoint = %endpoint.addr, reused, error = %e, "upstream connection broke before responding; trying another endpoint");
+                    endpoint_failed(shared, upstream, endpoint);
+                    tried.push(endpoint.addr);
+                    if reused {
+                        stale = Some(endpoint);
+                    } else {
+                        attempt += 1;
+                    }
+                    continue;
+                }
+                Err((e, progress)) => {
+                    debug!(service = %upstream.label, endpoint = %endpoint.addr, error = %e, "upstream failed");
+                    if matches!(e, UpstreamError::Io(_) | UpstreamError::Closed)
+                        && progress == Progress::Unanswered
+                    {
+                        endpoint_failed(shared, upstream, endpoint);
+                    }
+                    if progress == Progress::Forwarded {
+                        // The response is cut short; the client sees the connection close.
+                        route.metrics.observe(502, start.elapsed());
+                        return Err(());
+                    }
+                    let status = if matches!(e, UpstreamError::Timeout) {
+                        504
+                    } else {
+                        502
+                    };
+                    self.fail(shared, info, &plan, status, start).await
                 }
             };
-            if let Some(s) = pool::take(endpoint.addr) {
-                connected = Some((endpoint, s, true));
-                break;
-            }
-            match connect(endpoint.addr, opts.connect_timeout).await {
-                Ok(s) => {
-                    shared.registry.connected(&endpoint.state);
-                    connected = Some((endpoint, s, false));
-                    break;
-                }
-                Err(e) => {
-                    debug!(service = %upstream.label, endpoint = %endpoint.addr, error = %e, "connect failed");
-                }
-            }
-            route.metrics.connect_error();
-            if shared.registry.connect_failed(&endpoint.state) {
-                info!(service = %upstream.label, endpoint = %endpoint.addr, "endpoint ejected after repeated connect failures");
-            }
-            tried.push(endpoint.addr);
         }
-        let Some((endpoint, up, reused)) = connected else {
-            return self.fail(shared, info, &plan, 502, start).await;
-        };
-
-        endpoint.state.inflight.fetch_add(1, Ordering::Relaxed);
-        let result = self
-            .exchange(shared, info, &plan, endpoint, set_cookie, up, reused, start)
-            .await;
-        endpoint.state.inflight.fetch_sub(1, Ordering::Relaxed);
-        match result {
-            Ok((status, keep)) => {
-                route.metrics.observe(status, start.elapsed());
-                self.log(shared, info, &plan, status, start);
-                Ok(keep && !plan.close)
-            }
-            Err((UpstreamError::Client(_), _)) => Err(()),
-            Err((UpstreamError::BodyTimeout, head_sent)) => {
-                debug!(peer = %info.peer, "request body timed out");
-                if !head_sent {
-                    let _ = self.fail(shared, info, &plan, 408, start).await;
-                }
-                Err(())
-            }
-            Err((e, head_sent)) => {
-                debug!(service = %upstream.label, endpoint = %endpoint.addr, error = %e, "upstream failed");
-                if head_sent {
-                    // The response is cut short; the client sees the connection close.
-                    route.metrics.observe(502, start.elapsed());
-                    return Err(());
-                }
-                let status = if matches!(e, UpstreamError::Timeout) {
-                    504
-                } else {
-                    502
-                };
-                self.fail(shared, info, &plan, status, start).await
-            }
-        }
+        self.fail(shared, info, &plan, 502, start).await
     }
 
     /// Answer with an error status; the connection stays open when the request was read whole.
@@ -532,12 +605,27 @@ where
     ) -> Result<bool, ()> {
         plan.route.metrics.observe(status, start.elapsed());
         self.log(shared, info, plan, status, start);
-        if self.io.write_all(error_response(status)).await.is_err()
-            || self.io.flush().await.is_err()
-        {
+        let resp = error_response(status);
+        let draining = self.shutdown.is_cancelled();
+        let said_close = resp.windows(17).any(|w| w == b"connection: close");
+        let written = if draining && !said_close {
+            // The last response of a draining connection says so, after its status line.
+            let line = resp
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .map_or(0, |i| i + 2);
+            let mut r = Vec::with_capacity(resp.len() + 19);
+            r.extend_from_slice(&resp[..line]);
+            r.extend_from_slice(b"connection: close\r\n");
+            r.extend_from_slice(&resp[line..]);
+            self.io.write_all(&r).await
+        } else {
+            self.io.write_all(resp).await
+        };
+        if written.is_err() || self.io.flush().await.is_err() {
             return Err(());
         }
-        Ok(plan.body_left == 0 && !plan.close)
+        Ok(plan.body_left == 0 && !plan.close && !draining)
     }
 
     fn log(&self, shared: &Shared, info: &ConnInfo, plan: &Plan, status: u16, start: Instant) {
@@ -569,32 +657,26 @@ where
         endpoint: &Endpoint,
         set_cookie: Option<&Endpoint>,
         mut up: TcpStream,
-        mut reused: bool,
         sent: Instant,
-    ) -> Result<(u16, bool), (UpstreamError, bool)> {
+    ) -> Result<(u16, bool), (UpstreamError, Progress)> {
         let opts = &plan.route.options;
         self.upbuf.clear();
-        // Send, and read until a complete response head. A reused connection the upstream has
-        // closed meanwhile fails at once; then a replayable request goes once more on a new one.
-        let head = loop {
-            let r = tokio::time::timeout(
-                opts.read_timeout,
-                self.send_and_read_head(&mut up, shared, info, plan, set_cookie),
-            )
-            .await;
-            match r {
-                Ok(Ok(head)) => break head,
-                Ok(Err(UpstreamError::Closed | UpstreamError::Io(_)))
-                    if reused && plan.body_left == 0 && self.upbuf.is_empty() =>
-                {
-                    reused = false;
-                    up = connect(endpoint.addr, opts.connect_timeout)
-                        .await
-                        .map_err(|e| (e, false))?;
-                }
-                Ok(Err(e)) => return Err((e, false)),
-                Err(_) => return Err((UpstreamError::Timeout, false)),
-            }
+        // Send, and read until a complete response head.
+        let mut received = false;
+        let r = tokio::time::timeout(
+            opts.read_timeout,
+            self.send_and_read_head(&mut up, shared, info, plan, set_cookie, &mut received),
+        )
+        .await;
+        let unanswered = if received {
+            Progress::Answering
+        } else {
+            Progress::Unanswered
+        };
+        let head = match r {
+            Ok(Ok(head)) => head,
+            Ok(Err(e)) => return Err((e, unanswered)),
+            Err(_) => return Err((UpstreamError::Timeout, unanswered)),
         };
         endpoint.state.observe_latency(sent.elapsed());
         let Head {
@@ -612,39 +694,39 @@ where
         };
         let mut done = self
             .take_body(framing, &mut left, &mut scanner)
-            .map_err(|e| (e, false))?;
+            .map_err(|e| (e, Progress::Answering))?;
         self.io
             .write_all(&self.out)
             .await
-            .map_err(|e| (UpstreamError::Client(e), true))?;
+            .map_err(|e| (UpstreamError::Client(e), Progress::Forwarded))?;
         while !done {
             self.upbuf.clear();
             self.upbuf.reserve(CHUNK);
             let n =
                 match tokio::time::timeout(opts.read_timeout, up.read_buf(&mut self.upbuf)).await {
                     Ok(Ok(n)) => n,
-                    Ok(Err(e)) => return Err((e.into(), true)),
-                    Err(_) => return Err((UpstreamError::Timeout, true)),
+                    Ok(Err(e)) => return Err((e.into(), Progress::Forwarded)),
+                    Err(_) => return Err((UpstreamError::Timeout, Progress::Forwarded)),
                 };
             if n == 0 {
                 if framing == Framing::UntilClose {
                     break;
                 }
-                return Err((UpstreamError::Closed, true));
+                return Err((UpstreamError::Closed, Progress::Forwarded));
             }
             self.out.clear();
             done = self
                 .take_body(framing, &mut left, &mut scanner)
-                .map_err(|e| (e, true))?;
+                .map_err(|e| (e, Progress::Forwarded))?;
             self.io
                 .write_all(&self.out)
                 .await
-                .map_err(|e| (UpstreamError::Client(e), true))?;
+                .map_err(|e| (UpstreamError::Client(e), Progress::Forwarded))?;
         }
         self.io
             .flush()
             .await
-            .map_err(|e| (UpstreamError::Client(e), true))?;
+            .map_err(|e| (UpstreamError::Client(e), Progress::Forwarded))?;
         // Bytes after the response mean the upstream is confused: never reuse it.
         if !up_close && framing != Framing::UntilClose && self.upbuf.is_empty() {
             pool::put(endpoint.addr, up);
@@ -689,6 +771,7 @@ where
         info: &ConnInfo,
         plan: &Plan,
         set_cookie: Option<&Endpoint>,
+        received: &mut bool,
     ) -> Result<Head, UpstreamError> {
         up.write_all(&self.out).await?;
         let mut left = plan.body_left;
@@ -721,7 +804,16 @@ where
                         let n = r.head_len;
                         let interim = (100..200).contains(&r.code);
                         let head = (!interim).then(|| {
-                            downstream_head(&mut self.out, &r, shared, info, plan, set_cookie)
+                            let draining = self.shutdown.is_cancelled();
+                            downstream_head(
+                                &mut self.out,
+                                &r,
+                                shared,
+                                info,
+                                plan,
+                                set_cookie,
+                                draining,
+                            )
                         });
                         self.upbuf.advance(n);
                         match head {
@@ -739,6 +831,7 @@ where
             if n == 0 {
                 return Err(UpstreamError::Closed);
             }
+            *received = true;
         }
     }
 }

@@ -167,10 +167,33 @@ impl Body for Buffered {
     }
 }
 
+/// A body read whole by [`buffer`]: it can be sent again, to another endpoint.
+#[derive(Debug, Clone, Default)]
+pub struct Whole {
+    data: Option<Bytes>,
+    trailers: Option<HeaderMap>,
+}
+
+impl Whole {
+    /// The body once more (the bytes are shared, not copied).
+    pub fn body(&self) -> ProxyBody {
+        Buffered {
+            data: self.data.clone(),
+            trailers: self.trailers.clone(),
+            rest: None,
+        }
+        .boxed_unsync()
+    }
+}
+
 /// Read `body` until it ends or more than `bound` bytes have arrived, under its limits. A body
-/// that ended is sent with its exact length; otherwise what was read goes first and the rest
-/// streams. Errors (too large, timeout, a broken client) come back before any upstream is asked.
-pub async fn buffer(mut body: ClientBody, bound: usize) -> Result<ProxyBody, ClientBodyError> {
+/// that ended is sent with its exact length, and comes back as [`Whole`] too so that it can be
+/// sent again; otherwise what was read goes first and the rest streams. Errors (too large,
+/// timeout, a broken client) come back before any upstream is asked.
+pub async fn buffer(
+    mut body: ClientBody,
+    bound: usize,
+) -> Result<(ProxyBody, Option<Whole>), ClientBodyError> {
     let mut data = BytesMut::new();
     let mut trailers = None;
     let rest = loop {
@@ -191,10 +214,15 @@ pub async fn buffer(mut body: ClientBody, bound: usize) -> Result<ProxyBody, Cli
         }
     };
     let data = (!data.is_empty()).then(|| data.freeze());
-    Ok(Buffered {
+    let whole = rest.is_none().then(|| Whole {
+        data: data.clone(),
+        trailers: trailers.clone(),
+    });
+    let body = Buffered {
         data,
         trailers,
         rest,
     }
-    .boxed_unsync())
+    .boxed_unsync();
+    Ok((body, whole))
 }
