@@ -1,13 +1,17 @@
 """Render the chart with Helm's own engine (helm-python-sdk) and check what it produces."""
 
 import os
+import sys
 import unittest
 
 import yaml
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests"))
+from require import requires  # noqa: E402
+
 try:
     import helm_python as helm
-except ImportError:  # pragma: no cover - reported by the runner
+except ImportError:  # pragma: no cover - reported by `requires`
     helm = None
 
 CHART = os.path.join(os.path.dirname(__file__), "..", "portico")
@@ -22,7 +26,7 @@ def docs(rendered):
     return out
 
 
-@unittest.skipIf(helm is None, "helm-python-sdk is not installed")
+@requires(helm is not None, "needs helm-python-sdk (python3 -m pip install helm-python-sdk)")
 class ChartTest(unittest.TestCase):
     def render(self, values=None):
         chart = helm.Chart.load(CHART)
