@@ -7,7 +7,7 @@ pub mod fake_api;
 pub mod origin;
 pub mod require;
 
-pub use bin::{ChildGuard, cargo_bin};
+pub use bin::{ChildGuard, bin_under_test, cargo_bin};
 pub use fake_api::FakeApiServer;
 pub use origin::{Origin, free_addr, free_port, wait_for_http};
 pub use require::{in_ci, require, skip, tool_missing, tool_missing_with};
