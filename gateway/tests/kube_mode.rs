@@ -59,30 +59,28 @@ fn ingress_from_the_api_routes_follows_endpoints_and_publishes_status() {
     std::fs::write(&kubeconfig, api.kubeconfig()).expect("kubeconfig");
     let http = format!("127.0.0.1:{}", free_port());
     let admin = format!("127.0.0.1:{}", free_port());
-    let child = Command::new(portico_testkit::bin_under_test(
-        "gateway",
-        env!("CARGO_BIN_EXE_gateway"),
-    ))
-    .env("KUBECONFIG", &kubeconfig)
-    .args([
-        "--http-addr",
-        &http,
-        "--https-addr",
-        &format!("127.0.0.1:{}", free_port()),
-        "--admin-addr",
-        &admin,
-    ])
-    .args([
-        "--no-service-proxy",
-        "--publish-address",
-        "192.0.2.10",
-        "--allocate",
-        "--lease-namespace",
-        "default",
-    ])
-    .stdout(Stdio::null())
-    .spawn()
-    .expect("start gateway");
+    let bin = portico_testkit::bin_under_test("gateway", env!("CARGO_BIN_EXE_gateway"));
+    let child = Command::new(bin)
+        .env("KUBECONFIG", &kubeconfig)
+        .args([
+            "--http-addr",
+            &http,
+            "--https-addr",
+            &format!("127.0.0.1:{}", free_port()),
+            "--admin-addr",
+            &admin,
+        ])
+        .args([
+            "--no-service-proxy",
+            "--publish-address",
+            "192.0.2.10",
+            "--allocate",
+            "--lease-namespace",
+            "default",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start gateway");
     let _gw = Gateway(child);
     wait_until("/readyz", Duration::from_secs(30), || {
         curl_args(&[&format!("http://{admin}/readyz")]).is_some()
