@@ -3,6 +3,7 @@ use gateway::cli::{Cli, Command};
 use portico_runtime::telemetry;
 
 fn main() -> anyhow::Result<()> {
+    portico_runtime::install_crypto_provider();
     let cli = Cli::parse();
     // One worker thread asked for (TOKIO_WORKER_THREADS=1, e.g. one pinned core): a
     // current-thread runtime does the same work without the work-stealing scheduler's

@@ -59,7 +59,8 @@ fn ingress_from_the_api_routes_follows_endpoints_and_publishes_status() {
     std::fs::write(&kubeconfig, api.kubeconfig()).expect("kubeconfig");
     let http = format!("127.0.0.1:{}", free_port());
     let admin = format!("127.0.0.1:{}", free_port());
-    let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+    let bin = portico_testkit::bin_under_test("gateway", env!("CARGO_BIN_EXE_gateway"));
+    let child = Command::new(bin)
         .env("KUBECONFIG", &kubeconfig)
         .args([
             "--http-addr",

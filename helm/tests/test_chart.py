@@ -2,13 +2,17 @@
 
 import json
 import os
+import sys
 import unittest
 
 import yaml
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests"))
+from require import requires  # noqa: E402
+
 try:
     import helm_python as helm
-except ImportError:  # pragma: no cover - reported by the runner
+except ImportError:  # pragma: no cover - reported by `requires`
     helm = None
 
 CHART = os.path.join(os.path.dirname(__file__), "..", "portico")
@@ -48,16 +52,8 @@ def docs(rendered):
     return out
 
 
+@requires(helm is not None, "needs helm-python-sdk (python3 -m pip install helm-python-sdk)")
 class ChartTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        if helm is None:
-            reason = "helm-python-sdk is not installed (pip install helm-python-sdk pyyaml)"
-            if os.environ.get("CI") == "true":
-                raise RuntimeError(reason)
-            print(f"SKIPPED: {reason}")
-            raise unittest.SkipTest(reason)
-
     def render(self, values=None):
         chart = helm.Chart.load(CHART)
         return docs(chart.render(values or {}, name="portico", namespace="portico-system", is_install=True))

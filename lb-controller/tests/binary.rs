@@ -5,7 +5,10 @@ use std::time::Duration;
 use portico_testkit::fake_api::FakeApiServer;
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_lb-controller");
+/// The binary under test (`PORTICO_BIN_DIR` overrides it, see `portico_testkit::bin_under_test`).
+fn bin() -> std::path::PathBuf {
+    portico_testkit::bin_under_test("lb-controller", env!("CARGO_BIN_EXE_lb-controller"))
+}
 /// An address in 127.0.0.0/8 that nothing else in the workspace uses.
 const ADMIN: &str = "127.61.44.7:18044";
 
@@ -34,7 +37,7 @@ async fn get(addr: &str, path: &str) -> String {
 
 #[test]
 fn crds_prints_what_helm_ships() {
-    let out = std::process::Command::new(BIN)
+    let out = std::process::Command::new(bin())
         .arg("crds")
         .output()
         .expect("binary runs");
@@ -75,7 +78,7 @@ async fn allocates_against_the_api_server_and_stops_on_sigterm() {
         "spec": {"type": "LoadBalancer", "selector": {"app": "web"}, "ports": [{"port": 80, "protocol": "TCP"}]}
     }));
 
-    let mut child = tokio::process::Command::new(BIN)
+    let mut child = tokio::process::Command::new(bin())
         .args([
             "--admin-addr",
             ADMIN,

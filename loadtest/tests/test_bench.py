@@ -11,9 +11,11 @@ import unittest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 
 from bench import configs, report, wrk  # noqa: E402
 from bench.report import Cell, Sample, Scenario  # noqa: E402
+from require import requires  # noqa: E402
 
 LINE = ('PORTICO_WRK {"requests":1000,"duration_us":2000000,"bytes":5,"connect":1,"read":2,"write":0,'
         '"status":3,"timeout":4,"p50_us":1500,"p90_us":2000,"p99_us":2900,"max_us":9000}')
@@ -92,7 +94,7 @@ class GeneratedConfigs(unittest.TestCase):
                                  hosts=[(configs.HELLO, "hello"), (configs.STATIC, "static")] + configs.many_hosts(50),
                                  tls_hosts={configs.HELLO}, churn_generation=3)
 
-    @unittest.skipUnless(shutil.which("nginx"), "nginx not installed")
+    @requires(shutil.which("nginx"), "needs nginx (apt-get install nginx)")
     def test_nginx_accepts_its_configuration(self):
         conf = self.tmp / "nginx.conf"
         conf.write_text(configs.nginx_conf(self.tmp, self.site, self.cert, 18080, 18443))
@@ -101,7 +103,7 @@ class GeneratedConfigs(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("server_name hello.bench gen3.churn.bench;", conf.read_text())
 
-    @unittest.skipUnless(shutil.which("haproxy"), "haproxy not installed")
+    @requires(shutil.which("haproxy"), "needs haproxy (apt-get install haproxy)")
     def test_haproxy_accepts_its_configuration(self):
         conf = self.tmp / "haproxy.cfg"
         conf.write_text(configs.haproxy_conf(self.tmp, self.site, self.cert, 18080, 18443, (18081, ("127.0.0.1", 3000))))

@@ -71,6 +71,7 @@ fn host_name() -> String {
 }
 
 fn main() -> ExitCode {
+    portico_runtime::install_crypto_provider();
     let args = Args::parse();
     let node_ips = if args.node_ips.is_empty() && args.manifests.is_some() {
         vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]

@@ -42,7 +42,8 @@ async fn services_and_endpoint_slices_from_the_api_are_served_and_followed() {
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, api.kubeconfig()).expect("kubeconfig");
     let log = dir.path().join("agent.log");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_proxy-agent"))
+    let bin = portico_testkit::bin_under_test("proxy-agent", env!("CARGO_BIN_EXE_proxy-agent"));
+    let mut child = tokio::process::Command::new(bin)
         .args(["--node-name", "n1", "--node-ip", "127.63.9.1"])
         .env("KUBECONFIG", &kubeconfig)
         .env_remove("PORTICO_MANIFESTS")

@@ -8,11 +8,20 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::Instant;
 
 pub const CLIENT_V4: &str = "10.77.0.1";
 pub const CLIENT_V6: &str = "fd77::1";
+
+/// A name no other lab or probe of this machine uses at the same time: the process id and a
+/// per-process counter (two tests of one binary run concurrently, in one process).
+fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}{}x{n}", std::process::id())
+}
 
 /// Why the lab cannot run here, or `None` when it can.
 pub fn unavailable() -> Option<String> {
@@ -24,39 +33,56 @@ pub fn unavailable() -> Option<String> {
     if uid.as_deref() != Some("0") {
         return Some("needs root (network namespaces, AF_PACKET sockets)".into());
     }
-    for (tool, arg) in [("ip", "-V"), ("arping", "--help")] {
-        if Command::new(tool)
-            .arg(arg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_err()
-        {
+    for (tool, arg) in [
+        ("ip", "-V"),
+        ("arping", "--help"),
+        ("ndisc6", "-h"),
+        ("nc", "-h"),
+        ("sysctl", "--version"),
+        ("stdbuf", "--version"),
+    ] {
+        if let Some(why) = portico_testkit::tool_missing_with(tool, arg) {
             return Some(format!(
-                "needs `{tool}` (apt-get install -y iproute2 arping ndisc6 netcat-openbsd)"
+                "{why} (apt-get install -y iproute2 arping ndisc6 netcat-openbsd)"
             ));
         }
     }
-    let probe = format!("ptprobe{}", std::process::id());
-    let ok = Command::new("ip")
-        .args(["netns", "add", &probe])
-        .status()
-        .is_ok_and(|s| s.success());
-    let _ = Command::new("ip").args(["netns", "del", &probe]).status();
-    if !ok {
-        return Some(
-            "`ip netns add` fails here (no permission to create network namespaces)".into(),
-        );
-    }
-    None
+    probe_netns().err()
 }
 
-/// Skip the calling test with a clear message when the lab cannot run.
+/// Create and delete a namespace of our own, reporting what `ip` said when it cannot.
+fn probe_netns() -> Result<(), String> {
+    let probe = unique("ptprobe");
+    let out = Command::new("ip")
+        .args(["netns", "add", &probe])
+        .output()
+        .map_err(|e| format!("cannot run `ip netns add`: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`ip netns add {probe}` fails here: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let del = Command::new("ip")
+        .args(["netns", "del", &probe])
+        .output()
+        .map_err(|e| format!("cannot run `ip netns del`: {e}"))?;
+    if !del.status.success() {
+        return Err(format!(
+            "`ip netns del {probe}` fails here: {}",
+            String::from_utf8_lossy(&del.stderr).trim()
+        ));
+    }
+    Ok(())
+}
+
+/// Leave the calling test when the lab cannot run: it fails under `CI=true` and prints
+/// `SKIPPED: <test>: <why>` elsewhere (see `portico_testkit::require`).
 #[macro_export]
 macro_rules! require_lab {
     () => {
         if let Some(why) = lab::unavailable() {
-            eprintln!("SKIPPED: {why}");
+            portico_testkit::skip(&why);
             return;
         }
     };
@@ -92,7 +118,7 @@ fn run(args: &[&str]) -> Output {
 impl Lab {
     /// A client namespace with the bridge. `tag` keeps concurrent labs apart.
     pub fn new(tag: &str) -> Lab {
-        let prefix = format!("pt{}{tag}", std::process::id());
+        let prefix = unique(&format!("pt{tag}"));
         let client = format!("{prefix}c");
         let mut lab = Lab {
             client: client.clone(),
@@ -237,7 +263,14 @@ impl Lab {
         let child = Command::new("ip")
             .args(["netns", "exec", ns])
             .arg(exe)
-            .args(["--exact", entry, "--nocapture", "--test-threads=1"])
+            // The entry is `#[ignore]`d so that it never counts as a passing test of its own.
+            .args([
+                "--exact",
+                entry,
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("PORTICO_TEST_CHILD", spec)
             .env(
                 "RUST_LOG",

@@ -3,10 +3,12 @@
 pub mod admin;
 pub mod connections;
 pub mod limits;
+pub mod crypto;
 pub mod metrics;
 pub mod publisher;
 pub mod telemetry;
 pub mod views;
 
+pub use crypto::install_crypto_provider;
 pub use metrics::Metrics;
 pub use publisher::Publisher;

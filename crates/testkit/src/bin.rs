@@ -48,6 +48,21 @@ pub fn cargo_bin(name: &str) -> PathBuf {
     panic!("binary {name:?} is not built; looked at {tried:?} (run cargo build first)");
 }
 
+/// The binary a black-box test starts: `$PORTICO_BIN_DIR/{name}` when that variable is set,
+/// else `built` (pass `env!("CARGO_BIN_EXE_{name}")`). `scripts/standalone-bins.sh` points it at
+/// binaries built one package at a time, as `cargo install` and the container image build
+/// them, whose features the rest of the workspace does not fill in.
+pub fn bin_under_test(name: &str, built: &str) -> PathBuf {
+    match std::env::var_os("PORTICO_BIN_DIR") {
+        Some(dir) => {
+            let p = PathBuf::from(dir).join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+            assert!(p.is_file(), "PORTICO_BIN_DIR has no {name}: {p:?}");
+            p
+        }
+        None => PathBuf::from(built),
+    }
+}
+
 /// The workspace root: this crate lives at `crates/testkit`.
 fn workspace_root() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));

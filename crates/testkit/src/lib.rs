@@ -6,11 +6,13 @@ pub mod certs;
 pub mod fake_api;
 pub mod origin;
 pub mod recording;
+pub mod require;
 
-pub use bin::{ChildGuard, cargo_bin};
+pub use bin::{ChildGuard, bin_under_test, cargo_bin};
 pub use fake_api::FakeApiServer;
 pub use origin::{Origin, free_addr, free_port, wait_for_http};
 pub use recording::RecordingOrigin;
+pub use require::{in_ci, require, skip, tool_missing, tool_missing_with};
 
 /// Make ring the process's rustls provider. A kube client needs one, and rustls only picks one
 /// by itself when exactly one provider feature is enabled in the build, which a test build of a
