@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Fuzz Portico's parsers: build the cargo-fuzz project in fuzz/ once, then run each target for
+# SECONDS (default 60) from a scratch copy of its committed seed corpus (fuzz/corpus/<target>),
+# so nothing is written into the repository. Any crash, timeout or out-of-memory fails the run;
+# its input is printed (hex) and kept under the scratch directory.
+#
+#   scripts/fuzz.sh [SECONDS] [TARGET...]
+#
+# Environment: FUZZ_TARGET_DIR (build directory, default fuzz/target), FUZZ_KEEP=1 (keep the
+# scratch directory), FUZZ_SANITIZER (default none; `address` needs no more than a rebuild).
+# The last line is `fuzz: N passed, M failed[, K skipped]`.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+seconds=${1:-60}
+shift || true
+if ! [[ $seconds =~ ^[0-9]+$ ]] || ((seconds == 0)); then
+  echo "usage: scripts/fuzz.sh [SECONDS] [TARGET...]" >&2
+  exit 2
+fi
+
+# cargo-fuzz passes nightly-only flags (-Z, sanitizer-coverage); the stable toolchain accepts
+# them with RUSTC_BOOTSTRAP.
+export RUSTC_BOOTSTRAP=1
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "fuzz: installing cargo-fuzz" >&2
+  cargo install cargo-fuzz --locked || {
+    echo "fuzz: cargo-fuzz could not be installed"
+    echo "fuzz: 0 passed, 1 failed"
+    exit 1
+  }
+fi
+
+target_dir=${FUZZ_TARGET_DIR:-$root/fuzz/target}
+sanitizer=${FUZZ_SANITIZER:-none}
+triple=$(rustc -vV | sed -n 's/^host: //p')
+bin_dir=$target_dir/$triple/release
+
+# The path normaliser's target is built only where the gateway has that module.
+features=()
+have_path=0
+if grep -qE '^\s*pub mod path;' gateway/src/l7/mod.rs; then
+  features=(--features path)
+  have_path=1
+fi
+
+if ((${#@} == 0)); then
+  mapfile -t targets < <(cargo fuzz list --fuzz-dir fuzz)
+else
+  targets=("$@")
+fi
+
+start=$(date +%s)
+# Optimised, with debug assertions and overflow checks (cargo-fuzz's default); no sanitizer:
+# the code forbids `unsafe`, so the findings are panics, overflows and failed assertions.
+if ! cargo fuzz build --fuzz-dir fuzz --sanitizer "$sanitizer" --codegen-units 16 \
+  --target-dir "$target_dir" "${features[@]}"; then
+  echo "fuzz: the fuzz crate does not build"
+  echo "fuzz: 0 passed, ${#targets[@]} failed"
+  exit 1
+fi
+echo "fuzz: built in $(($(date +%s) - start)) s"
+
+scratch=$(mktemp -d -t portico-fuzz.XXXXXX)
+if [[ ${FUZZ_KEEP:-0} != 1 ]]; then
+  trap 'rm -rf "$scratch"' EXIT
+fi
+
+passed=0
+failed=0
+skipped=0
+failures=()
+for t in "${targets[@]}"; do
+  bin=$bin_dir/$t
+  if [[ ! -x $bin ]]; then
+    if [[ $t == path_normalize && $have_path == 0 ]]; then
+      echo "SKIPPED: $t: gateway::l7::path does not exist in this tree, so there is nothing to fuzz"
+      skipped=$((skipped + 1))
+    else
+      echo "fuzz: $t: no such target ($bin)"
+      failed=$((failed + 1))
+      failures+=("$t")
+    fi
+    continue
+  fi
+  work=$scratch/$t
+  mkdir -p "$work/corpus" "$work/artifacts"
+  if [[ -d fuzz/corpus/$t ]]; then
+    cp -r "fuzz/corpus/$t/." "$work/corpus/"
+  fi
+  dict=()
+  case $t in
+    http1_*) dict=(-dict=fuzz/dict/http1.dict) ;;
+    *) [[ -f fuzz/dict/$t.dict ]] && dict=(-dict="fuzz/dict/$t.dict") ;;
+  esac
+  echo "fuzz: $t: ${seconds}s from $(ls "$work/corpus" | wc -l) seeds"
+  # -timeout: one input taking 10 s is a hang; the outer timeout only guards libFuzzer itself.
+  timeout --kill-after=30 $((seconds + 300)) "$bin" \
+    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    -artifact_prefix="$work/artifacts/" "${dict[@]}" "$work/corpus" >"$work/log" 2>&1
+  rc=$?
+  stats=$(grep -E '^stat::(number_of_executed_units|peak_rss_mb)' "$work/log" | tr '\n' ' ')
+  cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$work/log" | tail -1)
+  if ((rc == 0)); then
+    echo "fuzz: $t: ok ($cov; $stats)"
+    passed=$((passed + 1))
+  else
+    echo "fuzz: $t: FAILED (exit $rc)"
+    tail -n 40 "$work/log"
+    for a in "$work"/artifacts/*; do
+      [[ -f $a ]] || continue
+      echo "fuzz: $t: input $a:"
+      od -A d -c "$a" | head -n 40
+    done
+    failed=$((failed + 1))
+    failures+=("$t")
+  fi
+done
+
+((failed > 0)) && echo "fuzz: failed: ${failures[*]} (rerun one with: scripts/fuzz.sh $seconds ${failures[0]})"
+line="fuzz: $passed passed, $failed failed"
+((skipped > 0)) && line+=", $skipped skipped"
+echo "$line"
+((failed == 0))
