@@ -6,8 +6,9 @@
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 #
-# Environment: FUZZ_TARGET_DIR (build directory, default fuzz/target), FUZZ_KEEP=1 (keep the
-# scratch directory), FUZZ_SANITIZER (default none; `address` needs no more than a rebuild).
+# Environment: FUZZ_TARGET_DIR (build directory, default fuzz/target), FUZZ_JOBS (targets run
+# at a time, default: the number of cores), FUZZ_KEEP=1 (keep the scratch directory),
+# FUZZ_SANITIZER (default none; `address` needs no more than a rebuild).
 # The last line is `fuzz: N passed, M failed[, K skipped]`.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -67,55 +68,75 @@ if [[ ${FUZZ_KEEP:-0} != 1 ]]; then
   trap 'rm -rf "$scratch"' EXIT
 fi
 
-passed=0
-failed=0
-skipped=0
-failures=()
-for t in "${targets[@]}"; do
-  bin=$bin_dir/$t
-  if [[ ! -x $bin ]]; then
-    if [[ $t == path_normalize && $have_path == 0 ]]; then
-      echo "SKIPPED: $t: gateway::l7::path does not exist in this tree, so there is nothing to fuzz"
-      skipped=$((skipped + 1))
-    else
-      echo "fuzz: $t: no such target ($bin)"
-      failed=$((failed + 1))
-      failures+=("$t")
-    fi
-    continue
-  fi
-  work=$scratch/$t
+# Run one target; its outcome goes to $scratch/<target>/result ("ok ..." or "FAILED ...").
+run_target() {
+  local t=$1 work=$scratch/$1 bin=$bin_dir/$1 dict=() rc stats cov
   mkdir -p "$work/corpus" "$work/artifacts"
   if [[ -d fuzz/corpus/$t ]]; then
     cp -r "fuzz/corpus/$t/." "$work/corpus/"
   fi
-  dict=()
   case $t in
     http1_*) dict=(-dict=fuzz/dict/http1.dict) ;;
     *) [[ -f fuzz/dict/$t.dict ]] && dict=(-dict="fuzz/dict/$t.dict") ;;
   esac
-  echo "fuzz: $t: ${seconds}s from $(ls "$work/corpus" | wc -l) seeds"
+  echo "fuzz: $t: ${seconds}s from $(find "$work/corpus" -type f | wc -l) seeds"
   # -timeout: one input taking 10 s is a hang; the outer timeout only guards libFuzzer itself.
   timeout --kill-after=30 $((seconds + 300)) "$bin" \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$work/artifacts/" "${dict[@]}" "$work/corpus" >"$work/log" 2>&1
   rc=$?
-  stats=$(grep -E '^stat::(number_of_executed_units|peak_rss_mb)' "$work/log" | tr '\n' ' ')
+  stats=$(grep -E '^stat::(number_of_executed_units|peak_rss_mb)' "$work/log" | tr -s ' ' | tr '\n' ' ')
   cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$work/log" | tail -1)
   if ((rc == 0)); then
-    echo "fuzz: $t: ok ($cov; $stats)"
-    passed=$((passed + 1))
+    echo "ok ($cov; $stats)" >"$work/result"
   else
-    echo "fuzz: $t: FAILED (exit $rc)"
-    tail -n 40 "$work/log"
-    for a in "$work"/artifacts/*; do
-      [[ -f $a ]] || continue
-      echo "fuzz: $t: input $a:"
-      od -A d -c "$a" | head -n 40
-    done
+    echo "FAILED (exit $rc)" >"$work/result"
+  fi
+}
+
+# libFuzzer uses one core per target; run FUZZ_JOBS (default: the number of cores) at a time.
+jobs_max=${FUZZ_JOBS:-$(nproc)}
+runnable=()
+skipped=0
+failed=0
+failures=()
+for t in "${targets[@]}"; do
+  if [[ -x $bin_dir/$t ]]; then
+    runnable+=("$t")
+  elif [[ $t == path_normalize && $have_path == 0 ]]; then
+    echo "SKIPPED: $t: gateway::l7::path does not exist in this tree, so there is nothing to fuzz"
+    skipped=$((skipped + 1))
+  else
+    echo "fuzz: $t: no such target ($bin_dir/$t)"
     failed=$((failed + 1))
     failures+=("$t")
   fi
+done
+for t in "${runnable[@]}"; do
+  while (($(jobs -rp | wc -l) >= jobs_max)); do
+    wait -n
+  done
+  run_target "$t" &
+done
+wait
+
+passed=0
+for t in "${runnable[@]}"; do
+  work=$scratch/$t
+  result=$(cat "$work/result" 2>/dev/null || echo "FAILED (no result)")
+  echo "fuzz: $t: $result"
+  if [[ $result == ok* ]]; then
+    passed=$((passed + 1))
+    continue
+  fi
+  tail -n 40 "$work/log"
+  for a in "$work"/artifacts/*; do
+    [[ -f $a ]] || continue
+    echo "fuzz: $t: input $a:"
+    od -A d -c "$a" | head -n 40
+  done
+  failed=$((failed + 1))
+  failures+=("$t")
 done
 
 ((failed > 0)) && echo "fuzz: failed: ${failures[*]} (rerun one with: scripts/fuzz.sh $seconds ${failures[0]})"

@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use gateway::l7::fast::codec::{Forwarding, parse_request, write_upstream_head};
 use libfuzzer_sys::fuzz_target;
-use portico_fuzz::{content_length, headers, values};
+use portico_fuzz::{content_length, headers, values, written_headers};
 
 fuzz_target!(|data: &[u8]| {
     let mut h = headers();
@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
     let mut out = Vec::new();
     write_upstream_head(&mut out, &req, &fwd, || [b'r'; 32]);
 
-    let mut h2 = headers();
+    let mut h2 = written_headers();
     let mut again = httparse::Request::new(&mut h2);
     match again.parse(&out) {
         Ok(httparse::Status::Complete(n)) => assert_eq!(n, out.len(), "bytes after the head"),

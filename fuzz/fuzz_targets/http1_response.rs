@@ -9,7 +9,7 @@ use gateway::l7::fast::codec::{
     Framing, ResponseExtras, parse_response, write_downstream_head,
 };
 use libfuzzer_sys::fuzz_target;
-use portico_fuzz::{content_length, headers, values};
+use portico_fuzz::{content_length, headers, values, written_headers};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&flags, data)) = data.split_first() else {
@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
     let mut out = Vec::new();
     write_downstream_head(&mut out, &resp, &extras);
 
-    let mut h2 = headers();
+    let mut h2 = written_headers();
     let mut again = httparse::Response::new(&mut h2);
     match again.parse(&out) {
         Ok(httparse::Status::Complete(n)) => assert_eq!(n, out.len(), "bytes after the head"),

@@ -11,6 +11,15 @@ pub fn headers<'b>() -> [Header<'b>; gateway::l7::fast::codec::MAX_HEADERS] {
     [httparse::EMPTY_HEADER; gateway::l7::fast::codec::MAX_HEADERS]
 }
 
+/// Room to parse a head the proxy wrote: the peer's header lines (at most
+/// [`MAX_HEADERS`](gateway::l7::fast::codec::MAX_HEADERS)) plus the few the proxy adds
+/// (`X-Forwarded-*`, `X-Real-IP`, `X-Request-ID`; `Set-Cookie`, HSTS, `Connection`).
+pub const WRITTEN_HEADERS: usize = gateway::l7::fast::codec::MAX_HEADERS + 16;
+
+pub fn written_headers<'b>() -> [Header<'b>; WRITTEN_HEADERS] {
+    [httparse::EMPTY_HEADER; WRITTEN_HEADERS]
+}
+
 /// Values of every header called `name` (case-insensitive).
 pub fn values<'h, 'b>(headers: &'h [Header<'b>], name: &'h str) -> Vec<&'b [u8]> {
     headers
