@@ -25,7 +25,11 @@ fuzz_target!(|data: &[u8]| {
     }
     let key = ObjectKey::new("default", "fuzz");
     let parsed = parse(&key, &map);
-    for e in parsed.unsupported.iter().chain(parsed.options.as_ref().err()) {
+    for e in parsed
+        .unsupported
+        .iter()
+        .chain(parsed.options.as_ref().err())
+    {
         assert_eq!(e.kind, "Ingress");
         assert!(
             e.field.starts_with("metadata.annotations[") && e.field.ends_with(']'),

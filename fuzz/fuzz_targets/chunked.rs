@@ -15,7 +15,10 @@ fn scan<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> Result<(usize, bool), 
     for p in parts {
         let n = s.feed(p)?;
         assert!(n <= p.len(), "feed claimed {n} of {} bytes", p.len());
-        assert!(n == p.len() || s.done(), "stopped early without finishing the body");
+        assert!(
+            n == p.len() || s.done(),
+            "stopped early without finishing the body"
+        );
         total += n;
         if s.done() {
             break;
@@ -29,7 +32,10 @@ fuzz_target!(|data: &[u8]| {
     let body = data.get(1..).unwrap_or_default();
     let whole = scan([body]);
     let split = scan(parts.iter().copied());
-    assert_eq!(whole, split, "the outcome depends on how the bytes were split");
+    assert_eq!(
+        whole, split,
+        "the outcome depends on how the bytes were split"
+    );
     if let Ok((n, true)) = whole {
         // The body that was found is complete on its own.
         assert_eq!(scan([&body[..n]]), Ok((n, true)));

@@ -15,7 +15,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     assert!(req.head_len <= data.len(), "head longer than the input");
-    assert!(req.target.starts_with('/'), "target {:?} is not origin-form", req.target);
+    assert!(
+        req.target.starts_with('/'),
+        "target {:?} is not origin-form",
+        req.target
+    );
 
     let fwd = Forwarding::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)), false, 8080);
     let mut out = Vec::new();
@@ -57,7 +61,10 @@ fuzz_target!(|data: &[u8]| {
             String::from_utf8_lossy(&out)
         );
     } else {
-        assert!(lengths.len() <= 1, "several Content-Length upstream: {lengths:?}");
+        assert!(
+            lengths.len() <= 1,
+            "several Content-Length upstream: {lengths:?}"
+        );
     }
     for l in lengths {
         assert_eq!(

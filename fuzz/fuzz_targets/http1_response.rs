@@ -5,9 +5,7 @@
 //! The first input byte chooses the request method and the extras; the rest is the response.
 #![no_main]
 
-use gateway::l7::fast::codec::{
-    Framing, ResponseExtras, parse_response, write_downstream_head,
-};
+use gateway::l7::fast::codec::{Framing, ResponseExtras, parse_response, write_downstream_head};
 use libfuzzer_sys::fuzz_target;
 use portico_fuzz::{content_length, headers, values, written_headers};
 
@@ -46,24 +44,50 @@ fuzz_target!(|data: &[u8]| {
     let show = || String::from_utf8_lossy(&out).into_owned();
     match resp.framing {
         Framing::Length(n) => {
-            assert!(!lengths.is_empty(), "Length({n}) without Content-Length\n{}", show());
+            assert!(
+                !lengths.is_empty(),
+                "Length({n}) without Content-Length\n{}",
+                show()
+            );
             for l in &lengths {
-                assert_eq!(content_length(l), Some(n), "Content-Length is not {n}\n{}", show());
+                assert_eq!(
+                    content_length(l),
+                    Some(n),
+                    "Content-Length is not {n}\n{}",
+                    show()
+                );
             }
-            assert!(codings.is_empty(), "Length({n}) with Transfer-Encoding\n{}", show());
+            assert!(
+                codings.is_empty(),
+                "Length({n}) with Transfer-Encoding\n{}",
+                show()
+            );
         }
         Framing::Chunked => {
-            assert!(lengths.is_empty(), "chunked with Content-Length\n{}", show());
+            assert!(
+                lengths.is_empty(),
+                "chunked with Content-Length\n{}",
+                show()
+            );
             let last = codings
                 .iter()
                 .flat_map(|v| v.split(|b| *b == b','))
                 .map(|t| String::from_utf8_lossy(t).trim().to_ascii_lowercase())
                 .filter(|t| !t.is_empty())
                 .last();
-            assert_eq!(last.as_deref(), Some("chunked"), "chunked framing\n{}", show());
+            assert_eq!(
+                last.as_deref(),
+                Some("chunked"),
+                "chunked framing\n{}",
+                show()
+            );
         }
         Framing::UntilClose => {
-            assert!(lengths.is_empty(), "until-close with Content-Length\n{}", show());
+            assert!(
+                lengths.is_empty(),
+                "until-close with Content-Length\n{}",
+                show()
+            );
             assert!(resp.close, "until-close framing on a reusable connection");
         }
         Framing::Empty => {}

@@ -24,7 +24,10 @@ fuzz_target!(|data: &[u8]| {
         if let Err(e) = parsed {
             assert_eq!(e.origin, origin, "the error names another place: {e}");
             let shown = e.to_string();
-            assert!(shown.contains(&origin.to_string()), "{shown:?} does not say where");
+            assert!(
+                shown.contains(&origin.to_string()),
+                "{shown:?} does not say where"
+            );
         }
     }
 });

@@ -25,7 +25,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     for bad in ["//", "/./", "/../"] {
-        assert!(!once.contains(bad), "{path:?} normalised to {once:?}, which has {bad:?}");
+        assert!(
+            !once.contains(bad),
+            "{path:?} normalised to {once:?}, which has {bad:?}"
+        );
     }
     match normalize(&once, slashes()) {
         Ok(twice) => assert_eq!(once, twice, "not idempotent for {path:?}"),

@@ -63,8 +63,8 @@ async fn serve(data: &[u8]) -> Option<Seen> {
         }
         async { Ok::<_, Infallible>(Response::new(String::new())) }
     });
-    let conn = hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(server), service);
+    let conn =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(server), service);
     // The whole input fits the pipe, so this write never waits for the server.
     if client.write_all(data).await.is_err() || client.shutdown().await.is_err() {
         return None;
