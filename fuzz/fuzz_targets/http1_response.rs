@@ -73,8 +73,7 @@ fuzz_target!(|data: &[u8]| {
                 .iter()
                 .flat_map(|v| v.split(|b| *b == b','))
                 .map(|t| String::from_utf8_lossy(t).trim().to_ascii_lowercase())
-                .filter(|t| !t.is_empty())
-                .last();
+                .rfind(|t| !t.is_empty());
             assert_eq!(
                 last.as_deref(),
                 Some("chunked"),
