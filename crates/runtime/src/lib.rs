@@ -2,8 +2,8 @@
 
 pub mod admin;
 pub mod connections;
-pub mod limits;
 pub mod crypto;
+pub mod limits;
 pub mod metrics;
 pub mod publisher;
 pub mod telemetry;

@@ -469,12 +469,26 @@ fn parse_options(key: &ObjectKey, a: &BTreeMap<String, String>) -> Result<Option
     if boolean("canary", false)? {
         let weight_total = number("canary-weight-total")?.unwrap_or(100);
         let weight = number("canary-weight")?.unwrap_or(0);
-        if weight_total == 0 || weight > weight_total {
-            return Err(bad(
-                "canary-weight",
-                format!("{weight} is not within 0-{weight_total}"),
-            ));
-        }
+        // Counted in u32 per request: a larger total (truncated, it once became 0 and a
+        // division by it panicked on every request) is refused by name.
+        let weight_total = u32::try_from(weight_total)
+            .ok()
+            .filter(|t| *t > 0)
+            .ok_or_else(|| {
+                bad(
+                    "canary-weight-total",
+                    format!("{weight_total} is not within 1-{}", u32::MAX),
+                )
+            })?;
+        let weight = u32::try_from(weight)
+            .ok()
+            .filter(|w| *w <= weight_total)
+            .ok_or_else(|| {
+                bad(
+                    "canary-weight",
+                    format!("{weight} is not within 0-{weight_total}"),
+                )
+            })?;
         let by_header = match get("canary-by-header") {
             None => None,
             Some(h) => Some(
@@ -483,8 +497,8 @@ fn parse_options(key: &ObjectKey, a: &BTreeMap<String, String>) -> Result<Option
             ),
         };
         o.canary = Some(CanaryRules {
-            weight: weight as u32,
-            weight_total: weight_total as u32,
+            weight,
+            weight_total,
             by_header,
             by_header_value: get("canary-by-header-value").map(str::to_owned),
             by_cookie: get("canary-by-cookie").map(|c| c.trim().to_owned()),
@@ -566,6 +580,23 @@ mod tests {
             ]
         );
         assert!(!p.options.expect("valid").ssl_redirect);
+    }
+
+    #[test]
+    fn a_canary_total_beyond_u32_is_refused_by_name_not_truncated() {
+        // 4294967296 truncated to u32 was 0, and every request divided by it.
+        for total in ["4294967296", "0"] {
+            let p = parse_map(&[
+                ("canary", "true"),
+                ("canary-weight", "0"),
+                ("canary-weight-total", total),
+            ]);
+            let err = p.options.expect_err("refused");
+            assert!(
+                format!("{err:?}").contains("canary-weight-total"),
+                "{err:?}"
+            );
+        }
     }
 
     #[test]

@@ -102,6 +102,22 @@ pub fn request_coding<'v>(values: impl IntoIterator<Item = &'v [u8]>) -> Request
     }
 }
 
+/// Whether an origin-form target holds only bytes that `http::Uri` (and so the general path)
+/// accepts, and no fragment. The fast path hands any other target to the general path, which
+/// answers 400 or drops the fragment, so that both engines route and forward the same request
+/// (a backtick or `>` in the path, or a `#`, made them disagree).
+pub fn target_is_plain_uri(target: &str) -> bool {
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, q),
+        None => (target, ""),
+    };
+    path.bytes().all(|b| {
+        matches!(b, 0x21 | 0x24..=0x3B | 0x3D | 0x40..=0x5F | 0x61..=0x7A | 0x7C | 0x7E | b'"' | b'{' | b'}' | 0x80..)
+    }) && query
+        .bytes()
+        .all(|b| matches!(b, 0x21 | 0x24..=0x3B | 0x3D | 0x3F..=0x7E | 0x80..))
+}
+
 /// `v` without leading and trailing spaces and tabs.
 pub(crate) fn trim(v: &[u8]) -> &[u8] {
     let start = v
@@ -160,6 +176,28 @@ mod tests {
             "content_",
         ] {
             assert!(!underscore_lookalike(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn targets_are_plain_uris_as_http_uri_reads_them() {
+        for ok in [
+            "/",
+            "/a/b?x=1&y=%2F",
+            "/{\"json\":1}",
+            "/a?b=`c`",
+            "/caf\u{e9}",
+        ] {
+            assert!(target_is_plain_uri(ok), "{ok}");
+            assert!(http::uri::PathAndQuery::try_from(ok).is_ok(), "{ok}");
+        }
+        // A fragment, and bytes http::Uri refuses: the general path answers these.
+        for bad in ["/a#x", "/a?b#c", "/a`b", "/a>b", "/a<b", "/a b", "/a?b c"] {
+            assert!(!target_is_plain_uri(bad), "{bad}");
+            assert!(
+                bad.contains('#') || http::uri::PathAndQuery::try_from(bad).is_err(),
+                "{bad}"
+            );
         }
     }
 

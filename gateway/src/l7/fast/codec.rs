@@ -201,7 +201,7 @@ pub fn parse_request<'b, 'h>(
     if !framing::valid_method(method.as_bytes()) {
         return Err(Handoff::Method);
     }
-    if !target.starts_with('/') || method == "CONNECT" {
+    if !target.starts_with('/') || method == "CONNECT" || !framing::target_is_plain_uri(target) {
         return Err(Handoff::Target);
     }
     let headers: &'h [Header<'b>] = req.headers;
