@@ -9,7 +9,7 @@
 # Environment: FUZZ_TARGET_DIR (build directory, default fuzz/target), FUZZ_JOBS (targets run
 # at a time, default: the number of cores), FUZZ_KEEP=1 (keep the scratch directory),
 # FUZZ_SANITIZER (default none; `address` needs no more than a rebuild).
-# The last line is `fuzz: N passed, M failed[, K skipped]`.
+# The last line is `fuzz: N passed, M failed`.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -38,14 +38,6 @@ sanitizer=${FUZZ_SANITIZER:-none}
 triple=$(rustc -vV | sed -n 's/^host: //p')
 bin_dir=$target_dir/$triple/release
 
-# The path normaliser's target is built only where the gateway has that module.
-features=()
-have_path=0
-if grep -qE '^\s*pub mod path;' gateway/src/l7/mod.rs; then
-  features=(--features path)
-  have_path=1
-fi
-
 if ((${#@} == 0)); then
   mapfile -t targets < <(cargo fuzz list --fuzz-dir fuzz)
 else
@@ -56,7 +48,7 @@ start=$(date +%s)
 # Optimised, with debug assertions and overflow checks (cargo-fuzz's default); no sanitizer:
 # the code forbids `unsafe`, so the findings are panics, overflows and failed assertions.
 if ! cargo fuzz build --fuzz-dir fuzz --sanitizer "$sanitizer" --codegen-units 16 \
-  --target-dir "$target_dir" "${features[@]}"; then
+  --target-dir "$target_dir"; then
   echo "fuzz: the fuzz crate does not build"
   echo "fuzz: 0 passed, ${#targets[@]} failed"
   exit 1
@@ -97,15 +89,11 @@ run_target() {
 # libFuzzer uses one core per target; run FUZZ_JOBS (default: the number of cores) at a time.
 jobs_max=${FUZZ_JOBS:-$(nproc)}
 runnable=()
-skipped=0
 failed=0
 failures=()
 for t in "${targets[@]}"; do
   if [[ -x $bin_dir/$t ]]; then
     runnable+=("$t")
-  elif [[ $t == path_normalize && $have_path == 0 ]]; then
-    echo "SKIPPED: $t: gateway::l7::path does not exist in this tree, so there is nothing to fuzz"
-    skipped=$((skipped + 1))
   else
     echo "fuzz: $t: no such target ($bin_dir/$t)"
     failed=$((failed + 1))
@@ -141,6 +129,5 @@ done
 
 ((failed > 0)) && echo "fuzz: failed: ${failures[*]} (rerun one with: scripts/fuzz.sh $seconds ${failures[0]})"
 line="fuzz: $passed passed, $failed failed"
-((skipped > 0)) && line+=", $skipped skipped"
 echo "$line"
 ((failed == 0))

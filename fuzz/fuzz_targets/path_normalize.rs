@@ -1,6 +1,5 @@
 //! `gateway::l7::path::normalize` never panics, is idempotent, and what it returns has no empty,
 //! `.` or `..` segment left. The first input byte picks how encoded slashes are treated.
-//! Built only with the `path` feature (see Cargo.toml).
 #![no_main]
 
 use gateway::l7::path::{EncodedSlashes, normalize};
