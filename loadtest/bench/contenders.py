@@ -86,7 +86,7 @@ class Portico(Contender):
         env = {"TOKIO_WORKER_THREADS": "1", "RUST_LOG": "warn"}
         self.proc = Proc(self.name, argv, self.dir / "gateway.log", PROXY_CPUS, env)
         wait_until(f"portico /readyz (log {self.proc.log})",
-                   lambda: http_status("127.0.0.1", self.admin_port, "admin", "/readyz")[0] == 200, 60, [self.proc])
+                   lambda: http_status("127.0.0.1", self.admin_port, f"127.0.0.1:{self.admin_port}", "/readyz")[0] == 200, 60, [self.proc])
         self.wait_routes(probe_host)
         if self.l4 is not None:
             ip, port, _ = self.l4
