@@ -13,6 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${CARGO_TARGET_DIR:-target}
+# Absolute: the tests that read PORTICO_BIN_DIR run in their own package's directory.
+[[ $target == /* ]] || target="$PWD/$target"
 out="$target/standalone"
 rm -rf "$out"
 mkdir -p "$out"
