@@ -21,9 +21,11 @@ fuzz_target!(|data: &[u8]| {
         req.target
     );
 
-    let fwd = Forwarding::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)), false, 8080);
+    // A trusted peer (its forwarding headers kept) for odd-length inputs, else an untrusted one.
+    let peer = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7));
+    let fwd = Forwarding::new(peer, false, 8080, data.len() % 2 == 1);
     let mut out = Vec::new();
-    write_upstream_head(&mut out, &req, &fwd, || [b'r'; 32]);
+    write_upstream_head(&mut out, &req, req.path(), &fwd, peer, || [b'r'; 32]);
 
     let mut h2 = written_headers();
     let mut again = httparse::Request::new(&mut h2);
