@@ -281,6 +281,9 @@ async fn print_instructions(
         "  target/release/gateway get endpoints --admin-addr {admin}"
     ));
     lines.push(format!(
+        "  target/release/gateway get pods -o wide --admin-addr {admin}"
+    ));
+    lines.push(format!(
         "  target/release/gateway get errors --admin-addr {admin}"
     ));
     lines.push(String::new());
