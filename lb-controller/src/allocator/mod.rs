@@ -156,6 +156,23 @@ pub struct PoolStatus {
 }
 
 impl PoolStatus {
+    /// `pool` with `used` addresses in use per family, counted by whoever holds them (the
+    /// allocator's own assignments, or the Services' status when observing).
+    pub(crate) fn of(pool: &Pool, used: &BTreeMap<(&str, Family), i64>) -> Self {
+        let n = |f| used.get(&(pool.name.as_str(), f)).copied().unwrap_or(0);
+        let (a4, a6) = (n(Family::V4), n(Family::V6));
+        PoolStatus {
+            name: pool.name.clone(),
+            namespace: pool.key.namespace.clone(),
+            addresses: pool.addresses.clone(),
+            auto_assign: pool.auto_assign,
+            assigned_ipv4: a4,
+            assigned_ipv6: a6,
+            available_ipv4: pool.capacity(Family::V4).saturating_sub(a4),
+            available_ipv6: pool.capacity(Family::V6).saturating_sub(a6),
+        }
+    }
+
     pub fn to_crd_status(&self) -> IPAddressPoolStatus {
         IPAddressPoolStatus {
             assigned_ipv4: self.assigned_ipv4,
@@ -449,26 +466,7 @@ impl Allocator {
         }
         self.pools
             .values()
-            .map(|p| {
-                let a4 = used
-                    .get(&(p.name.as_str(), Family::V4))
-                    .copied()
-                    .unwrap_or(0);
-                let a6 = used
-                    .get(&(p.name.as_str(), Family::V6))
-                    .copied()
-                    .unwrap_or(0);
-                PoolStatus {
-                    name: p.name.clone(),
-                    namespace: p.key.namespace.clone(),
-                    addresses: p.addresses.clone(),
-                    auto_assign: p.auto_assign,
-                    assigned_ipv4: a4,
-                    assigned_ipv6: a6,
-                    available_ipv4: p.capacity(Family::V4).saturating_sub(a4),
-                    available_ipv6: p.capacity(Family::V6).saturating_sub(a6),
-                }
-            })
+            .map(|p| PoolStatus::of(p, &used))
             .collect()
     }
 }

@@ -40,23 +40,7 @@ pub fn observed_pool_status(state: &ClusterState) -> Vec<PoolStatus> {
             *used.entry((p.name.as_str(), Family::of(ip))).or_default() += 1;
         }
     }
-    pools
-        .values()
-        .map(|p| {
-            let n = |f| used.get(&(p.name.as_str(), f)).copied().unwrap_or(0);
-            let (a4, a6) = (n(Family::V4), n(Family::V6));
-            PoolStatus {
-                name: p.name.clone(),
-                namespace: p.key.namespace.clone(),
-                addresses: p.addresses.clone(),
-                auto_assign: p.auto_assign,
-                assigned_ipv4: a4,
-                assigned_ipv6: a6,
-                available_ipv4: p.capacity(Family::V4).saturating_sub(a4),
-                available_ipv6: p.capacity(Family::V6).saturating_sub(a6),
-            }
-        })
-        .collect()
+    pools.values().map(|p| PoolStatus::of(p, &used)).collect()
 }
 
 #[cfg(test)]
