@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use gateway::l7::annotations::{PREFIX, parse};
+use portico_l7::annotations::{PREFIX, parse};
 use libfuzzer_sys::fuzz_target;
 use portico_model::ObjectKey;
 

@@ -1,8 +1,8 @@
-//! `gateway::l7::path::normalize` never panics, is idempotent, and what it returns has no empty,
+//! `portico_l7::path::normalize` never panics, is idempotent, and what it returns has no empty,
 //! `.` or `..` segment left. The first input byte picks how encoded slashes are treated.
 #![no_main]
 
-use gateway::l7::path::{EncodedSlashes, normalize};
+use portico_l7::path::{EncodedSlashes, normalize};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

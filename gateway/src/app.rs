@@ -35,7 +35,7 @@ fn observed_pools(state: &portico_cluster::StateRx) -> serde_json::Value {
     let rows = state
         .borrow()
         .as_deref()
-        .map(lb_controller::allocator::observed_pool_status)
+        .map(portico_allocator::observed_pool_status)
         .unwrap_or_default();
     serde_json::to_value(rows).unwrap_or_default()
 }
@@ -61,9 +61,9 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
         .await
         .with_context(|| format!("cannot bind the admin API on {}", args.admin_addr))?;
     // The Ingress listeners get the system's listen backlog (net.core.somaxconn), not 128.
-    let http_listener = crate::l7::bind_listener(args.http_addr)
+    let http_listener = portico_l7::bind_listener(args.http_addr)
         .with_context(|| format!("cannot bind the HTTP listener on {}", args.http_addr))?;
-    let https_listener = crate::l7::bind_listener(args.https_addr)
+    let https_listener = portico_l7::bind_listener(args.https_addr)
         .with_context(|| format!("cannot bind the HTTPS listener on {}", args.https_addr))?;
 
     metrics.with_registry(|r| connection_limit.register(r));
@@ -110,12 +110,13 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
     // LoadBalancer IP allocation: always standalone (Portico is the whole control plane there);
     // against the API only with --allocate (normally the lb-controller Deployment does it).
     if standalone {
-        let hook =
-            lb_controller::standalone::AllocateHook::new(lb_controller::standalone::HookConfig {
+        let hook = portico_allocator::standalone::AllocateHook::new(
+            portico_allocator::standalone::HookConfig {
                 state_dir: args.state_dir.clone(),
                 lb_class: args.lb_class.clone(),
-            })
-            .context("loading the LoadBalancer allocation state")?;
+            },
+        )
+        .context("loading the LoadBalancer allocation state")?;
         let view = hook.view();
         let pools = view.clone();
         // The Pods the manifests declare: their readiness decides the endpoints here.
@@ -145,21 +146,21 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
             .clone()
             .context("--allocate needs the Kubernetes API")?;
         // Unique per process unless the Pod name is given: two replicas must never share it.
-        let identity = lb_controller::kube::default_identity();
+        let identity = portico_allocator::kube::default_identity();
         let namespace = args
             .lease_namespace
             .clone()
             .unwrap_or_else(|| client.default_namespace().to_owned());
         info!(lease = %args.lease_name, %namespace, %identity, "LoadBalancer allocation: leader election");
-        let cfg = lb_controller::kube::KubeConfig {
+        let cfg = portico_allocator::kube::KubeConfig {
             lb_class: args.lb_class.clone(),
-            lease: lb_controller::kube::LeaseConfig::new(
+            lease: portico_allocator::kube::LeaseConfig::new(
                 args.lease_name.clone(),
                 namespace,
                 identity,
             ),
         };
-        let view = Publisher::new(lb_controller::kube::KubeView::default());
+        let view = Publisher::new(portico_allocator::kube::KubeView::default());
         admin_state = admin_state.with_published_view("allocations", view.clone());
         // The leader shows its allocator's pools; a standby replica shows the cluster's.
         let (leading, state) = (view.clone(), rx.clone());
@@ -177,7 +178,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
         let (rx2, sd) = (rx.clone(), shutdown.clone());
         tasks.spawn(async move {
             // A missing Lease namespace ends the process with the reason, not a silent retry.
-            Ok(lb_controller::kube::run_on(client, cfg, rx2, view, sd).await?)
+            Ok(portico_allocator::kube::run_on(client, cfg, rx2, view, sd).await?)
         });
     } else {
         // Not allocating: the pools and the addresses the Services' status holds.
@@ -199,8 +200,8 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
         } else {
             args.node_ips.clone()
         };
-        let datapath = proxy_agent::userspace::Datapath::new(
-            proxy_agent::userspace::AgentConfig::new(args.node_name.clone(), node_ips),
+        let datapath = portico_datapath::userspace::Datapath::new(
+            portico_datapath::userspace::AgentConfig::new(args.node_name.clone(), node_ips),
         );
         let status = datapath.status();
         admin_state = admin_state.with_published_view("datapath", status);
@@ -233,7 +234,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
                 Some(portico_model::ObjectKey::new(ns, name))
             }
         };
-        let cfg = crate::l7::L7Config {
+        let cfg = portico_l7::L7Config {
             http_addr: args.http_addr,
             https_addr: args.https_addr,
             class_name: args.ingress_class.clone(),
@@ -241,15 +242,15 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
             publish_address: args.publish_address.map(|a| a.to_string()),
             publish_service,
             access_log: match args.access_log {
-                crate::cli::AccessLog::Off => crate::l7::AccessLog::Off,
-                crate::cli::AccessLog::Text => crate::l7::AccessLog::Text,
-                crate::cli::AccessLog::Json => crate::l7::AccessLog::Json,
+                crate::cli::AccessLog::Off => portico_l7::AccessLog::Off,
+                crate::cli::AccessLog::Text => portico_l7::AccessLog::Text,
+                crate::cli::AccessLog::Json => portico_l7::AccessLog::Json,
             },
             fast_h1: args.http1_engine == crate::cli::Http1Engine::Portico,
             threads: args.l7_threads,
             encoded_slashes: match args.encoded_slashes {
-                crate::cli::EncodedSlashes::Reject => crate::l7::path::EncodedSlashes::Reject,
-                crate::cli::EncodedSlashes::Keep => crate::l7::path::EncodedSlashes::Keep,
+                crate::cli::EncodedSlashes::Reject => portico_l7::path::EncodedSlashes::Reject,
+                crate::cli::EncodedSlashes::Keep => portico_l7::path::EncodedSlashes::Keep,
             },
             trust_forwarded_from: args.trust_forwarded_from.clone(),
             request_buffer_size: args.request_buffer_size,
@@ -258,10 +259,10 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
             drain_timeout: args.drain_timeout,
             ..Default::default()
         };
-        let l7_metrics = Arc::new(crate::l7::Metrics::default());
+        let l7_metrics = Arc::new(portico_l7::Metrics::default());
         metrics.with_registry(|r| l7_metrics.register(r));
         let https_port = https_listener.local_addr().ok().map(|a| a.port());
-        let l7 = crate::l7::L7::new(cfg, l7_metrics, https_port);
+        let l7 = portico_l7::L7::new(cfg, l7_metrics, https_port);
         let (v, e, r) = (l7.clone(), l7.clone(), l7.clone());
         let snaps = snapshots.clone();
         admin_state = admin_state
@@ -287,17 +288,17 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
 
     // LoadBalancer listeners on every EXTERNAL-IP.
     {
-        let cfg = crate::l4::L4Config {
+        let cfg = portico_l4::lb::L4Config {
             upstream: match args.l4_upstream {
-                crate::cli::L4Upstream::Endpoints => crate::l4::Upstream::Endpoints,
-                crate::cli::L4Upstream::Nodeport => crate::l4::Upstream::NodePort,
+                crate::cli::L4Upstream::Endpoints => portico_l4::lb::Upstream::Endpoints,
+                crate::cli::L4Upstream::Nodeport => portico_l4::lb::Upstream::NodePort,
             },
             proxy_protocol: args.l4_proxy_protocol,
             connection_limit: Some(connection_limit.clone()),
             ..Default::default()
         };
         let (views_tx, views_rx) =
-            tokio::sync::watch::channel(Vec::<crate::l4::ListenerView>::new());
+            tokio::sync::watch::channel(Vec::<portico_l4::lb::ListenerView>::new());
         admin_state = admin_state.with_view("loadbalancers", Arc::new(move || {
             let rows: Vec<serde_json::Value> = views_rx
                 .borrow()
@@ -312,7 +313,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
                 .collect();
             serde_json::Value::Array(rows)
         }));
-        let l4 = crate::l4::L4::new(cfg, snapshots.clone(), shutdown.clone());
+        let l4 = portico_l4::lb::L4::new(cfg, snapshots.clone(), shutdown.clone());
         tasks.spawn(async move {
             l4.run(Some(views_tx)).await;
             Ok(())
@@ -321,7 +322,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
 
     // ARP/NDP announcement of the LoadBalancer IPs this node wins.
     if !args.announce_ifaces.is_empty() {
-        let cfg = crate::announce::EdgeL2Config {
+        let cfg = portico_announce::EdgeL2Config {
             node: args.node_name.clone(),
             interfaces: args.announce_ifaces.clone(),
             gossip_listen: args.gossip_listen,
@@ -330,7 +331,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
             timing: Default::default(),
         };
         let (owned_tx, owned_rx) = tokio::sync::watch::channel(Arc::<
-            std::collections::BTreeMap<IpAddr, crate::announce::election::Assignment>,
+            std::collections::BTreeMap<IpAddr, portico_announce::election::Assignment>,
         >::default());
         admin_state = admin_state.with_view(
             "announcements",
@@ -346,7 +347,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
         );
         let (p, sd) = (snapshots.clone(), shutdown.clone());
         tasks.spawn(async move {
-            crate::announce::run_edge(cfg, p, Some(owned_tx), sd)
+            portico_announce::run_edge(cfg, p, Some(owned_tx), sd)
                 .await
                 .context("L2 announcer")
         });

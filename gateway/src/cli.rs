@@ -27,7 +27,7 @@ pub enum Command {
     Get(GetArgs),
     /// Announce IPs with ARP/NDP on an interface (diagnostics and namespace tests).
     #[command(hide = true)]
-    AnnounceDebug(crate::announce::debug::AnnounceDebugArgs),
+    AnnounceDebug(portico_announce::debug::AnnounceDebugArgs),
     /// The hellok8s demo app (used by the quickstart; one process per "pod").
     #[command(hide = true)]
     Hellok8s {
@@ -188,11 +188,11 @@ fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
 }
 
 fn parse_trusted_range(s: &str) -> Result<ipnet::IpNet, String> {
-    crate::l7::forwarded::parse_range(s).map_err(|e| e.to_string())
+    portico_l7::forwarded::parse_range(s).map_err(|e| e.to_string())
 }
 
 fn parse_buffer_size(s: &str) -> Result<usize, String> {
-    match crate::l7::annotations::parse_size(s) {
+    match portico_l7::annotations::parse_size(s) {
         Some(n) => usize::try_from(n.unwrap_or(0)).map_err(|_| format!("{s:?} is too large")),
         None => Err(format!("{s:?} is not a size such as 512k or 1m")),
     }

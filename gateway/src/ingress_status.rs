@@ -13,7 +13,7 @@ use portico_runtime::Publisher;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::l7::L7;
+use portico_l7::L7;
 
 /// The addresses an Ingress currently carries in its status.
 fn current_ips(snap: &Snapshot, key: &ObjectKey) -> Vec<IpAddr> {

@@ -17,17 +17,17 @@ fn main() -> anyhow::Result<()> {
     let runtime = builder.enable_all().build()?;
     runtime.block_on(async move {
         match cli.command {
-            Some(Command::Get(args)) => gateway::get::run(args).await,
+            Some(Command::Get(args)) => gateway::commands::get::run(args).await,
             Some(Command::AnnounceDebug(args)) => {
                 telemetry::init_logging("info", false);
-                Ok(gateway::announce::debug::run(args, telemetry::shutdown_on_signals()).await?)
+                Ok(portico_announce::debug::run(args, telemetry::shutdown_on_signals()).await?)
             }
             Some(Command::Hellok8s { listen, name }) => {
                 hellok8s::run(listen, name, tokio_util::sync::CancellationToken::new()).await
             }
             Some(Command::Quickstart(args)) => {
                 telemetry::init_logging("info", false);
-                gateway::quickstart::run(args, telemetry::shutdown_on_signals()).await
+                gateway::commands::quickstart::run(args, telemetry::shutdown_on_signals()).await
             }
             None => {
                 telemetry::init_logging("info", cli.run.log_json);

@@ -20,7 +20,7 @@ const VIP6: &str = "fd77::100";
 #[derive(Parser)]
 struct ChildCli {
     #[command(flatten)]
-    args: gateway::announce::debug::AnnounceDebugArgs,
+    args: portico_announce::debug::AnnounceDebugArgs,
 }
 
 /// Not a test of its own: the process the lab starts inside an edge namespace. Does nothing
@@ -50,7 +50,7 @@ fn zz_child_entry_point() {
             term.recv().await;
             stop.cancel();
         });
-        gateway::announce::debug::run(cli.args, shutdown)
+        portico_announce::debug::run(cli.args, shutdown)
             .await
             .expect("announcer runs");
     });

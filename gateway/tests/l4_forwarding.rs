@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use gateway::l4::{L4, L4Config, Upstream, proxy_protocol};
+use portico_l4::lb::{L4, L4Config, Upstream, proxy_protocol};
 use portico_model::state::Object;
 use portico_model::{ClusterState, Origin, Snapshot, translate};
 use portico_runtime::publisher::Publisher;
@@ -144,7 +144,7 @@ impl World {
 struct Running {
     snapshots: Arc<Publisher<Snapshot>>,
     shutdown: CancellationToken,
-    views: tokio::sync::watch::Receiver<Vec<gateway::l4::ListenerView>>,
+    views: tokio::sync::watch::Receiver<Vec<portico_l4::lb::ListenerView>>,
 }
 
 impl Drop for Running {

@@ -14,11 +14,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gateway::announce::announcer::{self, AnnouncerConfig};
-use gateway::announce::membership::Alive;
-use gateway::announce::responder::AnnounceTiming;
-use gateway::l4::{L4, L4Config};
 use lab::Lab;
+use portico_announce::announcer::{self, AnnouncerConfig};
+use portico_announce::membership::Alive;
+use portico_announce::responder::AnnounceTiming;
+use portico_l4::lb::{L4, L4Config};
 use portico_model::state::Object;
 use portico_model::{ClusterState, Origin, Snapshot, translate};
 use portico_runtime::publisher::Publisher;
@@ -138,7 +138,7 @@ fn curl_from_the_client_reaches_the_origin_through_the_external_ip() {
     }
     let mut lab = Lab::new("l");
     let edge = lab.add_edge(1);
-    // The pools are local on the edge without being on a NIC (see gateway::l4).
+    // The pools are local on the edge without being on a NIC (see portico_l4::lb).
     let routes: [&[&str]; 2] = [
         &["ip", "route", "add", "local", "10.77.0.100/32", "dev", "lo"],
         &[

@@ -7,8 +7,8 @@ mod l7common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use gateway::l7::{AccessLog, L7Config};
 use l7common::*;
+use portico_l7::{AccessLog, L7Config};
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);

@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use gateway::l7::L7Config;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use l7common::*;
+use portico_l7::L7Config;
 use tokio::net::TcpStream;
 
 const CLIENTS: usize = 8;

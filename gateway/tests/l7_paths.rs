@@ -8,9 +8,9 @@ mod l7common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use gateway::l7::L7Config;
-use gateway::l7::path::EncodedSlashes;
 use l7common::*;
+use portico_l7::L7Config;
+use portico_l7::path::EncodedSlashes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

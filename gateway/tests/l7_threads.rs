@@ -5,8 +5,8 @@ mod l7common;
 
 use std::time::Duration;
 
-use gateway::l7::L7Config;
 use l7common::*;
+use portico_l7::L7Config;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -3,8 +3,8 @@
 #[path = "common/l7.rs"]
 mod l7common;
 
-use gateway::l7::L7Config;
 use l7common::*;
+use portico_l7::L7Config;
 
 fn cert(cn: &str, names: &[&str]) -> (String, String) {
     let mut params =

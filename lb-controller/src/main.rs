@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use lb_controller::kube::metrics::LbMetrics;
-use lb_controller::kube::{KubeConfig, KubeView, LeaseConfig, default_identity};
+use portico_allocator::kube::metrics::LbMetrics;
+use portico_allocator::kube::{KubeConfig, KubeView, LeaseConfig, default_identity};
 use portico_cluster::Pipeline;
 use portico_runtime::admin::{self, AdminState};
 use portico_runtime::{Metrics, Publisher, telemetry};
@@ -70,9 +70,9 @@ enum Command {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Some(Command::Crds { out: Some(dir) }) => return lb_controller::crds::write_to(&dir),
+        Some(Command::Crds { out: Some(dir) }) => return portico_allocator::crds::write_to(&dir),
         Some(Command::Crds { out: None }) => {
-            print!("{}", lb_controller::crds::stream()?);
+            print!("{}", portico_allocator::crds::stream()?);
             return Ok(());
         }
         Some(Command::Rbac) => {
@@ -143,7 +143,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let sd = shutdown.clone();
             tasks.spawn(async move { Ok(admin::serve(listener, state, sd).await?) });
         }
-        let elected = lb_controller::kube::run_on(client, cfg, rx, view, shutdown.clone()).await;
+        let elected = portico_allocator::kube::run_on(client, cfg, rx, view, shutdown.clone()).await;
         shutdown.cancel();
         elected?;
         while let Some(r) = tasks.join_next().await {

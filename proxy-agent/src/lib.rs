@@ -1,13 +1,8 @@
 //! Portico's node agent: kube-proxy's job in user space. ClusterIP:port and nodeIP:nodePort
 //! frontends forward TCP and UDP to the endpoints of the current snapshot.
 //!
-//! - [`forward`]: the reusable L4 engine (frontends, picker, listeners, reconciler).
-//! - [`userspace`]: which frontends this node serves, reconciled on every publish.
-//! - [`run`]: the whole agent: a source, the pipeline, the datapath and the admin API.
-
-pub mod forward;
-pub mod metrics;
-pub mod userspace;
+//! [`run`] is the whole agent: a source, the pipeline, the datapath (`portico-datapath`, on the
+//! one L4 relay of `portico-l4`) and the admin API; `main.rs` parses arguments and calls it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,7 +19,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
-pub use userspace::{AgentConfig, Datapath};
+use portico_datapath::userspace;
+pub use portico_datapath::{AgentConfig, Datapath};
 
 /// Everything the agent needs to run.
 #[derive(Clone, Debug)]
@@ -136,7 +132,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunE
 
     let datapath = Datapath::new(config.agent.clone());
     let status = datapath.status();
-    let collector = crate::metrics::DatapathCollector::new(status.clone());
+    let collector = portico_datapath::metrics::DatapathCollector::new(status.clone());
     metrics.with_registry(|registry| registry.register_collector(Box::new(collector)));
     {
         let (p, sd) = (snapshots.clone(), shutdown.clone());
@@ -204,6 +200,3 @@ fn bind_errors(status: &userspace::Status) -> Vec<Invalid> {
     });
     binds.chain(conflicts).collect()
 }
-
-#[cfg(test)]
-mod test_support;

@@ -1,7 +1,7 @@
 //! The immutable snapshot every data plane reads. Built by [`crate::translate`], published once
 //! through one `ArcSwap`, never mutated afterwards.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -61,5 +61,19 @@ impl Snapshot {
 
     pub fn endpoints_of(&self, key: &ObjectKey) -> Option<&Arc<ServiceEndpoints>> {
         self.endpoints.get(key)
+    }
+
+    /// Nodes with a ready endpoint of the Service `key` (for `externalTrafficPolicy: Local`: the
+    /// announcer elects among them, the LoadBalancer listeners forward only on them).
+    pub fn nodes_with_ready_endpoint(&self, key: &ObjectKey) -> BTreeSet<String> {
+        let Some(eps) = self.endpoints_of(key) else {
+            return BTreeSet::new();
+        };
+        eps.ports
+            .values()
+            .flat_map(|p| p.all.iter())
+            .filter(|b| b.ready)
+            .filter_map(|b| b.node_name.clone())
+            .collect()
     }
 }

@@ -7,6 +7,7 @@ pub mod fake_api;
 pub mod origin;
 pub mod recording;
 pub mod require;
+pub mod snapshots;
 
 pub use bin::{ChildGuard, bin_under_test, cargo_bin};
 pub use fake_api::FakeApiServer;

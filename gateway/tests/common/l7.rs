@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use gateway::l7::{L7, L7Config, Metrics};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
@@ -17,6 +16,7 @@ use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use portico_l7::{L7, L7Config, Metrics};
 use portico_model::control_plane::{Allocations, ControlPlaneConfig, complete};
 use portico_model::manifest::parse_file;
 use portico_model::{ClusterState, Snapshot, translate};
