@@ -40,7 +40,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--bin-dir", type=Path, default=REPO / "target" / "release", help="where gateway and hellok8s are")
     p.add_argument("--perf", help="comma-separated scenarios in which to profile Portico with perf (one extra, uncounted run)")
     p.add_argument("--baseline-bin-dir", type=Path,
-                   help="another build's gateway (e.g. before a change): run it as `portico-before` in the base scenarios")
+                   help="another build's gateway (e.g. before a change): run it as `portico-before` in the base, hosts10k and propagation scenarios")
     p.add_argument("--keep-tmp", action="store_true", help="keep the generated configurations and logs")
     return p.parse_args(argv)
 
@@ -94,7 +94,8 @@ def document(args: argparse.Namespace, command: str, machine_lines: list[str], r
             "directory; nginx and HAProxy: the configuration file rewritten and the reload signal sent) to "
             "the first `200` for the new host, polled with new connections in a tight loop from cpu1.",
             "",
-            report.propagation_md(runner.propagation, ["portico", "nginx", "haproxy"]),
+            report.propagation_md(runner.propagation, ["portico", "nginx", "haproxy"]
+                                  + (["portico-before"] if args.baseline_bin_dir else [])),
             "",
         ]
     if runner.headroom:

@@ -224,9 +224,12 @@ class Runner:
             return Site(upstreams={"hello": o.hello}, hosts=configs.many_hosts(10000))
 
         load = Load("hosts.lua", 64, "", extra_env={"HOSTS": "10000", "SUFFIX": SUFFIX})
+        hosts_contenders: list[Contender] = [Portico(tmp, cert, "hosts"), Nginx(tmp, cert, "hosts"),
+                                             HAProxy(tmp, cert, "hosts")]
+        if self.opts.baseline is not None:
+            hosts_contenders.append(PorticoBefore(tmp, cert, "hosts", self.opts.baseline))
         self.run_group("hosts", [("hosts10k", "10,000 Ingress hosts, 64 conns", load, None)],
-                       [Portico(tmp, cert, "hosts"), Nginx(tmp, cert, "hosts"), HAProxy(tmp, cert, "hosts")],
-                       hosts_site, f"h9999.{SUFFIX}")
+                       hosts_contenders, hosts_site, f"h9999.{SUFFIX}")
 
         def churn_site() -> Site:
             s = self.base_site()
@@ -287,8 +290,10 @@ class Runner:
         o, tmp, cert = self.origins, self.opts.tmp, self.cert
         for n in sizes:
             self.propagation[n] = {}
-            for cls in (Portico, Nginx, HAProxy):
-                c = cls(tmp, cert, f"prop{n}")
+            contenders: list[Contender] = [cls(tmp, cert, f"prop{n}") for cls in (Portico, Nginx, HAProxy)]
+            if self.opts.baseline is not None:
+                contenders.append(PorticoBefore(tmp, cert, f"prop{n}", self.opts.baseline))
+            for c in contenders:
                 site = Site(upstreams={"hello": o.hello}, hosts=configs.many_hosts(n))
                 self.opts.log(f"[propagation] {n} Ingresses: starting {c.name}")
                 try:
