@@ -31,8 +31,6 @@ KNOWN_LONG_FNS = {
     "crates/l7/src/annotations.rs fn parse_options",
     "crates/l7/src/proxy.rs fn proxy",
     "crates/l7/src/table/build.rs fn build_incremental",
-    "crates/model/src/control_plane.rs fn complete",
-    "crates/model/src/service.rs fn from_k8s",
     "crates/model/src/translate.rs fn translate",
     "gateway/src/app.rs fn run",
     "gateway/src/commands/get.rs fn run",

@@ -53,8 +53,31 @@ pub struct Allocations {
 /// report conflicts. A Service whose requested ClusterIP or NodePort is taken is refused
 /// whole, as the API server would refuse to create it; the Service that had it keeps it.
 pub fn complete(state: &mut ClusterState, cfg: &ControlPlaneConfig, alloc: &mut Allocations) {
-    // Oldest first; without timestamps (plain manifests), in the order they are written
-    // (file, then document): the order the API server would have seen them in.
+    let order = creation_order(state);
+    alloc
+        .cluster_ips
+        .retain(|k, _| state.services.contains_key(k));
+    alloc
+        .node_ports
+        .retain(|(k, _), _| state.services.contains_key(k));
+
+    // Pass 1: requested values, in order; the first holder wins.
+    let mut claims = Claims::default();
+    for key in &order {
+        claims.claim_requested(state, cfg, key);
+    }
+    claims.release_refused(alloc);
+    // Pass 2: assign what was not requested.
+    for key in &order {
+        claims.assign(state, cfg, alloc, key);
+    }
+
+    generate_endpoint_slices(state);
+}
+
+/// Oldest first; without timestamps (plain manifests), in the order they are written (file, then
+/// document): the order the API server would have seen them in.
+fn creation_order(state: &ClusterState) -> Vec<ObjectKey> {
     let mut order: Vec<ObjectKey> = state.services.keys().cloned().collect();
     order.sort_by_key(|k| {
         let ts = state.services[k]
@@ -65,24 +88,29 @@ pub fn complete(state: &mut ClusterState, cfg: &ControlPlaneConfig, alloc: &mut 
         let origin = state.origin("Service", k);
         (ts.is_none(), ts, origin.file, origin.document, k.clone())
     });
-    alloc
-        .cluster_ips
-        .retain(|k, _| state.services.contains_key(k));
-    alloc
-        .node_ports
-        .retain(|(k, _), _| state.services.contains_key(k));
+    order
+}
 
-    let mut used_ips: BTreeMap<IpAddr, ObjectKey> = BTreeMap::new();
-    let mut used_ports: BTreeMap<u16, ObjectKey> = BTreeMap::new();
-    let mut refused: BTreeSet<ObjectKey> = BTreeSet::new();
+/// Who holds which ClusterIP and NodePort during one `complete`, and who was refused.
+#[derive(Default)]
+struct Claims {
+    ips: BTreeMap<IpAddr, ObjectKey>,
+    ports: BTreeMap<u16, ObjectKey>,
+    refused: BTreeSet<ObjectKey>,
+}
 
-    // Pass 1: requested values, in order; the first holder wins.
-    for key in &order {
-        let svc = &state.services[key];
-        let spec = svc.spec.clone().unwrap_or_default();
+impl Claims {
+    /// Pass 1 for one Service: claim the ClusterIP and NodePorts it asks for, or refuse it.
+    fn claim_requested(
+        &mut self,
+        state: &mut ClusterState,
+        cfg: &ControlPlaneConfig,
+        key: &ObjectKey,
+    ) {
+        let spec = state.services[key].spec.clone().unwrap_or_default();
         if let Some((field, msg)) = requested_ip_problem(&spec, &cfg.service_cidr) {
-            refuse(state, &mut refused, key, &field, msg);
-            continue;
+            refuse(state, &mut self.refused, key, &field, msg);
+            return;
         }
         if let Some(ip) = spec
             .cluster_ip
@@ -90,17 +118,12 @@ pub fn complete(state: &mut ClusterState, cfg: &ControlPlaneConfig, alloc: &mut 
             .filter(|s| !s.is_empty() && *s != "None")
             .and_then(|s| s.parse::<IpAddr>().ok())
         {
-            if let Some(holder) = used_ips.get(&ip) {
-                refuse(
-                    state,
-                    &mut refused,
-                    key,
-                    "spec.clusterIP",
-                    format!("{ip} is already allocated to Service {holder}"),
-                );
-                continue;
+            if let Some(holder) = self.ips.get(&ip) {
+                let msg = format!("{ip} is already allocated to Service {holder}");
+                refuse(state, &mut self.refused, key, "spec.clusterIP", msg);
+                return;
             }
-            used_ips.insert(ip, key.clone());
+            self.ips.insert(ip, key.clone());
         }
         for (i, p) in spec.ports.iter().flatten().enumerate() {
             let Some(np) = p
@@ -110,82 +133,81 @@ pub fn complete(state: &mut ClusterState, cfg: &ControlPlaneConfig, alloc: &mut 
             else {
                 continue;
             };
+            let field = format!("spec.ports[{i}].nodePort");
             if !cfg.node_port_range.contains(&np) {
                 let r = &cfg.node_port_range;
-                refuse(
-                    state,
-                    &mut refused,
-                    key,
-                    &format!("spec.ports[{i}].nodePort"),
-                    format!(
-                        "{np} is outside the node port range {}-{}",
-                        r.start(),
-                        r.end()
-                    ),
+                let msg = format!(
+                    "{np} is outside the node port range {}-{}",
+                    r.start(),
+                    r.end()
                 );
+                refuse(state, &mut self.refused, key, &field, msg);
                 break;
             }
-            if let Some(holder) = used_ports.get(&np) {
-                refuse(
-                    state,
-                    &mut refused,
-                    key,
-                    &format!("spec.ports[{i}].nodePort"),
-                    format!("{np} is already allocated to Service {holder}"),
-                );
+            if let Some(holder) = self.ports.get(&np) {
+                let msg = format!("{np} is already allocated to Service {holder}");
+                refuse(state, &mut self.refused, key, &field, msg);
                 break;
             }
-            used_ports.insert(np, key.clone());
+            self.ports.insert(np, key.clone());
         }
     }
-    // Free what refused Services had claimed in pass 1.
-    used_ips.retain(|_, k| !refused.contains(k));
-    used_ports.retain(|_, k| !refused.contains(k));
-    alloc
-        .cluster_ips
-        .retain(|k, ip| !refused.contains(k) && used_ips.get(ip).is_none_or(|h| h == k));
-    alloc
-        .node_ports
-        .retain(|(k, _), p| !refused.contains(k) && used_ports.get(p).is_none_or(|h| h == k));
-    for (k, ip) in &alloc.cluster_ips {
-        used_ips.insert(*ip, k.clone());
-    }
-    for ((k, _), p) in &alloc.node_ports {
-        used_ports.insert(*p, k.clone());
+
+    /// Between the passes: free what refused Services had claimed, and take back the earlier
+    /// allocations still valid.
+    fn release_refused(&mut self, alloc: &mut Allocations) {
+        let refused = &self.refused;
+        self.ips.retain(|_, k| !refused.contains(k));
+        self.ports.retain(|_, k| !refused.contains(k));
+        let (ips, ports) = (&self.ips, &self.ports);
+        alloc
+            .cluster_ips
+            .retain(|k, ip| !refused.contains(k) && ips.get(ip).is_none_or(|h| h == k));
+        alloc
+            .node_ports
+            .retain(|(k, _), p| !refused.contains(k) && ports.get(p).is_none_or(|h| h == k));
+        for (k, ip) in &alloc.cluster_ips {
+            self.ips.insert(*ip, k.clone());
+        }
+        for ((k, _), p) in &alloc.node_ports {
+            self.ports.insert(*p, k.clone());
+        }
     }
 
-    // Pass 2: assign what was not requested.
-    for key in &order {
-        if refused.contains(key) {
+    /// Pass 2 for one Service: drop it if refused, else give it what it did not ask for.
+    fn assign(
+        &mut self,
+        state: &mut ClusterState,
+        cfg: &ControlPlaneConfig,
+        alloc: &mut Allocations,
+        key: &ObjectKey,
+    ) {
+        if self.refused.contains(key) {
             state.services.remove(key);
-            continue;
+            return;
         }
         let mut svc = (*state.services[key]).clone();
         let spec = svc.spec.get_or_insert_with(Default::default);
         let type_ = spec.type_.clone().unwrap_or_else(|| "ClusterIP".into());
         if type_ == "ExternalName" {
-            continue;
+            return;
         }
         let headless = spec.cluster_ip.as_deref() == Some("None");
         if !headless && spec.cluster_ip.as_deref().is_none_or(str::is_empty) {
             let ip = match alloc.cluster_ips.get(key) {
                 Some(ip) => Some(*ip),
-                None => pick_ip(&cfg.service_cidr, key, &used_ips),
+                None => pick_ip(&cfg.service_cidr, key, &self.ips),
             };
-            match ip {
-                Some(ip) => {
-                    used_ips.insert(ip, key.clone());
-                    alloc.cluster_ips.insert(key.clone(), ip);
-                    spec.cluster_ip = Some(ip.to_string());
-                    spec.cluster_ips = Some(vec![ip.to_string()]);
-                }
-                None => {
-                    let msg = format!("no free address in the service range {}", cfg.service_cidr);
-                    refuse(state, &mut refused, key, "spec.clusterIP", msg);
-                    state.services.remove(key);
-                    continue;
-                }
-            }
+            let Some(ip) = ip else {
+                let msg = format!("no free address in the service range {}", cfg.service_cidr);
+                refuse(state, &mut self.refused, key, "spec.clusterIP", msg);
+                state.services.remove(key);
+                return;
+            };
+            self.ips.insert(ip, key.clone());
+            alloc.cluster_ips.insert(key.clone(), ip);
+            spec.cluster_ip = Some(ip.to_string());
+            spec.cluster_ips = Some(vec![ip.to_string()]);
         } else if !headless && spec.cluster_ips.is_none() {
             spec.cluster_ips = spec.cluster_ip.clone().map(|ip| vec![ip]);
         }
@@ -199,10 +221,10 @@ pub fn complete(state: &mut ClusterState, cfg: &ControlPlaneConfig, alloc: &mut 
                 }
                 let np = match alloc.node_ports.get(&(key.clone(), i)) {
                     Some(np) => Some(*np),
-                    None => pick_port(&cfg.node_port_range, key, i, &used_ports),
+                    None => pick_port(&cfg.node_port_range, key, i, &self.ports),
                 };
                 if let Some(np) = np {
-                    used_ports.insert(np, key.clone());
+                    self.ports.insert(np, key.clone());
                     alloc.node_ports.insert((key.clone(), i), np);
                     p.node_port = Some(i32::from(np));
                 }
@@ -210,8 +232,6 @@ pub fn complete(state: &mut ClusterState, cfg: &ControlPlaneConfig, alloc: &mut 
         }
         state.services.insert(key.clone(), Arc::new(svc));
     }
-
-    generate_endpoint_slices(state);
 }
 
 /// Why the API server would refuse the ClusterIPs a Service asks for (`spec.clusterIP`, then
