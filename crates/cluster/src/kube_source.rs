@@ -170,75 +170,27 @@ impl Stores {
         changed: &Arc<Notify>,
     ) -> Self {
         let cfg = watcher::Config::default;
-        let c = || changed.clone();
-        let on = |k: Kind| kinds.contains(&k);
+        let mut s = Starter {
+            client,
+            kinds,
+            tasks,
+            changed,
+        };
         Self {
-            services: on(Kind::Service).then(|| {
-                reflect(
-                    tasks,
-                    Api::all(client.clone()),
-                    cfg(),
-                    "Service",
-                    false,
-                    c(),
-                )
-            }),
-            endpoint_slices: on(Kind::EndpointSlice).then(|| {
-                reflect(
-                    tasks,
-                    Api::all(client.clone()),
-                    cfg(),
-                    "EndpointSlice",
-                    false,
-                    c(),
-                )
-            }),
-            nodes: on(Kind::Node)
-                .then(|| reflect(tasks, Api::all(client.clone()), cfg(), "Node", false, c())),
-            namespaces: on(Kind::Namespace).then(|| {
-                reflect(
-                    tasks,
-                    Api::all(client.clone()),
-                    cfg(),
-                    "Namespace",
-                    false,
-                    c(),
-                )
-            }),
-            secrets: on(Kind::Secret).then(|| {
-                reflect(
-                    tasks,
-                    Api::all(client.clone()),
-                    cfg().fields("type=kubernetes.io/tls"),
-                    "Secret",
-                    false,
-                    c(),
-                )
-            }),
-            ingresses: on(Kind::Ingress).then(|| {
-                reflect(
-                    tasks,
-                    Api::all(client.clone()),
-                    cfg(),
-                    "Ingress",
-                    false,
-                    c(),
-                )
-            }),
-            ingress_classes: on(Kind::IngressClass).then(|| {
-                reflect(
-                    tasks,
-                    Api::all(client.clone()),
-                    cfg(),
-                    "IngressClass",
-                    false,
-                    c(),
-                )
-            }),
-            ip_address_pools: on(Kind::IPAddressPool)
-                .then(|| reflect_custom::<IPAddressPool>(tasks, client, "IPAddressPool", c())),
-            l2_advertisements: on(Kind::L2Advertisement)
-                .then(|| reflect_custom::<L2Advertisement>(tasks, client, "L2Advertisement", c())),
+            services: s.all(Kind::Service, "Service", cfg()),
+            endpoint_slices: s.all(Kind::EndpointSlice, "EndpointSlice", cfg()),
+            nodes: s.all(Kind::Node, "Node", cfg()),
+            namespaces: s.all(Kind::Namespace, "Namespace", cfg()),
+            secrets: s.all(
+                Kind::Secret,
+                "Secret",
+                cfg().fields("type=kubernetes.io/tls"),
+            ),
+            ingresses: s.all(Kind::Ingress, "Ingress", cfg()),
+            ingress_classes: s.all(Kind::IngressClass, "IngressClass", cfg()),
+            ip_address_pools: s.custom::<IPAddressPool>(Kind::IPAddressPool, "IPAddressPool"),
+            l2_advertisements: s
+                .custom::<L2Advertisement>(Kind::L2Advertisement, "L2Advertisement"),
         }
     }
 
@@ -285,6 +237,40 @@ impl Stores {
             invalid,
             ..ClusterState::default()
         }
+    }
+}
+
+/// Starts the reflector of one kind when it is wanted.
+struct Starter<'a> {
+    client: &'a Client,
+    kinds: &'a BTreeSet<Kind>,
+    tasks: &'a mut JoinSet<()>,
+    changed: &'a Arc<Notify>,
+}
+
+impl Starter<'_> {
+    /// A built-in kind, watched in every namespace.
+    fn all<K>(&mut self, k: Kind, name: &'static str, cfg: watcher::Config) -> Option<Reflected<K>>
+    where
+        K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+        K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
+    {
+        let api = Api::all(self.client.clone());
+        let changed = self.changed.clone();
+        self.kinds
+            .contains(&k)
+            .then(|| reflect(self.tasks, api, cfg, name, false, changed))
+    }
+
+    /// A custom resource, read untyped (see [`reflect_custom`]).
+    fn custom<K>(&mut self, k: Kind, name: &'static str) -> Option<Reflected<DynamicObject>>
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        let changed = self.changed.clone();
+        self.kinds
+            .contains(&k)
+            .then(|| reflect_custom::<K>(self.tasks, self.client, name, changed))
     }
 }
 
