@@ -25,9 +25,6 @@ KNOWN_LONG_FILES = {
     "crates/l7/src/table/build.rs",
 }
 KNOWN_LONG_FNS = {
-    "crates/allocator/src/kube/mod.rs fn sync",
-    "crates/allocator/src/request.rs fn from_service",
-    "crates/allocator/src/standalone/mod.rs fn apply",
     "crates/l7/src/annotations.rs fn parse_options",
     "crates/l7/src/proxy.rs fn proxy",
     "crates/l7/src/table/build.rs fn build_incremental",
