@@ -31,8 +31,6 @@ KNOWN_LONG_FNS = {
     "crates/model/src/control_plane.rs fn complete",
     "crates/model/src/service.rs fn from_k8s",
     "crates/model/src/translate.rs fn translate",
-    "gateway/src/app.rs fn run",
-    "gateway/src/commands/get.rs fn run",
 }
 
 FN_RE = re.compile(r"^\s*(pub(\([^)]*\))?\s+)?(const\s+)?(async\s+)?(unsafe\s+)?fn\s+(\w+)")

@@ -112,10 +112,13 @@ mod tests {
     #[error("the fake announcer broke")]
     struct Broken;
 
+    /// What the fake was told to apply: (generation, addresses), in order.
+    type Applied = Arc<Mutex<Vec<(u64, Vec<IpAddr>)>>>;
+
     /// Announces one address per snapshot generation, from every node (no election); records
     /// what it was told to apply, and whether it was stopped.
     struct Fake {
-        applied: Arc<Mutex<Vec<(u64, Vec<IpAddr>)>>>,
+        applied: Applied,
         stopped: Arc<Mutex<bool>>,
         wake: mpsc::Receiver<Result<(), Broken>>,
     }
@@ -148,21 +151,28 @@ mod tests {
         }
     }
 
-    fn fake() -> (
-        Fake,
-        mpsc::Sender<Result<(), Broken>>,
-        Arc<Mutex<Vec<(u64, Vec<IpAddr>)>>>,
-        Arc<Mutex<bool>>,
-    ) {
+    /// The test's side of a [`Fake`].
+    struct Handles {
+        wake: mpsc::Sender<Result<(), Broken>>,
+        applied: Applied,
+        stopped: Arc<Mutex<bool>>,
+    }
+
+    fn fake() -> (Fake, Handles) {
         let (tx, wake) = mpsc::channel(4);
-        let applied = Arc::new(Mutex::new(Vec::new()));
+        let applied = Applied::default();
         let stopped = Arc::new(Mutex::new(false));
         let f = Fake {
             applied: applied.clone(),
             stopped: stopped.clone(),
             wake,
         };
-        (f, tx, applied, stopped)
+        let handles = Handles {
+            wake: tx,
+            applied,
+            stopped,
+        };
+        (f, handles)
     }
 
     async fn settle() {
@@ -174,7 +184,14 @@ mod tests {
     #[tokio::test]
     async fn every_snapshot_and_every_change_is_applied_and_shutdown_stops_the_announcer() {
         let snapshots = Publisher::new(Snapshot::default());
-        let (announcer, wake, applied, stopped) = fake();
+        let (
+            announcer,
+            Handles {
+                wake,
+                applied,
+                stopped,
+            },
+        ) = fake();
         let (owned_tx, owned_rx) = watch::channel(Arc::<Announcements>::default());
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(run(
@@ -211,9 +228,9 @@ mod tests {
     #[tokio::test]
     async fn a_failing_announcer_ends_the_run_with_its_error() {
         let snapshots = Publisher::new(Snapshot::default());
-        let (announcer, wake, _applied, _stopped) = fake();
+        let (announcer, handles) = fake();
         let task = tokio::spawn(run(announcer, snapshots, None, CancellationToken::new()));
-        wake.send(Err(Broken)).await.expect("running");
+        handles.wake.send(Err(Broken)).await.expect("running");
         let r = task.await.expect("joined");
         assert!(matches!(r, Err(Broken)), "{r:?}");
     }
