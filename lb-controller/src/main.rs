@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use portico_allocator::kube::{ControllerConfig, run_controller};
+use portico_allocator::kube::process::{ControllerConfig, run_controller};
 use portico_runtime::admin;
 use portico_runtime::telemetry;
 

@@ -8,7 +8,7 @@ use portico_runtime::admin;
 use tokio::net::TcpListener;
 use tracing::info;
 
-use super::Parts;
+use super::parts::Parts;
 
 pub(super) fn start(parts: &mut Parts, listener: TcpListener, addr: SocketAddr) {
     let (st, sd) = (parts.admin.clone(), parts.shutdown.clone());

@@ -11,7 +11,7 @@ use portico_cluster::StateRx;
 use portico_runtime::Publisher;
 use tracing::info;
 
-use super::Parts;
+use super::parts::Parts;
 use super::source::Source;
 use crate::cli::RunArgs;
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use portico_announce::{Announcements, AnnouncerKind, EdgeL2Config};
 
-use super::Parts;
+use super::parts::Parts;
 use crate::cli::RunArgs;
 
 /// Start the announcer `--announce` names. L2 runs when interfaces are given

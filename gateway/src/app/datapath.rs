@@ -2,7 +2,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use super::Parts;
+use super::parts::Parts;
 use crate::cli::RunArgs;
 
 /// Start the datapath unless `--no-service-proxy`. Standalone without `--node-ip`, NodePorts

@@ -9,7 +9,7 @@ use portico_runtime::connections::ConnectionLimit;
 use tokio::net::TcpListener;
 use tracing::info;
 
-use super::Parts;
+use super::parts::Parts;
 use crate::cli::{AccessLog, EncodedSlashes, Http1Engine, RunArgs};
 
 /// The router's listeners, bound before anything is served.

@@ -83,7 +83,7 @@ pub async fn run(
 }
 
 /// The writer as one of the gateway's parts: kube mode only (`client`), beside the router `l7`.
-pub(super) fn spawn(parts: &mut super::Parts, client: Option<kube::Client>, l7: &L7) {
+pub(super) fn spawn(parts: &mut super::parts::Parts, client: Option<kube::Client>, l7: &L7) {
     let Some(client) = client else {
         return;
     };

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use portico_l4::lb::{L4, L4Config, ListenerView, Upstream};
 use portico_runtime::connections::ConnectionLimit;
 
-use super::Parts;
+use super::parts::Parts;
 use crate::cli::{L4Upstream, RunArgs};
 
 /// One listener as the admin API shows it.

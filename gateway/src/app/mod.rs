@@ -12,6 +12,7 @@ mod datapath;
 mod ingress;
 pub mod ingress_status;
 mod loadbalancer;
+mod parts;
 mod source;
 
 use std::sync::Arc;
@@ -27,24 +28,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
 use crate::cli::RunArgs;
+use parts::Parts;
 pub use source::parse_port_range;
-
-/// What every part is built with: the snapshots it reads, the metrics registry, the admin
-/// state it adds views to, and the task set it runs in.
-pub(crate) struct Parts {
-    pub snapshots: Arc<Publisher<Snapshot>>,
-    pub metrics: Arc<Metrics>,
-    pub admin: AdminState,
-    pub tasks: JoinSet<anyhow::Result<()>>,
-    pub shutdown: CancellationToken,
-}
-
-impl Parts {
-    /// Add to the admin state (views, error lists, readiness checks).
-    pub fn admin(&mut self, add: impl FnOnce(AdminState) -> AdminState) {
-        self.admin = add(self.admin.clone());
-    }
-}
 
 /// Run until `shutdown`. Listeners are bound here, before anything is served, so that a port in
 /// use is an immediate, clear error.

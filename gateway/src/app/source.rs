@@ -6,7 +6,7 @@ use portico_cluster::manifests::{self, ManifestsConfig};
 use portico_cluster::{Pipeline, StateRx, state_channel};
 use portico_model::control_plane::ControlPlaneConfig;
 
-use super::Parts;
+use super::parts::Parts;
 use crate::cli::RunArgs;
 
 /// Parse `FIRST-LAST`.

@@ -14,7 +14,7 @@ use portico_model::{ClusterState, ObjectKey};
 use serde_json::json;
 use tracing::{info, warn};
 
-use super::Elector;
+use super::lease::Elector;
 use crate::candidates::{Candidates, candidates};
 use crate::standalone::{AllocationView, ServiceAllocation};
 use crate::{

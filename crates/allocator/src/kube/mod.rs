@@ -13,7 +13,7 @@
 mod controller;
 pub mod lease;
 pub mod metrics;
-mod process;
+pub mod process;
 
 use std::sync::Arc;
 
@@ -26,7 +26,6 @@ use crate::standalone::AllocationView;
 use controller::Controller;
 pub use lease::{ElectionError, Elector, LeaseConfig, default_identity};
 use portico_runtime::Publisher;
-pub use process::{ControllerConfig, run_controller};
 use serde::Serialize;
 
 #[derive(Clone, Debug)]
