@@ -36,15 +36,10 @@ KNOWN_CIRCLES = {
     ("crates/l7/src/table/build.rs", "crates/l7/src/table/cache.rs"),
 }
 KNOWN_LONG_FNS = {
-    "crates/allocator/src/kube/mod.rs fn sync",
-    "crates/allocator/src/request.rs fn from_service",
-    "crates/allocator/src/standalone/mod.rs fn apply",
     "crates/l7/src/annotations.rs fn parse_options",
     "crates/l7/src/proxy.rs fn proxy",
     "crates/l7/src/table/build.rs fn build_incremental",
     "crates/model/src/translate.rs fn translate",
-    "gateway/src/app.rs fn run",
-    "gateway/src/commands/get.rs fn run",
 }
 
 FN_RE = re.compile(r"^\s*(pub(\([^)]*\))?\s+)?(const\s+)?(async\s+)?(unsafe\s+)?fn\s+(\w+)")

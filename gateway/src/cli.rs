@@ -159,6 +159,11 @@ pub struct RunArgs {
     /// `portico.dev/proxy-protocol: v2|none`).
     #[arg(long)]
     pub l4_proxy_protocol: bool,
+    /// How this node announces the LoadBalancer IPs it takes traffic for: `l2` answers ARP/NDP
+    /// on the `--announce-iface` interfaces for the IPs it wins the election for among the live
+    /// edge nodes.
+    #[arg(long, value_enum, default_value_t = portico_announce::AnnouncerKind::L2)]
+    pub announce: portico_announce::AnnouncerKind,
     /// Answer ARP/NDP for the LoadBalancer IPs this node owns, on this interface (repeatable).
     /// Without it no L2 announcement runs (standalone on loopback needs none).
     #[arg(long = "announce-iface")]
@@ -311,6 +316,18 @@ mod tests {
             let e = Cli::try_parse_from(["gateway", "--admin-addr", bad]).expect_err(bad);
             assert!(e.to_string().contains("--admin-addr"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn the_announcer_is_chosen_by_name_and_an_unknown_one_is_refused() {
+        let cli = Cli::try_parse_from(["gateway"]).expect("default");
+        assert_eq!(cli.run.announce, portico_announce::AnnouncerKind::L2);
+        let cli = Cli::try_parse_from(["gateway", "--announce", "l2"]).expect("l2");
+        assert_eq!(cli.run.announce, portico_announce::AnnouncerKind::L2);
+        let e = Cli::try_parse_from(["gateway", "--announce", "bgp"]).expect_err("unknown");
+        let msg = e.to_string();
+        assert!(msg.contains("--announce") && msg.contains("bgp"), "{msg}");
+        assert!(msg.contains("l2"), "names the possible values: {msg}");
     }
 
     #[test]

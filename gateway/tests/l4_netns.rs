@@ -15,9 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lab::Lab;
-use portico_announce::announcer::{self, AnnouncerConfig};
+use portico_announce::l2::announcer::{self, AnnouncerConfig};
+use portico_announce::l2::responder::AnnounceTiming;
 use portico_announce::membership::Alive;
-use portico_announce::responder::AnnounceTiming;
 use portico_l4::lb::{L4, L4Config};
 use portico_model::state::Object;
 use portico_model::{ClusterState, Origin, Snapshot, translate};

@@ -4,17 +4,11 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use std::sync::Arc;
-
-use anyhow::Context;
 use clap::{Parser, Subcommand};
-use portico_allocator::kube::metrics::LbMetrics;
-use portico_allocator::kube::{KubeConfig, KubeView, LeaseConfig, default_identity};
-use portico_cluster::Pipeline;
-use portico_runtime::admin::{self, AdminState};
-use portico_runtime::{Metrics, Publisher, telemetry};
+use portico_allocator::kube::process::{ControllerConfig, run_controller};
+use portico_runtime::admin;
+use portico_runtime::telemetry;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -83,74 +77,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     telemetry::init_logging("info", cli.log_json);
     portico_runtime::limits::raise_nofile_limit();
-    let admin_addr = cli.admin_addr;
-    let allowed_hosts = admin::AllowedHosts::new(cli.admin_allowed_hosts);
+    let cfg = ControllerConfig {
+        lb_class: cli.lb_class,
+        lease_name: cli.lease_name,
+        lease_namespace: cli.lease_namespace,
+        identity: cli.identity,
+        lease_seconds: cli.lease_seconds,
+        admin_addr: cli.admin_addr,
+        admin_allowed_hosts: admin::AllowedHosts::new(cli.admin_allowed_hosts),
+    };
     let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(async move {
-        let shutdown = telemetry::shutdown_on_signals();
-        let client = portico_cluster::kube_source::client_from_env().await?;
-        let namespace = cli
-            .lease_namespace
-            .unwrap_or_else(|| client.default_namespace().to_owned());
-        let mut lease = LeaseConfig::new(
-            cli.lease_name,
-            namespace,
-            cli.identity.unwrap_or_else(default_identity),
-        );
-        lease.duration = Duration::from_secs(cli.lease_seconds.max(3));
-        lease.renew_every = lease.duration / 3;
-        tracing::info!(lease = %lease.name, namespace = %lease.namespace, identity = %lease.identity, "leader election");
-        let cfg = KubeConfig {
-            lb_class: cli.lb_class,
-            lease,
-        };
-        let (tx, rx) = portico_cluster::state_channel();
-        let view = Publisher::new(KubeView::default());
-        let mut tasks = tokio::task::JoinSet::new();
-        {
-            let (client, sd) = (client.clone(), shutdown.clone());
-            tasks.spawn(async move {
-                portico_cluster::kube_source::run_for(
-                    client,
-                    portico_cluster::rbac::Component::LbController,
-                    tx,
-                    sd,
-                )
-                .await
-            });
-        }
-        if let Some(addr) = admin_addr {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("--admin-addr {addr}"))?;
-            let snapshots = Publisher::new(portico_model::Snapshot::default());
-            let metrics = Arc::new(Metrics::new());
-            let lb = metrics.with_registry(LbMetrics::register);
-            let pipeline = Pipeline::kube().with_metrics(metrics.config.clone());
-            let (p, rx2, sd) = (snapshots.clone(), rx.clone(), shutdown.clone());
-            tasks.spawn(async move {
-                pipeline.run(rx2, p, sd).await;
-                Ok(())
-            });
-            let (v, sd) = (view.clone(), shutdown.clone());
-            tasks.spawn(async move {
-                lb.follow(v, sd).await;
-                Ok(())
-            });
-            let state = AdminState::new(snapshots, metrics)
-                .with_allowed_hosts(allowed_hosts)
-                .with_published_view("allocations", view.clone());
-            let sd = shutdown.clone();
-            tasks.spawn(async move { Ok(admin::serve(listener, state, sd).await?) });
-        }
-        let elected = portico_allocator::kube::run_on(client, cfg, rx, view, shutdown.clone()).await;
-        shutdown.cancel();
-        elected?;
-        while let Some(r) = tasks.join_next().await {
-            r??;
-        }
-        Ok(())
-    })
+    rt.block_on(async move { run_controller(cfg, telemetry::shutdown_on_signals()).await })
 }
 
 fn main() -> ExitCode {

@@ -5,7 +5,8 @@ use std::net::IpAddr;
 use portico_model::ObjectKey;
 use tracing::info;
 
-use super::pool::{self, Family, Pool};
+use super::family::Family;
+use super::pool::{self, Pool};
 use super::{
     AllocError, Allocator, Assignment, FamilyPolicy, Held, PortKey, ServiceRequest, Sharing,
     families_text, same_set,

@@ -29,6 +29,7 @@ pub mod crds;
 pub mod kube;
 pub mod standalone;
 
+mod family;
 mod internals;
 mod observed;
 pub mod pool;
@@ -43,8 +44,9 @@ use portico_model::{Invalid, ObjectKey, Protocol};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info};
 
+pub use family::Family;
 pub use observed::observed_pool_status;
-pub use pool::{Family, Pool};
+pub use pool::Pool;
 pub use request::{
     ANNOTATION_ADDRESS_POOL, ANNOTATION_ALLOCATED_FROM_POOL, ANNOTATION_ALLOW_SHARED_IP,
     ANNOTATION_LOAD_BALANCER_IPS, Backends, BadRequest, Families, FamilyPolicy, PortKey,

@@ -8,7 +8,8 @@ use k8s_openapi::api::core::v1::Service;
 use portico_model::ClusterState;
 
 use super::PoolStatus;
-use super::pool::{Family, build_pools};
+use super::family::Family;
+use super::pool::build_pools;
 
 /// The addresses a Service's status holds (entries that are not an IP are skipped).
 fn status_ips(svc: &Service) -> impl Iterator<Item = IpAddr> + '_ {

@@ -15,38 +15,8 @@ use portico_model::metallb::IPAddressPool;
 use portico_model::selector::label_selector_matches;
 use portico_model::{Invalid, ObjectKey};
 
-use super::request::ServiceRequest;
-
-/// IP family of an address or range.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-pub enum Family {
-    V4,
-    V6,
-}
-
-impl Family {
-    pub fn of(ip: &IpAddr) -> Self {
-        if ip.is_ipv4() { Family::V4 } else { Family::V6 }
-    }
-
-    pub fn other(self) -> Self {
-        match self {
-            Family::V4 => Family::V6,
-            Family::V6 => Family::V4,
-        }
-    }
-}
-
-impl std::fmt::Display for Family {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Family::V4 => "IPv4",
-            Family::V6 => "IPv6",
-        })
-    }
-}
+use crate::family::Family;
+use crate::request::ServiceRequest;
 
 /// An inclusive range of addresses of one family, as integers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

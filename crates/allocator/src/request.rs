@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1 as core;
 use portico_model::service::TrafficPolicy;
 use portico_model::{ObjectKey, Protocol, Service, ServiceType};
 
-use super::pool::Family;
+use crate::family::Family;
 
 pub const ANNOTATION_ADDRESS_POOL: &str = "metallb.io/address-pool";
 pub const ANNOTATION_LOAD_BALANCER_IPS: &str = "metallb.io/loadBalancerIPs";
@@ -208,108 +208,14 @@ impl ServiceRequest {
         svc: &Service,
         namespace_labels: &BTreeMap<String, String>,
     ) -> Result<Self, BadRequest> {
-        let key = svc.key.clone();
         let bad = |field: String, message: String| BadRequest {
-            key: key.clone(),
+            key: svc.key.clone(),
             field,
             message,
         };
+        let (requested_ips, ips_field) = requested_ips(svc, &bad)?;
+        let families = families(svc, &requested_ips, &ips_field, &bad)?;
         let ann = &svc.annotations;
-
-        let mut requested_ips = Vec::new();
-        let mut ips_field = "spec.loadBalancerIP".to_owned();
-        if let Some((name, value)) =
-            annotation(ann, ANNOTATION_LOAD_BALANCER_IPS).filter(|(_, v)| !v.trim().is_empty())
-        {
-            ips_field = format!("metadata.annotations[{name}]");
-            if svc.load_balancer_ip.is_some() {
-                return Err(bad(
-                    ips_field,
-                    "may not be set together with spec.loadBalancerIP".into(),
-                ));
-            }
-            for part in value.split(',') {
-                let ip = part.trim().parse::<IpAddr>().map_err(|_| {
-                    bad(
-                        ips_field.clone(),
-                        format!("{:?} is not an IP address", part.trim()),
-                    )
-                })?;
-                requested_ips.push(ip);
-            }
-        } else if let Some(ip) = svc.load_balancer_ip {
-            requested_ips.push(ip);
-        }
-        if requested_ips.len() > 2
-            || (requested_ips.len() == 2
-                && Family::of(&requested_ips[0]) == Family::of(&requested_ips[1]))
-        {
-            return Err(bad(
-                ips_field,
-                "at most one IPv4 and one IPv6 address may be requested".into(),
-            ));
-        }
-
-        let policy = match svc.ip_family_policy.as_deref() {
-            None | Some("SingleStack") => FamilyPolicy::SingleStack,
-            Some("PreferDualStack") => FamilyPolicy::PreferDualStack,
-            Some("RequireDualStack") => FamilyPolicy::RequireDualStack,
-            Some(other) => {
-                return Err(bad(
-                    "spec.ipFamilyPolicy".into(),
-                    format!(
-                        "unsupported value {other:?}: expected SingleStack, PreferDualStack or RequireDualStack"
-                    ),
-                ));
-            }
-        };
-        let mut families = Vec::new();
-        for (i, f) in svc.ip_families.iter().enumerate() {
-            families.push(match f.as_str() {
-                "IPv4" => Family::V4,
-                "IPv6" => Family::V6,
-                other => {
-                    return Err(bad(
-                        format!("spec.ipFamilies[{i}]"),
-                        format!("unsupported value {other:?}: expected IPv4 or IPv6"),
-                    ));
-                }
-            });
-        }
-        // The API server always fills ipFamilies; standalone manifests often leave it out, and
-        // then the requested addresses (or the ClusterIP) decide.
-        let primary = families
-            .first()
-            .copied()
-            .or_else(|| requested_ips.first().map(Family::of))
-            .or_else(|| svc.cluster_ips.first().map(Family::of))
-            .unwrap_or(Family::V4);
-        // A cluster that gave the Service one family only (ipFamilies has one entry) makes
-        // PreferDualStack single-stack, as MetalLB follows the Service's ClusterIPs.
-        let policy = if families.len() == 1 && policy == FamilyPolicy::PreferDualStack {
-            FamilyPolicy::SingleStack
-        } else {
-            policy
-        };
-        let families = Families { primary, policy };
-        if !requested_ips.is_empty() {
-            let fits = match policy {
-                FamilyPolicy::SingleStack => {
-                    requested_ips.len() == 1 && Family::of(&requested_ips[0]) == primary
-                }
-                FamilyPolicy::RequireDualStack => requested_ips.len() == 2,
-                FamilyPolicy::PreferDualStack => true,
-            };
-            if !fits {
-                return Err(bad(
-                    ips_field,
-                    format!(
-                        "the requested addresses do not match the Service's IP families ({primary}, {policy:?})"
-                    ),
-                ));
-            }
-        }
-
         let pool = annotation(ann, ANNOTATION_ADDRESS_POOL)
             .map(|(_, v)| v.trim().to_owned())
             .filter(|v| !v.is_empty());
@@ -324,7 +230,7 @@ impl ServiceRequest {
         ports.sort();
         ports.dedup();
         Ok(Self {
-            key,
+            key: svc.key.clone(),
             labels: svc.labels.clone(),
             namespace_labels: namespace_labels.clone(),
             ports,
@@ -338,6 +244,117 @@ impl ServiceRequest {
             families,
         })
     }
+}
+
+/// Builds the [`BadRequest`] of one Service from a field and a message.
+type Bad<'a> = dyn Fn(String, String) -> BadRequest + 'a;
+
+/// The addresses a Service asks for (`metallb.io/loadBalancerIPs`, else `spec.loadBalancerIP`)
+/// and the field they came from: at most one per family.
+fn requested_ips(svc: &Service, bad: &Bad<'_>) -> Result<(Vec<IpAddr>, String), BadRequest> {
+    let mut requested_ips = Vec::new();
+    let mut ips_field = "spec.loadBalancerIP".to_owned();
+    if let Some((name, value)) = annotation(&svc.annotations, ANNOTATION_LOAD_BALANCER_IPS)
+        .filter(|(_, v)| !v.trim().is_empty())
+    {
+        ips_field = format!("metadata.annotations[{name}]");
+        if svc.load_balancer_ip.is_some() {
+            return Err(bad(
+                ips_field,
+                "may not be set together with spec.loadBalancerIP".into(),
+            ));
+        }
+        for part in value.split(',') {
+            let ip = part.trim().parse::<IpAddr>().map_err(|_| {
+                bad(
+                    ips_field.clone(),
+                    format!("{:?} is not an IP address", part.trim()),
+                )
+            })?;
+            requested_ips.push(ip);
+        }
+    } else if let Some(ip) = svc.load_balancer_ip {
+        requested_ips.push(ip);
+    }
+    if requested_ips.len() > 2
+        || (requested_ips.len() == 2
+            && Family::of(&requested_ips[0]) == Family::of(&requested_ips[1]))
+    {
+        return Err(bad(
+            ips_field,
+            "at most one IPv4 and one IPv6 address may be requested".into(),
+        ));
+    }
+    Ok((requested_ips, ips_field))
+}
+
+/// The Service's IP families (`spec.ipFamilyPolicy`, `spec.ipFamilies`), checked against the
+/// addresses it requests.
+fn families(
+    svc: &Service,
+    requested_ips: &[IpAddr],
+    ips_field: &str,
+    bad: &Bad<'_>,
+) -> Result<Families, BadRequest> {
+    let policy = match svc.ip_family_policy.as_deref() {
+        None | Some("SingleStack") => FamilyPolicy::SingleStack,
+        Some("PreferDualStack") => FamilyPolicy::PreferDualStack,
+        Some("RequireDualStack") => FamilyPolicy::RequireDualStack,
+        Some(other) => {
+            return Err(bad(
+                "spec.ipFamilyPolicy".into(),
+                format!(
+                    "unsupported value {other:?}: expected SingleStack, PreferDualStack or RequireDualStack"
+                ),
+            ));
+        }
+    };
+    let mut families = Vec::new();
+    for (i, f) in svc.ip_families.iter().enumerate() {
+        families.push(match f.as_str() {
+            "IPv4" => Family::V4,
+            "IPv6" => Family::V6,
+            other => {
+                return Err(bad(
+                    format!("spec.ipFamilies[{i}]"),
+                    format!("unsupported value {other:?}: expected IPv4 or IPv6"),
+                ));
+            }
+        });
+    }
+    // The API server always fills ipFamilies; standalone manifests often leave it out, and
+    // then the requested addresses (or the ClusterIP) decide.
+    let primary = families
+        .first()
+        .copied()
+        .or_else(|| requested_ips.first().map(Family::of))
+        .or_else(|| svc.cluster_ips.first().map(Family::of))
+        .unwrap_or(Family::V4);
+    // A cluster that gave the Service one family only (ipFamilies has one entry) makes
+    // PreferDualStack single-stack, as MetalLB follows the Service's ClusterIPs.
+    let policy = if families.len() == 1 && policy == FamilyPolicy::PreferDualStack {
+        FamilyPolicy::SingleStack
+    } else {
+        policy
+    };
+    if !requested_ips.is_empty() {
+        let fits = match policy {
+            FamilyPolicy::SingleStack => {
+                requested_ips.len() == 1 && Family::of(&requested_ips[0]) == primary
+            }
+            FamilyPolicy::RequireDualStack => requested_ips.len() == 2,
+            FamilyPolicy::PreferDualStack => true,
+        };
+        if !fits {
+            return Err(bad(
+                ips_field.to_owned(),
+                format!(
+                    "the requested addresses do not match the Service's IP families ({primary}, {policy:?})"
+                ),
+            ));
+        }
+    }
+    Ok(Families { primary, policy })
 }
 
 #[cfg(test)]

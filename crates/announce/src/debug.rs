@@ -19,8 +19,8 @@ use portico_model::{ClusterState, Origin, Snapshot, translate};
 use portico_runtime::publisher::Publisher;
 use tokio_util::sync::CancellationToken;
 
-use super::edge::{EdgeL2Config, run_edge};
-use super::responder::AnnounceTiming;
+use crate::l2::edge::{EdgeL2Config, run_edge};
+use crate::l2::responder::AnnounceTiming;
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct AnnounceDebugArgs {
@@ -47,7 +47,7 @@ pub struct AnnounceDebugArgs {
     pub interval_ms: u64,
 }
 
-pub use super::edge::EdgeL2Error as DebugError;
+pub use crate::l2::edge::EdgeL2Error as DebugError;
 
 /// The snapshot `announce-debug` announces: one LoadBalancer Service holding `ips`, one pool
 /// with exactly those addresses, one L2Advertisement for every node.

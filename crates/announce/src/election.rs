@@ -18,15 +18,17 @@
 //! An edge member with no Node object (standalone mode without Node manifests) is treated as a
 //! ready node with no labels.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 use portico_model::metallb::{IPAddressPool, L2Advertisement};
 use portico_model::selector::label_selector_matches;
 use portico_model::service::TrafficPolicy;
-use portico_model::{ObjectKey, Service, ServiceType, Snapshot};
+use portico_model::{Service, ServiceType, Snapshot};
 use sha2::{Digest, Sha256};
+
+use crate::announcement::{Announcement, Announcements};
 
 /// Annotations MetalLB (and Portico's allocator) put on a Service to name the pool of its IP.
 pub const POOL_ANNOTATIONS: [&str; 2] = [
@@ -182,21 +184,13 @@ pub fn candidates(
     out
 }
 
-/// What one node announces: each owned IP, the interfaces to announce it on (`None`: all),
+/// What the election gives one node for one IP: the interfaces to announce it on (`None`: all)
 /// and the Services it belongs to.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Assignment {
-    pub interfaces: Option<BTreeSet<String>>,
-    pub services: BTreeSet<ObjectKey>,
-}
+pub type Assignment = Announcement;
 
 /// The IPs `me` owns in `snap`, given the `alive` members (which should include `me`).
-pub fn owned_by(
-    snap: &Snapshot,
-    me: &str,
-    alive: &BTreeSet<String>,
-) -> BTreeMap<IpAddr, Assignment> {
-    let mut out: BTreeMap<IpAddr, Assignment> = BTreeMap::new();
+pub fn owned_by(snap: &Snapshot, me: &str, alive: &BTreeSet<String>) -> Announcements {
+    let mut out = Announcements::new();
     for svc in snap.services.values() {
         if svc.type_ != ServiceType::LoadBalancer {
             continue;

@@ -1,5 +1,7 @@
-//! Layer-2 announcement of LoadBalancer IPs: ARP for IPv4, NDP for IPv6, with MetalLB's
-//! behaviour.
+//! Announcement of LoadBalancer IPs: which node takes traffic for an address, and how it tells
+//! the network. [`Announcer`] is the seam ([`announcement`]): the desired set of addresses per
+//! snapshot, announced and withdrawn by an implementation. [`l2`] is the one written: ARP for
+//! IPv4, NDP for IPv6, with MetalLB's behaviour; a BGP speaker is the next.
 //!
 //! ```text
 //! membership (UDP heartbeats, --peer)  ─┐
@@ -15,7 +17,7 @@
 //!
 //! No address is added to any interface. The host must not answer ARP for the pools itself:
 //! when the L4 listeners make them local (`ip route add local <pool> dev lo`), set
-//! `net.ipv4.conf.all.arp_ignore=1` (see [`crate::l4`]).
+//! `net.ipv4.conf.all.arp_ignore=1` (see the `portico-l4` crate's `lb` module).
 //!
 //! Failover: a peer silent for 1 s is dead; the survivors re-run the election at once and the
 //! new owner announces. Measured in network namespaces (`tests/announce_netns.rs`): 0.82–0.94 s
@@ -27,15 +29,11 @@
 //! 200 ms, dead after 1 s) could feed the same alive-set channel but is not written: it costs
 //! five API writes per second per edge node, and kubelet's own node Leases (renewed every
 //! 10 s) are far too slow for a 2 s failover.
-pub mod announcer;
-pub mod arp;
+pub mod announcement;
 pub mod debug;
-pub mod edge;
 pub mod election;
-pub mod frame;
-pub mod link;
+pub mod l2;
 pub mod membership;
-pub mod ndp;
-pub mod responder;
 
-pub use edge::{EdgeL2Config, EdgeL2Error, run_edge};
+pub use announcement::{Announcement, Announcements, Announcer, AnnouncerKind};
+pub use l2::{EdgeL2Config, EdgeL2Error, run_edge};

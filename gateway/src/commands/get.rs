@@ -102,132 +102,141 @@ pub async fn run(args: GetArgs) -> anyhow::Result<()> {
         None => false,
     };
     let out = match args.what {
-        GetWhat::Services => {
-            let rows: Vec<ServiceRow> = serde_json::from_value(json)?;
-            let single_ns = rows.iter().all(|r| r.namespace == "default");
-            let cells: Vec<Vec<String>> = rows
-                .iter()
-                .map(|r| {
-                    let mut row = vec![
-                        name(&r.namespace, &r.name, single_ns),
-                        r.type_.clone(),
-                        r.cluster_ip.clone(),
-                        r.external_ip.clone(),
-                        r.ports.clone(),
-                        age(r.created.as_deref(), now),
-                    ];
-                    if wide {
-                        row.push(r.selector.clone());
-                    }
-                    row
-                })
-                .collect();
-            let mut header = vec![
-                "NAME",
-                "TYPE",
-                "CLUSTER-IP",
-                "EXTERNAL-IP",
-                "PORT(S)",
-                "AGE",
-            ];
-            if wide {
-                header.push("SELECTOR");
-            }
-            table(&header, &cells)
-        }
+        GetWhat::Services => services_table(serde_json::from_value(json)?, wide, now),
         GetWhat::Pods => pods_table(serde_json::from_value(json)?, wide, now),
-        GetWhat::Endpoints => {
-            let rows: Vec<EndpointsRow> = serde_json::from_value(json)?;
-            let single_ns = rows.iter().all(|r| r.namespace == "default");
-            let cells: Vec<Vec<String>> = rows
-                .iter()
-                .map(|r| {
-                    vec![
-                        name(&r.namespace, &r.name, single_ns),
-                        r.endpoints.clone(),
-                        age(r.created.as_deref(), now),
-                    ]
-                })
-                .collect();
-            table(&["NAME", "ENDPOINTS", "AGE"], &cells)
-        }
-        GetWhat::Errors => {
-            let rows = json.as_array().cloned().unwrap_or_default();
-            if rows.is_empty() {
-                "No configuration errors.\n".to_owned()
-            } else {
-                let cells: Vec<Vec<String>> = rows
-                    .iter()
-                    .map(|e| {
-                        let s = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-                        let obj = e.get("object").filter(|o| !o.is_null()).map(|o| {
-                            let ns = o.get("namespace").and_then(Value::as_str).unwrap_or("");
-                            let n = o.get("name").and_then(Value::as_str).unwrap_or("");
-                            if ns.is_empty() {
-                                n.to_owned()
-                            } else {
-                                format!("{ns}/{n}")
-                            }
-                        });
-                        let origin = e.get("origin").map(|o| {
-                            let f = o.get("file").and_then(Value::as_str).unwrap_or("");
-                            match o.get("document").and_then(Value::as_u64) {
-                                Some(d) if !f.is_empty() => format!("{f}#{d}"),
-                                _ => f.to_owned(),
-                            }
-                        });
-                        vec![
-                            s("kind"),
-                            obj.unwrap_or_default(),
-                            origin.unwrap_or_default(),
-                            s("field"),
-                            s("message"),
-                        ]
-                    })
-                    .collect();
-                table(&["KIND", "OBJECT", "SOURCE", "FIELD", "ERROR"], &cells)
-            }
-        }
-        GetWhat::Ingresses => {
-            let rows = json.as_array().cloned().unwrap_or_default();
-            let single_ns = rows
-                .iter()
-                .all(|r| r.get("namespace").and_then(Value::as_str) == Some("default"));
-            let cells: Vec<Vec<String>> = rows
-                .iter()
-                .map(|r| {
-                    let s = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-                    let hosts: Vec<String> = r
-                        .get("hosts")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|h| h.as_str().map(str::to_owned))
-                        .collect();
-                    let class = r
-                        .get("class")
-                        .and_then(Value::as_str)
-                        .unwrap_or("<none>")
-                        .to_owned();
-                    let address = r
-                        .get("address")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_owned();
-                    vec![
-                        name(&s("namespace"), &s("name"), single_ns),
-                        class,
-                        hosts.join(","),
-                        address,
-                        s("ports"),
-                    ]
-                })
-                .collect();
-            table(&["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS"], &cells)
-        }
+        GetWhat::Endpoints => endpoints_table(serde_json::from_value(json)?, now),
+        GetWhat::Errors => errors_table(&json),
+        GetWhat::Ingresses => ingresses_table(&json),
         GetWhat::Pools => pools_table(&json),
     };
     emit(&out)
+}
+
+/// `kubectl get services` columns; `-o wide` adds SELECTOR.
+fn services_table(rows: Vec<ServiceRow>, wide: bool, now: jiff::Timestamp) -> String {
+    let single_ns = rows.iter().all(|r| r.namespace == "default");
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let mut row = vec![
+                name(&r.namespace, &r.name, single_ns),
+                r.type_.clone(),
+                r.cluster_ip.clone(),
+                r.external_ip.clone(),
+                r.ports.clone(),
+                age(r.created.as_deref(), now),
+            ];
+            if wide {
+                row.push(r.selector.clone());
+            }
+            row
+        })
+        .collect();
+    let mut header = vec![
+        "NAME",
+        "TYPE",
+        "CLUSTER-IP",
+        "EXTERNAL-IP",
+        "PORT(S)",
+        "AGE",
+    ];
+    if wide {
+        header.push("SELECTOR");
+    }
+    table(&header, &cells)
+}
+
+/// `kubectl get endpoints` columns.
+fn endpoints_table(rows: Vec<EndpointsRow>, now: jiff::Timestamp) -> String {
+    let single_ns = rows.iter().all(|r| r.namespace == "default");
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                name(&r.namespace, &r.name, single_ns),
+                r.endpoints.clone(),
+                age(r.created.as_deref(), now),
+            ]
+        })
+        .collect();
+    table(&["NAME", "ENDPOINTS", "AGE"], &cells)
+}
+
+/// The configuration errors: kind, object, the manifest it came from, field and message.
+fn errors_table(json: &Value) -> String {
+    let rows = json.as_array().cloned().unwrap_or_default();
+    if rows.is_empty() {
+        return "No configuration errors.\n".to_owned();
+    }
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|e| {
+            let s = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+            let obj = e.get("object").filter(|o| !o.is_null()).map(|o| {
+                let ns = o.get("namespace").and_then(Value::as_str).unwrap_or("");
+                let n = o.get("name").and_then(Value::as_str).unwrap_or("");
+                if ns.is_empty() {
+                    n.to_owned()
+                } else {
+                    format!("{ns}/{n}")
+                }
+            });
+            let origin = e.get("origin").map(|o| {
+                let f = o.get("file").and_then(Value::as_str).unwrap_or("");
+                match o.get("document").and_then(Value::as_u64) {
+                    Some(d) if !f.is_empty() => format!("{f}#{d}"),
+                    _ => f.to_owned(),
+                }
+            });
+            vec![
+                s("kind"),
+                obj.unwrap_or_default(),
+                origin.unwrap_or_default(),
+                s("field"),
+                s("message"),
+            ]
+        })
+        .collect();
+    table(&["KIND", "OBJECT", "SOURCE", "FIELD", "ERROR"], &cells)
+}
+
+/// `kubectl get ingresses` columns.
+fn ingresses_table(json: &Value) -> String {
+    let rows = json.as_array().cloned().unwrap_or_default();
+    let single_ns = rows
+        .iter()
+        .all(|r| r.get("namespace").and_then(Value::as_str) == Some("default"));
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let s = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+            let hosts: Vec<String> = r
+                .get("hosts")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|h| h.as_str().map(str::to_owned))
+                .collect();
+            let class = r
+                .get("class")
+                .and_then(Value::as_str)
+                .unwrap_or("<none>")
+                .to_owned();
+            let address = r
+                .get("address")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            vec![
+                name(&s("namespace"), &s("name"), single_ns),
+                class,
+                hosts.join(","),
+                address,
+                s("ports"),
+            ]
+        })
+        .collect();
+    table(&["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS"], &cells)
 }
 
 /// `kubectl get pods` columns; `-o wide` adds IP and NODE.

@@ -9,7 +9,7 @@
 
 pub mod state_file;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -21,7 +21,10 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::candidates::{Candidates, candidates};
-use crate::{ANNOTATION_ALLOCATED_FROM_POOL, Allocator, Assignment, PoolStatus, ServiceRequest};
+use crate::{
+    ANNOTATION_ALLOCATED_FROM_POOL, Allocator, Assignment, BadRequest, PoolStatus, Reconciled,
+    ServiceRequest,
+};
 pub use state_file::StateFileError;
 
 #[derive(Clone, Debug, Default)]
@@ -194,31 +197,73 @@ impl StateHook for AllocateHook {
             invalid,
         } = candidates(state, self.cfg.lb_class.as_deref());
         if state.ip_address_pools.is_empty() && self.holds_anything() {
-            // No pool at all is a missing configuration (a file being rewritten, a bad reload),
-            // not an order to take every address away: hold what is assigned until pools return.
-            if !self.holding_without_pools {
-                warn!(
-                    "no IPAddressPool: keeping the existing LoadBalancer assignments until pools return"
-                );
-                self.holding_without_pools = true;
-            }
-            for w in &wanted {
-                let key = match w {
-                    Ok(r) => &r.key,
-                    Err(b) => &b.key,
-                };
-                let current = self.allocator.assignment(key).or_else(|| {
-                    self.restored
-                        .as_ref()
-                        .and_then(|r| r.assignments.get(key).cloned())
-                });
-                if let Some(raw) = state.services.get_mut(key) {
-                    write_status(Arc::make_mut(raw), current.as_ref());
-                }
-            }
+            self.hold_without_pools(state, &wanted);
             return;
         }
         self.holding_without_pools = false;
+        self.load_pools(state, &holding);
+        let result = self.allocator.reconcile(&wanted);
+        for (key, a) in &result.released {
+            info!(service = %key, ips = ?a.ips, "LoadBalancer address released");
+        }
+        self.report_pool_errors(state);
+        let services_view = self.write_outcomes(state, &wanted, &invalid, &result);
+        // Services that stopped being eligible (type changed, other class) lose their status.
+        for (key, _) in &result.released {
+            if let Some(raw) = state.services.get_mut(key) {
+                write_status(Arc::make_mut(raw), None);
+            }
+        }
+        self.reported.retain(|k, _| result.outcomes.contains_key(k));
+
+        self.persist();
+        self.view.publish(AllocationView {
+            pools: self.allocator.pool_status(),
+            services: services_view,
+            pool_errors: self
+                .allocator
+                .pool_errors()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        });
+    }
+}
+
+/// The steps of one [`StateHook::apply`] pass.
+impl AllocateHook {
+    /// No pool at all is a missing configuration (a file being rewritten, a bad reload), not an
+    /// order to take every address away: hold what is assigned until pools return.
+    fn hold_without_pools(
+        &mut self,
+        state: &mut ClusterState,
+        wanted: &[Result<ServiceRequest, BadRequest>],
+    ) {
+        if !self.holding_without_pools {
+            warn!(
+                "no IPAddressPool: keeping the existing LoadBalancer assignments until pools return"
+            );
+            self.holding_without_pools = true;
+        }
+        for w in wanted {
+            let key = match w {
+                Ok(r) => &r.key,
+                Err(b) => &b.key,
+            };
+            let current = self.allocator.assignment(key).or_else(|| {
+                self.restored
+                    .as_ref()
+                    .and_then(|r| r.assignments.get(key).cloned())
+            });
+            if let Some(raw) = state.services.get_mut(key) {
+                write_status(Arc::make_mut(raw), current.as_ref());
+            }
+        }
+    }
+
+    /// Give the allocator the pools and, on the first pass, what each Service held before the
+    /// restart (before anything is allocated).
+    fn load_pools(&mut self, state: &ClusterState, holding: &[ServiceRequest]) {
         if let Some(restored) = &self.restored {
             // Pools accepted before the restart win overlaps again.
             self.allocator
@@ -241,13 +286,10 @@ impl StateHook for AllocateHook {
                 warn!(service = %key, error = %e, "restored allocation dropped");
             }
         }
+    }
 
-        let result = self.allocator.reconcile(&wanted);
-        for (key, a) in &result.released {
-            info!(service = %key, ips = ?a.ips, "LoadBalancer address released");
-        }
-
-        // Pools left out are reported and removed from the state, so nothing downstream uses them.
+    /// Pools left out are reported and removed from the state, so nothing downstream uses them.
+    fn report_pool_errors(&self, state: &mut ClusterState) {
         for e in self.allocator.pool_errors() {
             if let Some(k) = &e.object {
                 state.ip_address_pools.remove(k);
@@ -259,9 +301,19 @@ impl StateHook for AllocateHook {
                 .unwrap_or_default();
             state.invalid.push(e.clone().with_origin(origin));
         }
+    }
 
+    /// Write each Service's outcome into its status, report the ones that get no address (once
+    /// per reason) and return the admin view's rows.
+    fn write_outcomes(
+        &mut self,
+        state: &mut ClusterState,
+        wanted: &[Result<ServiceRequest, BadRequest>],
+        invalid: &BTreeSet<ObjectKey>,
+        result: &Reconciled,
+    ) -> Vec<ServiceAllocation> {
         let mut services_view = Vec::new();
-        for w in &wanted {
+        for w in wanted {
             let req_key = match w {
                 Ok(r) => r.key.clone(),
                 Err(b) => b.key.clone(),
@@ -306,25 +358,7 @@ impl StateHook for AllocateHook {
                 pending,
             });
         }
-        // Services that stopped being eligible (type changed, other class) lose their status.
-        for (key, _) in &result.released {
-            if let Some(raw) = state.services.get_mut(key) {
-                write_status(Arc::make_mut(raw), None);
-            }
-        }
-        self.reported.retain(|k, _| result.outcomes.contains_key(k));
-
-        self.persist();
-        self.view.publish(AllocationView {
-            pools: self.allocator.pool_status(),
-            services: services_view,
-            pool_errors: self
-                .allocator
-                .pool_errors()
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-        });
+        services_view
     }
 }
 

@@ -6,7 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use portico_model::endpoints::PortBackends;
 use portico_model::metallb::{IPAddressPoolSpec, L2AdvertisementSpec};
 use portico_model::snapshot::Node;
-use portico_model::{Backend, ServiceEndpoints};
+use portico_model::{Backend, ObjectKey, ServiceEndpoints};
 use proptest::prelude::*;
 
 use super::*;

@@ -198,8 +198,8 @@ mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     use super::*;
-    use crate::frame::{ETHERTYPE_IPV6, EthHeader};
-    use crate::ndp::multicast_mac;
+    use crate::l2::frame::{ETHERTYPE_IPV6, EthHeader};
+    use crate::l2::ndp::multicast_mac;
 
     const EDGE: Mac = Mac([2, 0x77, 0, 0, 0, 1]);
     const CLIENT: Mac = Mac([2, 0x77, 0, 0, 0, 0xc]);
@@ -260,7 +260,7 @@ mod tests {
     #[test]
     fn solicitations_for_owned_addresses_are_answered() {
         let vip: Ipv6Addr = "2001:db8::10".parse().expect("literal");
-        let group = crate::ndp::solicited_node(vip);
+        let group = crate::l2::ndp::solicited_node(vip);
         let ns = Solicitation {
             eth: EthHeader {
                 dst: multicast_mac(group),
@@ -273,7 +273,7 @@ mod tests {
             source_mac: Some(CLIENT),
         };
         let (_, na) = answer_solicitation(&owned(), EDGE, &ns.encode()).expect("answered");
-        let na = crate::ndp::Advertisement::parse(&na).expect("valid");
+        let na = crate::l2::ndp::Advertisement::parse(&na).expect("valid");
         assert_eq!(
             (na.target, na.mac, na.eth.dst, na.solicited, na.override_),
             (vip, EDGE, CLIENT, true, true)

@@ -81,3 +81,15 @@ pub async fn run(
         }
     }
 }
+
+/// The writer as one of the gateway's parts: kube mode only (`client`), beside the router `l7`.
+pub(super) fn spawn(parts: &mut super::parts::Parts, client: Option<kube::Client>, l7: &L7) {
+    let Some(client) = client else {
+        return;
+    };
+    let (l, p, sd) = (l7.clone(), parts.snapshots.clone(), parts.shutdown.clone());
+    parts.tasks.spawn(async move {
+        run(client, l, p, sd).await;
+        Ok(())
+    });
+}

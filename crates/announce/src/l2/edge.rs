@@ -2,8 +2,7 @@
 //! following a snapshot publisher. What `gateway` runs, and what `announce-debug` runs with a
 //! fixed snapshot.
 
-use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -16,9 +15,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::announcer::{self, AnnounceError, AnnouncerConfig};
-use super::election::Assignment;
-use super::membership::{self, Alive, MembershipConfig};
 use super::responder::AnnounceTiming;
+use crate::announcement::Announcements;
+use crate::membership::{self, Alive, MembershipConfig};
 
 #[derive(Clone, Debug)]
 pub struct EdgeL2Config {
@@ -77,7 +76,7 @@ pub fn discovered_peers(snap: &Snapshot, me: &str, port: u16) -> Vec<SocketAddr>
 pub async fn run_edge(
     cfg: EdgeL2Config,
     snapshots: Arc<Publisher<Snapshot>>,
-    owned: Option<watch::Sender<Arc<BTreeMap<IpAddr, Assignment>>>>,
+    owned: Option<watch::Sender<Arc<Announcements>>>,
     shutdown: CancellationToken,
 ) -> Result<(), EdgeL2Error> {
     let socket =
