@@ -30,7 +30,6 @@ KNOWN_LONG_FILES = {
     "crates/l7/src/table/build.rs",
 }
 KNOWN_CIRCLES = {
-    ("crates/allocator/src/pool.rs", "crates/allocator/src/request.rs"),
     ("crates/l7/src/proxy.rs", "crates/l7/src/shared.rs"),
     ("crates/l7/src/fast/mod.rs", "crates/l7/src/server.rs"),
     ("crates/l7/src/table/build.rs", "crates/l7/src/table/cache.rs"),
