@@ -305,7 +305,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
                 .iter()
                 .map(|v| {
                     serde_json::json!({
-                        "frontend": v.frontend.to_string(), "service": v.target.to_string(), "accepted": v.accepted,
+                        "frontend": v.frontend.to_string(), "service": v.target.service_port().to_string(), "accepted": v.accepted,
                         "active": v.active, "noUpstream": v.no_upstream, "connectFailures": v.connect_failures,
                         "droppedDatagrams": v.dropped_datagrams,
                     })

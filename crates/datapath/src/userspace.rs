@@ -121,11 +121,11 @@ pub fn desired_frontends(snapshot: &Snapshot, cfg: &AgentConfig) -> Desired {
                 debug!(service = %key, port = %port.name, protocol = %port.protocol, "protocol not forwarded in user space");
                 continue;
             };
-            let internal = Target {
-                service: key.clone(),
-                port: port.name.clone(),
-                scope: cfg.scope(svc.internal_traffic_policy),
-            };
+            let internal = Target::new(
+                key.clone(),
+                port.name.clone(),
+                cfg.scope(svc.internal_traffic_policy),
+            );
             for ip in &svc.cluster_ips {
                 let frontend = Frontend {
                     addr: SocketAddr::new(*ip, port.port),
@@ -134,11 +134,11 @@ pub fn desired_frontends(snapshot: &Snapshot, cfg: &AgentConfig) -> Desired {
                 desired.add(frontend, internal.clone());
             }
             if let (true, Some(node_port)) = (node_ports, port.node_port) {
-                let external = Target {
-                    service: key.clone(),
-                    port: port.name.clone(),
-                    scope: cfg.scope(svc.external_traffic_policy),
-                };
+                let external = Target::new(
+                    key.clone(),
+                    port.name.clone(),
+                    cfg.scope(svc.external_traffic_policy),
+                );
                 for ip in &node_ips {
                     desired.add(
                         Frontend {
