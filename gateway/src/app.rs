@@ -200,16 +200,19 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
         } else {
             args.node_ips.clone()
         };
-        let datapath = portico_datapath::userspace::Datapath::new(
-            portico_datapath::userspace::AgentConfig::new(args.node_name.clone(), node_ips),
-        );
-        let status = datapath.status();
-        admin_state = admin_state.with_published_view("datapath", status);
+        let cfg = portico_datapath::AgentConfig::new(args.node_name.clone(), node_ips);
         let (p, sd) = (snapshots.clone(), shutdown.clone());
-        tasks.spawn(async move {
-            datapath.run(p, sd).await;
-            Ok(())
-        });
+        match args.datapath {
+            portico_datapath::Kind::Userspace => {
+                use portico_datapath::Datapath as _;
+                let datapath = portico_datapath::UserspaceDatapath::new(cfg, p.clone(), sd.clone());
+                admin_state = admin_state.with_published_view("datapath", datapath.status());
+                tasks.spawn(async move {
+                    datapath.run(p, sd).await;
+                    Ok(())
+                });
+            }
+        }
     }
 
     // The Ingress router.
