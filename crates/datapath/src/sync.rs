@@ -18,14 +18,14 @@ pub(crate) async fn run<D: Datapath>(
     shutdown: CancellationToken,
 ) {
     let mut versions = snapshots.subscribe();
-    let ready = tokio::select! {
-        () = shutdown.cancelled() => false,
-        () = snapshots.ready() => true,
-    };
+    tokio::select! {
+        () = shutdown.cancelled() => return datapath.close().await,
+        () = snapshots.ready() => {}
+    }
     let (min, period) = (datapath.node().min_sync_period, datapath.node().sync_period);
     let mut every = tokio::time::interval(period);
     every.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    while ready {
+    loop {
         versions.borrow_and_update();
         let desired = ServiceTable::of(&snapshots.current(), datapath.node());
         match datapath.apply(&desired).await {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use portico_model::service::TrafficPolicy;
-use portico_model::{Backend, Snapshot};
+use portico_model::{Backend, Service, ServicePort, Snapshot};
 use tokio::time::Instant;
 
 use crate::affinity::AffinityTable;
@@ -39,23 +39,32 @@ pub enum NoBackend {
     NoNodes { service: ServiceKey, local: bool },
 }
 
+/// The Service of `target` and its port.
+fn service_port<'s>(
+    snapshot: &'s Snapshot,
+    target: &Target,
+) -> Result<(&'s Service, &'s ServicePort), NoBackend> {
+    let svc = snapshot
+        .service(&target.service)
+        .ok_or_else(|| NoBackend::NoService {
+            service: target.service.clone(),
+        })?;
+    let port = svc
+        .port_named(&target.port)
+        .ok_or_else(|| NoBackend::NoPort {
+            service: target.service.clone(),
+            port: target.port.clone(),
+        })?;
+    Ok((svc, port))
+}
+
 /// The endpoints `target` may send new connections to in `snapshot`: the usable ones (ready, or
 /// serving-and-terminating when none is ready), restricted to this node for `Local` scope, where
 /// the fallback to terminating endpoints is decided among the local ones alone. For `NodePorts`
 /// scope: the Service's usable endpoints (those behind the node ports).
 pub fn candidates(snapshot: &Snapshot, target: &Target) -> Result<Arc<[Backend]>, NoBackend> {
     let service = &target.service;
-    let svc = snapshot
-        .service(service)
-        .ok_or_else(|| NoBackend::NoService {
-            service: service.clone(),
-        })?;
-    if svc.port_named(&target.port).is_none() {
-        return Err(NoBackend::NoPort {
-            service: service.clone(),
-            port: target.port.clone(),
-        });
-    }
+    service_port(snapshot, target)?;
     let port = snapshot
         .endpoints_of(service)
         .and_then(|e| e.port(&target.port));
@@ -149,17 +158,7 @@ pub fn upstreams(
         return candidates(snapshot, target).map(Upstreams::Endpoints);
     }
     let service = &target.service;
-    let svc = snapshot
-        .service(service)
-        .ok_or_else(|| NoBackend::NoService {
-            service: service.clone(),
-        })?;
-    let port = svc
-        .port_named(&target.port)
-        .ok_or_else(|| NoBackend::NoPort {
-            service: service.clone(),
-            port: target.port.clone(),
-        })?;
+    let (svc, port) = service_port(snapshot, target)?;
     let node_port = port.node_port.ok_or_else(|| NoBackend::NoNodePort {
         service: service.clone(),
         port: target.port.clone(),
