@@ -109,7 +109,7 @@ pub enum Kind {
 
 /// A `--datapath` value that names no implementation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("--datapath: {0:?} is not one of userspace")]
+#[error("{0:?} is not a datapath; the one there is: userspace")]
 pub struct UnknownDatapath(pub String);
 
 impl FromStr for Kind {
@@ -141,7 +141,7 @@ mod tests {
         let e = "nftables".parse::<Kind>().expect_err("not there yet");
         assert_eq!(
             e.to_string(),
-            "--datapath: \"nftables\" is not one of userspace"
+            "\"nftables\" is not a datapath; the one there is: userspace"
         );
     }
 }
