@@ -73,6 +73,9 @@ pub struct RunArgs {
     /// Do not run the embedded Service datapath (ClusterIP/NodePort forwarding).
     #[arg(long)]
     pub no_service_proxy: bool,
+    /// The embedded Service datapath: `userspace` (the only one today).
+    #[arg(long, default_value = "userspace")]
+    pub datapath: portico_datapath::Kind,
     /// Where standalone mode keeps state that must survive restarts (LoadBalancer IPs).
     #[arg(long)]
     pub state_dir: Option<PathBuf>,

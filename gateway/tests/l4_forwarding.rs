@@ -6,7 +6,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use portico_l4::lb::{L4, L4Config, Upstream, proxy_protocol};
+use portico_l4::lb::{L4, L4Config, Upstream};
+use portico_l4::proxy_protocol;
 use portico_model::state::Object;
 use portico_model::{ClusterState, Origin, Snapshot, translate};
 use portico_runtime::publisher::Publisher;

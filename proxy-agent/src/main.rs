@@ -10,7 +10,7 @@ use clap::Parser;
 use ipnet::IpNet;
 use portico_model::control_plane::ControlPlaneConfig;
 use portico_runtime::telemetry;
-use proxy_agent::{AgentConfig, Config, RunError};
+use proxy_agent::{AgentConfig, Config, DatapathKind, RunError};
 
 /// Portico's node agent: ClusterIP and NodePort forwarding for TCP and UDP (kube-proxy's job).
 #[derive(Parser, Debug)]
@@ -42,6 +42,9 @@ struct Args {
     /// Misdirected Request (DNS rebinding protection).
     #[arg(long = "admin-allowed-host")]
     admin_allowed_hosts: Vec<portico_runtime::admin::AllowedHost>,
+    /// The Service datapath: `userspace` (the only one today).
+    #[arg(long, default_value = "userspace")]
+    datapath: DatapathKind,
     /// UDP flows idle for this many seconds are forgotten.
     #[arg(long, default_value_t = 30)]
     udp_idle_seconds: u64,
@@ -83,6 +86,7 @@ fn main() -> ExitCode {
     let config = Config {
         manifests: args.manifests.clone(),
         agent,
+        datapath: args.datapath,
         control_plane: ControlPlaneConfig {
             service_cidr: args.service_cidr,
             node_port_range: args.node_port_range.clone(),

@@ -119,11 +119,7 @@ mod tests {
         ));
         let mut r = Reconciler::new(snapshots, Settings::default(), CancellationToken::new());
         let front = Frontend::tcp("127.88.7.1:8080".parse().expect("addr"));
-        let target = Target {
-            service: ObjectKey::new("default", "web"),
-            port: "http".into(),
-            scope: Scope::Cluster,
-        };
+        let target = Target::new(ObjectKey::new("default", "web"), "http", Scope::Cluster);
         assert!(r.reconcile(&BTreeMap::from([(front, target)])).is_empty());
         // No endpoints: the connection is refused and counted.
         let _refused = tokio::net::TcpStream::connect(front.addr)

@@ -1,18 +1,21 @@
-//! The userspace datapath: which frontends this node serves for a snapshot, and the task that
-//! keeps the listeners in step with every publish.
+//! The userspace datapath: the frontends this node serves for a [`ServiceTable`], served by
+//! the one L4 relay (`portico-l4`), reconciled at every sync.
 //!
-//! For every Service that has a ClusterIP (not headless, not ExternalName), each TCP or UDP port
-//! is served on ClusterIP:port under the internal traffic policy; NodePort and LoadBalancer
-//! Services are also served on nodeIP:nodePort for each node IP under the external traffic
-//! policy. `Local` policies keep to endpoints on this node.
+//! For every Service in the table, each TCP or UDP port is served on ClusterIP:port under the
+//! internal traffic policy; NodePort and LoadBalancer Services are also served on
+//! nodeIP:nodePort for each node IP under the external traffic policy. `Local` policies keep
+//! to endpoints on this node. SCTP is not carried; LoadBalancer IPs are left to the gateway's
+//! LoadBalancer listeners and externalIPs are not served (see the crate's documentation).
+//! Endpoints are picked per connection from the current snapshot, not from the table.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use portico_model::Snapshot;
 use portico_model::service::TrafficPolicy;
-use portico_model::{ServiceType, Snapshot};
 use portico_runtime::Publisher;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -20,33 +23,29 @@ use tracing::{debug, warn};
 
 use portico_l4::{Frontend, ListenerStatus, Protocol, Reconciler, Scope, Settings, Target};
 
-/// This node's part in the datapath.
+use crate::table::ServiceTable;
+use crate::{Datapath, NodeConfig};
+
+/// The userspace datapath's configuration: the node, and the relay's tunables.
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
-    /// This node's name: `Local` traffic policies keep to endpoints whose `nodeName` is this.
-    pub node_name: String,
-    /// Addresses NodePorts are served on. Empty: the addresses of this node's Node object.
-    pub node_ips: Vec<IpAddr>,
+    pub node: NodeConfig,
     /// A UDP flow with no datagram either way for this long is forgotten.
     pub udp_idle: Duration,
     /// At most this many UDP flows per frontend.
     pub udp_max_flows: usize,
     /// One TCP connect attempt to a backend may take this long.
     pub connect_timeout: Duration,
-    /// Frontends that failed to bind are retried this often even without a new snapshot.
-    pub retry_every: Duration,
 }
 
 impl AgentConfig {
-    pub fn new(node_name: impl Into<String>, node_ips: Vec<IpAddr>) -> Self {
+    pub fn new(node_name: impl Into<String>, node_ips: Vec<std::net::IpAddr>) -> Self {
         let d = Settings::default();
         Self {
-            node_name: node_name.into(),
-            node_ips,
+            node: NodeConfig::new(node_name, node_ips),
             udp_idle: d.udp_idle,
             udp_max_flows: d.udp_max_flows,
             connect_timeout: d.connect_timeout,
-            retry_every: Duration::from_secs(5),
         }
     }
 
@@ -58,12 +57,13 @@ impl AgentConfig {
             ..Settings::default()
         }
     }
+}
 
-    fn scope(&self, policy: TrafficPolicy) -> Scope {
-        match policy {
-            TrafficPolicy::Cluster => Scope::Cluster,
-            TrafficPolicy::Local => Scope::local(self.node_name.clone()),
-        }
+/// The relay's scope for a traffic policy on `node`.
+fn scope(policy: TrafficPolicy, node: &str) -> Scope {
+    match policy {
+        TrafficPolicy::Cluster => Scope::Cluster,
+        TrafficPolicy::Local => Scope::local(node),
     }
 }
 
@@ -101,31 +101,23 @@ impl Desired {
 
 /// The frontends for `snapshot` on this node. Pure.
 pub fn desired_frontends(snapshot: &Snapshot, cfg: &AgentConfig) -> Desired {
-    let node_ips: Vec<IpAddr> = if cfg.node_ips.is_empty() {
-        snapshot
-            .nodes
-            .get(&cfg.node_name)
-            .map(|n| n.addresses.clone())
-            .unwrap_or_default()
-    } else {
-        cfg.node_ips.clone()
-    };
+    frontends(&ServiceTable::of(snapshot, &cfg.node))
+}
+
+/// The frontends the relay serves for `table`. Pure.
+pub fn frontends(table: &ServiceTable) -> Desired {
     let mut desired = Desired::default();
-    for (key, svc) in &snapshot.services {
-        if svc.headless || svc.type_ == ServiceType::ExternalName || svc.cluster_ips.is_empty() {
-            continue;
-        }
-        let node_ports = matches!(svc.type_, ServiceType::NodePort | ServiceType::LoadBalancer);
+    for (key, svc) in &table.services {
         for port in &svc.ports {
             let Some(protocol) = Protocol::of_service(port.protocol) else {
                 debug!(service = %key, port = %port.name, protocol = %port.protocol, "protocol not forwarded in user space");
                 continue;
             };
-            let internal = Target {
-                service: key.clone(),
-                port: port.name.clone(),
-                scope: cfg.scope(svc.internal_traffic_policy),
-            };
+            let internal = Target::new(
+                key.clone(),
+                port.name.clone(),
+                scope(svc.internal_policy, &table.node_name),
+            );
             for ip in &svc.cluster_ips {
                 let frontend = Frontend {
                     addr: SocketAddr::new(*ip, port.port),
@@ -133,13 +125,13 @@ pub fn desired_frontends(snapshot: &Snapshot, cfg: &AgentConfig) -> Desired {
                 };
                 desired.add(frontend, internal.clone());
             }
-            if let (true, Some(node_port)) = (node_ports, port.node_port) {
-                let external = Target {
-                    service: key.clone(),
-                    port: port.name.clone(),
-                    scope: cfg.scope(svc.external_traffic_policy),
-                };
-                for ip in &node_ips {
+            if let Some(node_port) = port.node_port {
+                let external = Target::new(
+                    key.clone(),
+                    port.name.clone(),
+                    scope(svc.external_policy, &table.node_name),
+                );
+                for ip in &table.node_ips {
                     desired.add(
                         Frontend {
                             addr: SocketAddr::new(*ip, node_port),
@@ -175,86 +167,80 @@ pub struct Status {
 }
 
 /// The userspace datapath of one node.
-pub struct Datapath {
+pub struct UserspaceDatapath {
     cfg: AgentConfig,
+    listeners: Reconciler,
     status: Arc<Publisher<Status>>,
+    last_conflicts: Vec<Conflict>,
 }
 
-impl Datapath {
-    pub fn new(cfg: AgentConfig) -> Self {
+impl UserspaceDatapath {
+    /// Listeners pick endpoints from `snapshots` per connection; `shutdown` ends listeners
+    /// *and* connections.
+    pub fn new(
+        cfg: AgentConfig,
+        snapshots: Arc<Publisher<Snapshot>>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let listeners = Reconciler::new(snapshots, cfg.settings(), shutdown);
         Self {
             cfg,
+            listeners,
             status: Publisher::new(Status::default()),
+            last_conflicts: Vec::new(),
         }
     }
 
-    /// The status, republished after every reconcile; the listeners' counters in it are live.
+    /// The status, republished after every sync; the listeners' counters in it are live.
     pub fn status(&self) -> Arc<Publisher<Status>> {
         self.status.clone()
     }
-
-    /// Reconcile the listeners on every publish until `shutdown`; then close them all (open
-    /// connections end with `shutdown` too).
-    pub async fn run(self, snapshots: Arc<Publisher<Snapshot>>, shutdown: CancellationToken) {
-        let mut versions = snapshots.subscribe();
-        let mut reconciler =
-            Reconciler::new(snapshots.clone(), self.cfg.settings(), shutdown.clone());
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = snapshots.ready() => {}
-        }
-        let mut retry = tokio::time::interval(self.cfg.retry_every);
-        retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_conflicts: Vec<Conflict> = Vec::new();
-        loop {
-            versions.borrow_and_update();
-            let snapshot = snapshots.current();
-            let desired = desired_frontends(&snapshot, &self.cfg);
-            if desired.conflicts != last_conflicts {
-                for c in &desired.conflicts {
-                    warn!(frontend = %c.frontend, kept = %c.kept, refused = %c.refused, "two Services want one frontend");
-                }
-                last_conflicts = desired.conflicts.clone();
-            }
-            let errors = reconciler.reconcile(&desired.frontends);
-            self.status.publish(Status {
-                generation: snapshot.generation,
-                listening: reconciler.status(),
-                bind_errors: errors
-                    .into_iter()
-                    .map(|e| BindFailure {
-                        error: e.source.to_string(),
-                        frontend: e.frontend,
-                        target: e.target,
-                    })
-                    .collect(),
-                conflicts: desired.conflicts,
-            });
-            debug!(
-                generation = snapshot.generation,
-                listeners = reconciler.current().len(),
-                "datapath reconciled"
-            );
-            drop(snapshot);
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                changed = versions.changed() => if changed.is_err() { break },
-                _ = retry.tick() => {
-                    // Retry failed binds, refresh counters and expire affinity even when quiet.
-                }
-            }
-        }
-        reconciler.stop_all().await;
-    }
 }
 
-/// Run the userspace datapath for this node until `shutdown`.
-pub async fn run(
-    cfg: AgentConfig,
-    publisher: Arc<Publisher<Snapshot>>,
-    shutdown: CancellationToken,
-) {
-    Datapath::new(cfg).run(publisher, shutdown).await
+impl Datapath for UserspaceDatapath {
+    /// Bind failures are no error of the sync: they are in the status and retried.
+    type Error = Infallible;
+
+    fn node(&self) -> &NodeConfig {
+        &self.cfg.node
+    }
+
+    async fn apply(&mut self, desired: &ServiceTable) -> Result<(), Infallible> {
+        let Desired {
+            frontends,
+            conflicts,
+        } = frontends(desired);
+        if conflicts != self.last_conflicts {
+            for c in &conflicts {
+                warn!(frontend = %c.frontend, kept = %c.kept, refused = %c.refused, "two Services want one frontend");
+            }
+            self.last_conflicts.clone_from(&conflicts);
+        }
+        let errors = self.listeners.reconcile(&frontends);
+        self.status.publish(Status {
+            generation: desired.generation,
+            listening: self.listeners.status(),
+            bind_errors: errors
+                .into_iter()
+                .map(|e| BindFailure {
+                    error: e.source.to_string(),
+                    frontend: e.frontend,
+                    target: e.target,
+                })
+                .collect(),
+            conflicts,
+        });
+        debug!(
+            generation = desired.generation,
+            listeners = frontends.len(),
+            "userspace datapath reconciled"
+        );
+        Ok(())
+    }
+
+    async fn close(mut self) {
+        self.listeners.stop_all().await;
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use std::time::Duration;
 use portico_model::Snapshot;
 use tokio::time::Instant;
 
-use super::ServiceKey;
+use crate::frontend::ServiceKey;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Key {

@@ -16,14 +16,18 @@ pub(super) fn start(parts: &mut Parts, args: &RunArgs, standalone: bool) {
     } else {
         args.node_ips.clone()
     };
-    let datapath = portico_datapath::userspace::Datapath::new(
-        portico_datapath::userspace::AgentConfig::new(args.node_name.clone(), node_ips),
-    );
-    let status = datapath.status();
-    parts.admin(|a| a.with_published_view("datapath", status));
+    let cfg = portico_datapath::AgentConfig::new(args.node_name.clone(), node_ips);
     let (p, sd) = (parts.snapshots.clone(), parts.shutdown.clone());
-    parts.tasks.spawn(async move {
-        datapath.run(p, sd).await;
-        Ok(())
-    });
+    match args.datapath {
+        portico_datapath::Kind::Userspace => {
+            use portico_datapath::Datapath as _;
+            let datapath = portico_datapath::UserspaceDatapath::new(cfg, p.clone(), sd.clone());
+            let status = datapath.status();
+            parts.admin(|a| a.with_published_view("datapath", status));
+            parts.tasks.spawn(async move {
+                datapath.run(p, sd).await;
+                Ok(())
+            });
+        }
+    }
 }

@@ -11,7 +11,7 @@ use crate::cli::{L4Upstream, RunArgs};
 /// One listener as the admin API shows it.
 fn view_row(v: &ListenerView) -> serde_json::Value {
     serde_json::json!({
-        "frontend": v.frontend.to_string(), "service": v.target.to_string(), "accepted": v.accepted,
+        "frontend": v.frontend.to_string(), "service": v.target.service_port().to_string(), "accepted": v.accepted,
         "active": v.active, "noUpstream": v.no_upstream, "connectFailures": v.connect_failures,
         "droppedDatagrams": v.dropped_datagrams,
     })

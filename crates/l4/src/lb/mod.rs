@@ -18,24 +18,23 @@
 //! together with `net.ipv4.conf.all.arp_ignore=1` so that only the announcer answers ARP (the
 //! same "strict ARP" that kube-proxy needs under MetalLB). Addresses in 127.0.0.0/8 work as is.
 //!
-//! Listeners are reconciled against each published snapshot: new frontends are bound before
-//! gone ones are closed, a changed target is swapped in place, and open connections go on.
+//! Listeners are reconciled against each published snapshot ([`L4::run`]): new frontends are
+//! bound before gone ones are closed, a changed target is swapped in place, and open
+//! connections go on.
 
-mod listener;
-pub mod proxy_protocol;
-mod reconcile;
-pub mod select;
+mod driver;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-pub use crate::{Frontend, Protocol};
-use portico_model::{ObjectKey, ServiceType, Snapshot};
+use portico_model::{ServiceType, Snapshot};
 use tracing::debug;
 
-pub use reconcile::{L4, ListenerView};
+use crate::frontend::{Frontend, Protocol, Scope, Settings, Target};
+
+pub use driver::{L4, ListenerView};
 
 /// The Service annotation that turns PROXY protocol v2 on (`v2`) or off (`none`) per Service.
 pub const PROXY_PROTOCOL_ANNOTATION: &str = "portico.dev/proxy-protocol";
@@ -108,29 +107,33 @@ impl Default for L4Config {
     }
 }
 
-/// What one LoadBalancer listener forwards to.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct L4Target {
-    pub service: ObjectKey,
-    /// The Service port's name (empty for a single unnamed port).
-    pub port: String,
-    pub proxy_protocol: bool,
-}
-
-impl fmt::Display for L4Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.service)?;
-        if !self.port.is_empty() {
-            write!(f, ":{}", self.port)?;
+impl L4Config {
+    /// The engine's settings: FREEBIND listeners (an EXTERNAL-IP need not be on an interface).
+    pub fn settings(&self) -> Settings {
+        Settings {
+            connect_timeout: self.connect_timeout,
+            connect_attempts: self.connect_attempts,
+            udp_idle: self.udp_idle,
+            udp_max_flows: self.udp_max_flows,
+            backlog: self.backlog,
+            freebind: true,
+            connection_limit: self.connection_limit.clone(),
         }
-        Ok(())
+    }
+
+    /// Which upstreams a LoadBalancer frontend uses.
+    fn scope(&self) -> Scope {
+        match self.upstream {
+            Upstream::Endpoints => Scope::Cluster,
+            Upstream::NodePort => Scope::NodePorts,
+        }
     }
 }
 
 /// The listeners `snap` asks for: one per EXTERNAL-IP, port and protocol of every
 /// LoadBalancer Service (SCTP is not carried). When two Services claim the same address, port
 /// and protocol, the first by namespace/name keeps it. Pure.
-pub fn desired(snap: &Snapshot, cfg: &L4Config) -> BTreeMap<Frontend, L4Target> {
+pub fn desired(snap: &Snapshot, cfg: &L4Config) -> BTreeMap<Frontend, Target> {
     let mut out = BTreeMap::new();
     for svc in snap.services.values() {
         if svc.type_ != ServiceType::LoadBalancer {
@@ -154,9 +157,10 @@ pub fn desired(snap: &Snapshot, cfg: &L4Config) -> BTreeMap<Frontend, L4Target> 
                     addr: (*ip, port.port).into(),
                     protocol,
                 };
-                let target = L4Target {
+                let target = Target {
                     service: svc.key.clone(),
                     port: port.name.clone(),
+                    scope: cfg.scope(),
                     proxy_protocol,
                 };
                 if let Some(first) = out.get(&frontend) {

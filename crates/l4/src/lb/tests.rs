@@ -4,8 +4,9 @@ use portico_model::state::Object;
 use portico_model::{ClusterState, Origin, translate};
 use serde_json::json;
 
-use super::select::{NoUpstream, upstreams};
 use super::*;
+use crate::{NoBackend, Target, upstreams};
+use portico_model::ObjectKey;
 
 fn snapshot(services: &[serde_json::Value], extra: &[Object]) -> Snapshot {
     let mut state = ClusterState::default();
@@ -160,35 +161,43 @@ fn nodeport_upstreams_are_ready_nodes_not_excluded() {
         node("d", "10.0.0.4", true, false),
         endpoints_on("d"),
     ];
-    let target = L4Target {
+    let target = |upstream: Upstream| Target {
         service: ObjectKey::new("default", "web"),
         port: String::new(),
+        scope: L4Config {
+            upstream,
+            ..L4Config::default()
+        }
+        .scope(),
         proxy_protocol: false,
+    };
+    let upstreams = |snap: &Snapshot, upstream: Upstream, fam: IpAddr| {
+        upstreams(snap, &target(upstream), fam).map(|u| u.addrs())
     };
     let fam: IpAddr = "192.0.2.10".parse().expect("literal");
     let snap = snapshot(std::slice::from_ref(&web), &nodes);
     let sa = |s: &str| -> SocketAddr { s.parse().expect("literal") };
     assert_eq!(
-        upstreams(&snap, &target, Upstream::NodePort, fam),
+        upstreams(&snap, Upstream::NodePort, fam),
         Ok(vec![sa("10.0.0.1:30080"), sa("10.0.0.4:30080")])
     );
     assert_eq!(
-        upstreams(&snap, &target, Upstream::Endpoints, fam),
+        upstreams(&snap, Upstream::Endpoints, fam),
         Ok(vec![sa("10.244.1.5:8080")])
     );
 
     web["spec"]["externalTrafficPolicy"] = json!("Local");
     let snap = snapshot(std::slice::from_ref(&web), &nodes);
     assert_eq!(
-        upstreams(&snap, &target, Upstream::NodePort, fam),
+        upstreams(&snap, Upstream::NodePort, fam),
         Ok(vec![sa("10.0.0.4:30080")]),
         "only d has the endpoint"
     );
     let snap = snapshot(std::slice::from_ref(&web), &nodes[..4]);
     assert_eq!(
-        upstreams(&snap, &target, Upstream::NodePort, fam),
-        Err(NoUpstream::NoNodes {
-            service: target.service.clone(),
+        upstreams(&snap, Upstream::NodePort, fam),
+        Err(NoBackend::NoNodes {
+            service: ObjectKey::new("default", "web"),
             local: true
         })
     );
@@ -196,8 +205,8 @@ fn nodeport_upstreams_are_ready_nodes_not_excluded() {
     let no_np = lb("web", &["192.0.2.10"], json!([{"port": 80}]), json!({}));
     let snap = snapshot(&[no_np], &nodes);
     assert!(matches!(
-        upstreams(&snap, &target, Upstream::NodePort, fam),
-        Err(NoUpstream::NoNodePort { .. })
+        upstreams(&snap, Upstream::NodePort, fam),
+        Err(NoBackend::NoNodePort { .. })
     ));
 }
 

@@ -1,5 +1,7 @@
-//! Listeners follow the desired set of frontends: new ones are bound, gone ones are stopped
-//! (their connections go on), the rest are left untouched (a changed target is swapped in place).
+//! The one reconciler: listeners follow the desired set of frontends. New ones are bound before
+//! gone ones are closed (their connections go on), a changed target is swapped in place, the
+//! rest are left untouched. Whoever computes the desired set (the Service datapath, the
+//! gateway's LoadBalancer frontends) hands it to [`Reconciler::reconcile`].
 
 use std::collections::BTreeMap;
 use std::io;
@@ -14,9 +16,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::{
-    AffinityTable, Counters, Frontend, Listener, Picker, Settings, Target, bind, tcp, udp,
-};
+use crate::affinity::AffinityTable;
+use crate::counters::Counters;
+use crate::frontend::{Frontend, Settings, Target};
+use crate::listener::{self, Listener};
+use crate::select::Picker;
 
 /// What to change to go from the current listeners to the desired ones.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -184,7 +188,7 @@ impl Reconciler {
         ));
         let counters = Arc::new(Counters::default());
         let stop = CancellationToken::new();
-        let ctx = Listener {
+        let task = listener::start(Listener {
             frontend,
             picker: picker.clone(),
             snapshots: self.snapshots.clone(),
@@ -192,14 +196,7 @@ impl Reconciler {
             settings: self.settings.clone(),
             stop: stop.clone(),
             shutdown: self.shutdown.clone(),
-        };
-        let task = match frontend.protocol {
-            super::Protocol::Tcp => tokio::spawn(tcp::serve(
-                bind::tcp(frontend.addr, self.settings.backlog)?,
-                ctx,
-            )),
-            super::Protocol::Udp => tokio::spawn(udp::serve(bind::udp(frontend.addr)?, ctx)),
-        };
+        })?;
         Ok(Running {
             picker,
             counters,

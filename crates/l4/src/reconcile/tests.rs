@@ -16,6 +16,7 @@ fn t(name: &str) -> Target {
         service: ObjectKey::new("default", name),
         port: String::new(),
         scope: Scope::Cluster,
+        proxy_protocol: false,
     }
 }
 

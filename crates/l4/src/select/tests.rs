@@ -13,6 +13,7 @@ fn target(name: &str, scope: Scope) -> Target {
         service: ObjectKey::new("default", name),
         port: String::new(),
         scope,
+        proxy_protocol: false,
     }
 }
 
