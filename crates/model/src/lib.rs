@@ -15,6 +15,7 @@ pub mod invalid;
 pub mod key;
 pub mod manifest;
 pub mod metallb;
+pub mod routes;
 pub mod selector;
 pub mod service;
 pub mod snapshot;
@@ -22,7 +23,7 @@ pub mod state;
 pub mod translate;
 
 pub use endpoints::{Backend, ServiceEndpoints};
-pub use invalid::{Invalid, Origin};
+pub use invalid::{Invalid, InvalidReason, Origin};
 pub use key::ObjectKey;
 pub use service::{Protocol, Service, ServicePort, ServiceType, TargetPort};
 pub use snapshot::Snapshot;
