@@ -7,6 +7,8 @@
 //!   -> translate(&state) -> Snapshot     pure, synchronous, no I/O
 //!   -> Publisher::publish(snapshot)      one ArcSwap
 //! ```
+//! [`routes`] is the route model: Ingress (and later Gateway API) objects translated, purely and
+//! incrementally, into routes every HTTP data plane compiles the same way.
 //! Nothing in this crate performs I/O, spawns tasks or reads the clock: callers pass time in.
 
 pub mod control_plane;

@@ -83,7 +83,7 @@ struct Served<'a> {
     key: &'a ObjectKey,
     ing: &'a Arc<Ingress>,
     annotated: Arc<Annotated>,
-    tls: Arc<[TlsEntry]>,
+    tls: Arc<[Arc<TlsEntry>]>,
 }
 
 fn creation(ing: &Ingress) -> (bool, Option<jiff::Timestamp>) {
@@ -272,7 +272,10 @@ impl Translation<'_> {
     /// TLS entries of the served non-canary Ingresses, oldest first; their hosts are the TLS
     /// hosts. A Secret that is not a valid TLS Secret is reported (its hosts still have TLS,
     /// with the default certificate).
-    fn tls<'s>(&mut self, entries: impl Iterator<Item = &'s Arc<[TlsEntry]>>) -> Vec<TlsEntry> {
+    fn tls<'s>(
+        &mut self,
+        entries: impl Iterator<Item = &'s Arc<[Arc<TlsEntry>]>>,
+    ) -> Vec<Arc<TlsEntry>> {
         let mut tls = Vec::new();
         for entry in entries.flat_map(|e| e.iter()) {
             for h in &entry.hosts {

@@ -15,6 +15,19 @@
 //! Each host's routes are listed in the order a lookup tries them ([`RankedRoute::precedence`]
 //! says why), so a data plane never re-derives precedence: it takes the first whose match
 //! covers the request.
+//!
+//! What a data plane binds, and what it leaves as it is:
+//! - [`Routes::hosts`]: exact hosts, wildcards (under their parent name) and `Any`, each list
+//!   kept in order; [`Routes::default_backend`] after them; nothing found is 404.
+//! - [`Route::backend`] and [`Canary::backend`]: Service and [`BackendTarget`] -> endpoints
+//!   (`ServicePort` names the endpoints' port; `NoService` answers 503; `External` connects to
+//!   the name). [`Policy::balance`] and [`Policy::hash_by`] say how the main backend's endpoints
+//!   are picked, [`Canary::balance`] and [`Canary::hashed`] the canary's.
+//! - [`Routes::tls`]: Secrets -> certificates, first usable entry per host; the translation
+//!   already reported Secrets that are missing, the data plane reports ones that do not parse.
+//! - Everything else ([`Filters`], [`Policy`], [`Route::tls_host`], [`Route::path`],
+//!   [`RouteOrigin`]) is read per request as it is. Unchanged routes keep their `Arc`, so a
+//!   binding can be reused by pointer while the endpoints it bound are unchanged.
 
 pub mod annotations;
 pub mod backend;
@@ -135,7 +148,7 @@ pub struct RankedRoute {
 
 /// One `spec.tls` entry of a served Ingress: its hosts have TLS, with this Secret's certificate
 /// when it is valid. A data plane takes, for each host, the first entry whose certificate it
-/// can use.
+/// can use. Shared with the translation cache, as routes are.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct TlsEntry {
     /// The Ingress and `spec.tls[i].secretName`.
@@ -157,7 +170,7 @@ pub struct Routes {
     /// `spec.defaultBackend`); without one, 404.
     pub default_backend: Option<Arc<Route>>,
     /// In precedence order: the oldest Ingress's entries first.
-    pub tls: Vec<TlsEntry>,
+    pub tls: Vec<Arc<TlsEntry>>,
     /// The objects served (in full; canaries included), sorted.
     pub served: Vec<ObjectKey>,
 }

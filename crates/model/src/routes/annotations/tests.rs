@@ -1,4 +1,5 @@
 use super::*;
+use crate::routes::policy::HashKey;
 
 fn parse_map(pairs: &[(&str, &str)]) -> Parsed {
     let map = pairs

@@ -66,7 +66,7 @@ pub(super) struct CachedIngress {
     /// Boxed: an `Invalid` is large and rare, and there is one entry per Ingress.
     pub annotated: Result<Arc<Annotated>, Box<Invalid>>,
     pub unsupported: Box<[Invalid]>,
-    pub tls: Arc<[TlsEntry]>,
+    pub tls: Arc<[Arc<TlsEntry>]>,
     /// The routes of the latest translation in which this Ingress was served without errors.
     pub built: Option<Built>,
     seen: u64,
@@ -172,27 +172,29 @@ impl IngressCache {
 }
 
 /// An Ingress's `spec.tls` entries.
-fn tls_entries(key: &ObjectKey, ing: &Ingress) -> Vec<TlsEntry> {
+fn tls_entries(key: &ObjectKey, ing: &Ingress) -> Vec<Arc<TlsEntry>> {
     let tls = ing.spec.iter().flat_map(|s| s.tls.iter().flatten());
     tls.enumerate()
-        .map(|(i, t)| TlsEntry {
-            origin: RouteOrigin {
-                kind: SourceKind::Ingress,
-                object: key.clone(),
-                field: format!("spec.tls[{i}]"),
-            },
-            hosts: t
-                .hosts
-                .iter()
-                .flatten()
-                .filter_map(|h| HostMatch::parse(Some(h)).ok())
-                .filter(|h| *h != HostMatch::Any)
-                .collect(),
-            secret: t
-                .secret_name
-                .as_deref()
-                .filter(|n| !n.is_empty())
-                .map(|n| ObjectKey::new(key.namespace.clone(), n)),
+        .map(|(i, t)| {
+            Arc::new(TlsEntry {
+                origin: RouteOrigin {
+                    kind: SourceKind::Ingress,
+                    object: key.clone(),
+                    field: format!("spec.tls[{i}]"),
+                },
+                hosts: t
+                    .hosts
+                    .iter()
+                    .flatten()
+                    .filter_map(|h| HostMatch::parse(Some(h)).ok())
+                    .filter(|h| *h != HostMatch::Any)
+                    .collect(),
+                secret: t
+                    .secret_name
+                    .as_deref()
+                    .filter(|n| !n.is_empty())
+                    .map(|n| ObjectKey::new(key.namespace.clone(), n)),
+            })
         })
         .collect()
 }

@@ -321,6 +321,12 @@ fn a_tls_host_added_elsewhere_rebuilds_the_routes_of_that_host() {
     let after = check(&mut cache, &world.snapshot());
     assert_eq!(cache.reused(), 0);
     assert!(after.iter().all(|(_, r)| r.tls_host));
+    let again = check(&mut cache, &world.snapshot());
+    assert_eq!(cache.reused(), 2);
+    assert!(
+        Arc::ptr_eq(&after.tls[0], &again.tls[0]),
+        "TLS entries are shared too"
+    );
 }
 
 proptest! {

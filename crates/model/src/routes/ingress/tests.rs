@@ -416,7 +416,7 @@ fn a_missing_tls_secret_is_an_error_on_the_ingress_and_the_host_still_counts_as_
     assert!(route.redirects_to_https(), "ssl-redirect is on by default");
     assert_eq!(
         r.tls,
-        [TlsEntry {
+        [Arc::new(TlsEntry {
             origin: crate::routes::RouteOrigin {
                 kind: crate::routes::SourceKind::Ingress,
                 object: ObjectKey::new("default", "i"),
@@ -424,7 +424,7 @@ fn a_missing_tls_secret_is_an_error_on_the_ingress_and_the_host_still_counts_as_
             },
             hosts: vec![HostMatch::Exact("secure.example.com".into())],
             secret: Some(ObjectKey::new("default", "nope")),
-        }]
+        })]
     );
 }
 
