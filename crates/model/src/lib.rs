@@ -7,6 +7,8 @@
 //!   -> translate(&state) -> Snapshot     pure, synchronous, no I/O
 //!   -> Publisher::publish(snapshot)      one ArcSwap
 //! ```
+//! [`routes`] is the route model: Ingress (and later Gateway API) objects translated, purely and
+//! incrementally, into routes every HTTP data plane compiles the same way.
 //! Nothing in this crate performs I/O, spawns tasks or reads the clock: callers pass time in.
 
 pub mod control_plane;
@@ -15,6 +17,7 @@ pub mod invalid;
 pub mod key;
 pub mod manifest;
 pub mod metallb;
+pub mod routes;
 pub mod selector;
 pub mod service;
 pub mod snapshot;
@@ -22,7 +25,7 @@ pub mod state;
 pub mod translate;
 
 pub use endpoints::{Backend, ServiceEndpoints};
-pub use invalid::{Invalid, Origin};
+pub use invalid::{Invalid, InvalidReason, Origin};
 pub use key::ObjectKey;
 pub use service::{Protocol, Service, ServicePort, ServiceType, TargetPort};
 pub use snapshot::Snapshot;
