@@ -4,31 +4,8 @@
 #[path = "common/l7.rs"]
 mod l7common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use l7common::*;
 use portico_l7::{AccessLog, L7Config};
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 /// The JSON objects logged under `portico::access`.
 fn access_lines(c: &Capture) -> Vec<serde_json::Value> {

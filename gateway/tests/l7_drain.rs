@@ -14,7 +14,6 @@ use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use l7common::*;
-use portico_l7::L7Config;
 use tokio::net::TcpStream;
 
 const CLIENTS: usize = 8;
@@ -32,19 +31,7 @@ fn request(version: http::Version) -> Request<Empty<Bytes>> {
 
 async fn gateway(fast: bool) -> (Origin, Gateway) {
     let origin = Origin::start("a", "127.0.0.1").await;
-    let yaml = [
-        service("app", &[origin.addr]),
-        ingress("app", &[], &[("app.test", "/", "Prefix", "app")]),
-    ]
-    .concat();
-    let gw = Gateway::start_with(
-        &yaml,
-        L7Config {
-            fast_h1: fast,
-            ..L7Config::default()
-        },
-    )
-    .await;
+    let gw = Gateway::app(&[origin.addr], fast).await;
     (origin, gw)
 }
 

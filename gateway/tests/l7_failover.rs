@@ -19,7 +19,6 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use l7common::*;
-use portico_l7::L7Config;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -97,19 +96,7 @@ async fn black_hole() -> (SocketAddr, Arc<AtomicUsize>) {
 }
 
 async fn gateway(addrs: &[SocketAddr], fast: bool) -> Gateway {
-    let yaml = [
-        service("app", addrs),
-        ingress("app", &[], &[("app.test", "/", "Prefix", "app")]),
-    ]
-    .concat();
-    Gateway::start_with(
-        &yaml,
-        L7Config {
-            fast_h1: fast,
-            ..L7Config::default()
-        },
-    )
-    .await
+    Gateway::app(addrs, fast).await
 }
 
 /// A keepalive client connection to the gateway.

@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use l7common::*;
-use portico_l7::L7Config;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -29,21 +28,6 @@ struct RawOrigin {
     accepted: Arc<Mutex<u32>>,
 }
 
-fn head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
-}
-
-fn content_length(head: &str) -> usize {
-    head.lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0)
-}
-
 impl RawOrigin {
     async fn start() -> RawOrigin {
         let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -57,27 +41,7 @@ impl RawOrigin {
                 let s = s.clone();
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
-                    loop {
-                        let end = loop {
-                            if let Some(e) = head_end(&buf) {
-                                break e;
-                            }
-                            let mut chunk = [0u8; 65536];
-                            match c.read(&mut chunk).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                            }
-                        };
-                        let head = String::from_utf8_lossy(&buf[..end]).to_string();
-                        let len = content_length(&head);
-                        while buf.len() < end + len {
-                            let mut chunk = [0u8; 65536];
-                            match c.read(&mut chunk).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                            }
-                        }
-                        buf.drain(..end + len);
+                    while let Some((head, len)) = next_request(&mut c, &mut buf).await {
                         let line = head.lines().next().unwrap_or("").to_string();
                         let path = line.split(' ').nth(1).unwrap_or("").to_string();
                         let head_req = line.starts_with("HEAD ");
@@ -459,19 +423,7 @@ async fn the_close_after_a_client_connection_close_comes_from_the_fast_path() {
 
 /// The router on `engine` (the fast path on or off) in front of `origin`, for `app.test`.
 async fn gateway_for(origin: SocketAddr, fast: bool) -> Gateway {
-    let yaml = [
-        service("app", &[origin]),
-        ingress("app", &[], &[("app.test", "/", "Prefix", "app")]),
-    ]
-    .concat();
-    Gateway::start_with(
-        &yaml,
-        L7Config {
-            fast_h1: fast,
-            ..L7Config::default()
-        },
-    )
-    .await
+    Gateway::app(&[origin], fast).await
 }
 
 /// A request whose body is another request's head, with the header that delimits the body named
@@ -570,19 +522,7 @@ async fn double_answer_origin() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
             let s = s.clone();
             tokio::spawn(async move {
                 let mut buf = Vec::new();
-                loop {
-                    let end = loop {
-                        if let Some(e) = head_end(&buf) {
-                            break e;
-                        }
-                        let mut chunk = [0u8; 4096];
-                        match c.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    };
-                    let head = String::from_utf8_lossy(&buf[..end]).to_string();
-                    buf.drain(..end);
+                while let Some((head, _)) = next_request(&mut c, &mut buf).await {
                     let path = head.split(' ').nth(1).unwrap_or("").to_string();
                     s.lock().expect("lock").push(path.clone());
                     let body = format!("first {path}");
@@ -732,14 +672,7 @@ async fn an_absolute_form_target_is_routed_by_its_authority_on_either_engine() {
             ingress("b", &[], &[("other.test", "/", "Prefix", "svc-b")]),
         ]
         .concat();
-        let gw = Gateway::start_with(
-            &yaml,
-            L7Config {
-                fast_h1: fast,
-                ..L7Config::default()
-            },
-        )
-        .await;
+        let gw = Gateway::start_on(&yaml, fast).await;
         let (head, body) = exchange_raw(
             &gw,
             b"GET http://other.test/x?q=1 HTTP/1.1\r\nHost: app.test\r\n\r\n",

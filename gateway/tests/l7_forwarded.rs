@@ -5,9 +5,6 @@
 #[path = "common/l7.rs"]
 mod l7common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use l7common::*;
 use portico_l7::{AccessLog, L7Config};
 
@@ -88,26 +85,6 @@ async fn a_clients_forwarding_headers_are_replaced_on_the_fast_path() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clients_forwarding_headers_are_replaced_on_the_general_path() {
     spoofed_headers_are_replaced(false).await;
-}
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
 }
 
 /// The `client` of each JSON access log line.

@@ -22,21 +22,6 @@ struct CountingOrigin {
     accepted: Arc<AtomicUsize>,
 }
 
-fn head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
-}
-
-fn content_length(head: &str) -> usize {
-    head.lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0)
-}
-
 impl CountingOrigin {
     async fn start() -> CountingOrigin {
         let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -48,26 +33,7 @@ impl CountingOrigin {
                 a.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
-                    loop {
-                        let end = loop {
-                            if let Some(e) = head_end(&buf) {
-                                break e;
-                            }
-                            let mut chunk = [0u8; 16384];
-                            match c.read(&mut chunk).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                            }
-                        };
-                        let len = content_length(&String::from_utf8_lossy(&buf[..end]));
-                        while buf.len() < end + len {
-                            let mut chunk = [0u8; 16384];
-                            match c.read(&mut chunk).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                            }
-                        }
-                        buf.drain(..end + len);
+                    while let Some((_, len)) = next_request(&mut c, &mut buf).await {
                         let body = format!("got {len}");
                         let reply = format!(
                             "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",

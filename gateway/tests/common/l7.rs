@@ -182,6 +182,25 @@ impl Gateway {
         Self::start_with(yaml, L7Config::default()).await
     }
 
+    /// The router with the HTTP/1.1 fast engine on (`fast`) or off (every request on hyper).
+    pub async fn start_on(yaml: &str, fast: bool) -> Gateway {
+        let cfg = L7Config {
+            fast_h1: fast,
+            ..L7Config::default()
+        };
+        Self::start_with(yaml, cfg).await
+    }
+
+    /// `app.test` routed to the Service `app` with the endpoints `addrs`, on the engine `fast`.
+    pub async fn app(addrs: &[SocketAddr], fast: bool) -> Gateway {
+        let yaml = [
+            service("app", addrs),
+            ingress("app", &[], &[("app.test", "/", "Prefix", "app")]),
+        ]
+        .concat();
+        Self::start_on(&yaml, fast).await
+    }
+
     pub async fn start_with(yaml: &str, cfg: L7Config) -> Gateway {
         let http = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let https = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -315,4 +334,70 @@ pub fn ingress(
         ));
     }
     y
+}
+
+/// Where a raw HTTP/1.1 head ends (after its blank line), if it is all in `buf`.
+pub fn head_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+}
+
+/// The `Content-Length` of a raw head, 0 without one.
+pub fn content_length(head: &str) -> usize {
+    head.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0)
+}
+
+/// A raw origin's read of the next request on `c`: its head (blank line included) and the length
+/// of its `Content-Length` body, both taken off `buf`. `None` at EOF or on a read error.
+pub async fn next_request(
+    c: &mut tokio::net::TcpStream,
+    buf: &mut Vec<u8>,
+) -> Option<(String, usize)> {
+    let mut chunk = vec![0u8; 65536];
+    let end = loop {
+        if let Some(e) = head_end(buf) {
+            break e;
+        }
+        match c.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+    let len = content_length(&head);
+    while buf.len() < end + len {
+        match c.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    buf.drain(..end + len);
+    Some((head, len))
+}
+
+/// A `tracing` writer that keeps what is written, for tests that read the logs.
+#[derive(Clone, Default)]
+pub struct Capture(pub Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
 }
