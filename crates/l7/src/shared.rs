@@ -16,7 +16,7 @@ use tracing::info;
 use portico_runtime::connections::ConnectionLimit;
 
 use super::AccessLog;
-use super::class::RouterConfig;
+use portico_model::routes::ClassConfig as RouterConfig;
 use super::forwarded::TrustedProxies;
 use super::metrics::Metrics;
 use super::path::EncodedSlashes;
