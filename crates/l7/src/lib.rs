@@ -42,10 +42,10 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 pub use bind::bind_listener;
-pub use portico_model::routes::class::CONTROLLER;
+pub use metrics::Metrics;
 /// The IngressClass the router serves (the route model's class configuration).
 pub use portico_model::routes::ClassConfig as RouterConfig;
-pub use metrics::Metrics;
+pub use portico_model::routes::class::CONTROLLER;
 pub use table::{CompileCache, CompileContext, Lookup, Route, RouteTable, compile};
 pub use view::{IngressRow, ingress_view};
 
@@ -214,8 +214,8 @@ impl L7 {
         }
         *reported = now;
         // The route problems: the translation's (in the snapshot's list) and the certificates'.
-        let errors = snap.errors.iter().filter(|e| e.kind == "Ingress").count()
-            + table.cert_errors.len();
+        let errors =
+            snap.errors.iter().filter(|e| e.kind == "Ingress").count() + table.cert_errors.len();
         let routes = table.served.len();
         s.metrics.config_errors.set(errors as i64);
         s.metrics.config_publishes.inc();

@@ -54,10 +54,7 @@ pub fn compile(
     let mut count = 0usize;
     for (host, ranked) in &routes.hosts {
         let rules = HostRules {
-            routes: ranked
-                .iter()
-                .map(|r| c.route(&r.route, &stale))
-                .collect(),
+            routes: ranked.iter().map(|r| c.route(&r.route, &stale)).collect(),
         };
         count += rules.routes.len();
         match host {
@@ -66,10 +63,7 @@ pub fn compile(
             HostMatch::Any => table.any_host = rules,
         }
     }
-    table.default_backend = routes
-        .default_backend
-        .as_ref()
-        .map(|d| c.route(d, &stale));
+    table.default_backend = routes.default_backend.as_ref().map(|d| c.route(d, &stale));
     let reused = c.cache.reused;
     c.cache.finish();
     ctx.registry.prune();
@@ -153,11 +147,7 @@ impl Compiler<'_, '_> {
         }
         let ingress = &model.origin.object;
         let policy = &model.policy;
-        let upstream = self.upstream(
-            &model.backend,
-            policy.balance,
-            policy.hash_by.is_some(),
-        );
+        let upstream = self.upstream(&model.backend, policy.balance, policy.hash_by.is_some());
         let canary = model.canary.as_ref().map(|c| {
             let upstream = self.upstream(&c.backend, c.balance, c.hashed);
             Canary {

@@ -70,7 +70,11 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options::compile(&Policy::default(), &Filters::default(), BackendProtocol::Http)
+        Options::compile(
+            &Policy::default(),
+            &Filters::default(),
+            BackendProtocol::Http,
+        )
     }
 }
 

@@ -46,7 +46,11 @@ fn ingress(name: &str, created: &str, rules: &[(&str, &str, &str, &str)]) -> Str
 fn table(yaml: &str) -> (RouteTable, Vec<Invalid>) {
     let mut snap = snapshot(yaml);
     let before = snap.errors.len();
-    ingress::route(&mut snap, &ClassConfig::default(), &mut IngressCache::default());
+    ingress::route(
+        &mut snap,
+        &ClassConfig::default(),
+        &mut IngressCache::default(),
+    );
     let ctx = CompileContext {
         registry: &EndpointRegistry::default(),
         certs: &CertCache::default(),

@@ -279,11 +279,13 @@ impl Router {
         let t = compile(&routed.routes, &routed, &ctx, &mut self.cache);
         let mut fresh = snap.clone();
         routing::route(&mut fresh, &cfg, &mut IngressCache::default());
-        let full = compile(&fresh.routes, &fresh, &self.ctx(), &mut CompileCache::default());
-        assert_eq!(
-            describe(&t, &routed.errors),
-            describe(&full, &fresh.errors)
+        let full = compile(
+            &fresh.routes,
+            &fresh,
+            &self.ctx(),
+            &mut CompileCache::default(),
         );
+        assert_eq!(describe(&t, &routed.errors), describe(&full, &fresh.errors));
         assert_eq!(routed.errors, fresh.errors);
         t
     }
