@@ -1,4 +1,4 @@
-//! The ingress-nginx annotation parser never panics, every error names the annotation it is
+//! The route model's ingress-nginx annotation parser never panics, every error names the annotation it is
 //! about, and the options it accepts keep the invariants the data plane relies on.
 //!
 //! Input: lines of `key=value`. A key without a `/` gets the `nginx.ingress.kubernetes.io/`
@@ -7,9 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use portico_l7::annotations::{PREFIX, parse};
 use libfuzzer_sys::fuzz_target;
 use portico_model::ObjectKey;
+use portico_model::routes::annotations::{PREFIX, parse};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
@@ -48,16 +48,20 @@ fuzz_target!(|data: &[u8]| {
             c.weight_total
         );
     }
-    assert!(o.next_upstream_tries >= 1);
-    if let Some(root) = &o.app_root {
+    assert!(o.policy.tries >= 1);
+    if let Some(root) = &o.filters.app_root {
         assert!(root.starts_with('/'));
     }
-    if let Some(a) = &o.affinity {
+    if let Some(a) = &o.policy.affinity {
         assert!(!a.name.is_empty());
     }
-    for (url, code) in o.permanent_redirect.iter().chain(&o.temporal_redirect) {
-        assert!((300..=308).contains(code));
-        assert!(http_value_ok(url), "redirect {url:?} is not a header value");
+    if let Some(r) = &o.filters.redirect {
+        assert!((300..=308).contains(&r.status));
+        assert!(
+            http_value_ok(&r.location),
+            "redirect {:?} is not a header value",
+            r.location
+        );
     }
 });
 

@@ -346,7 +346,7 @@ async fn annotations_rewrite_allowlist_body_size_redirects_app_root_and_canary()
     }
     assert_eq!(next, 25, "canary-weight 25 of 100");
 
-    let unsupported: Vec<String> = gw.l7.errors().iter().map(|e| e.to_string()).collect();
+    let unsupported: Vec<String> = gw.errors().iter().map(|e| e.to_string()).collect();
     assert!(
         unsupported.iter().any(|e| e.contains("default/unknown")
             && e.contains("configuration-snippet")

@@ -148,7 +148,7 @@ async fn each_host_gets_its_certificate_unknown_and_broken_get_the_default_and_h
         "a broken Secret serves the default certificate"
     );
     assert!(
-        gw.l7.errors().iter().any(
+        gw.errors().iter().any(
             |e| e.to_string().contains("default/broken") && e.field == "spec.tls[0].secretName"
         )
     );
@@ -300,7 +300,7 @@ async fn a_secret_edited_into_a_broken_one_keeps_serving_its_last_good_certifica
         ("200", "CN=a.example.com"),
         "the last good certificate, not the default one: {body}"
     );
-    let errors = gw.l7.errors();
+    let errors = gw.errors();
     let err = errors
         .iter()
         .find(|e| e.field == "spec.tls[0].secretName")
@@ -325,7 +325,7 @@ async fn a_secret_edited_into_a_broken_one_keeps_serving_its_last_good_certifica
     let rotated = cert("a.example.com-rotated", &["a.example.com"]);
     gw.publish(&manifests(&rotated)).await;
     assert_eq!(subject("a.example.com").await, "CN=a.example.com-rotated");
-    assert!(gw.l7.errors().is_empty(), "{:?}", gw.l7.errors());
+    assert!(gw.errors().is_empty(), "{:?}", gw.errors());
 
     // Deleted: the certificate stops serving (the default one, never plaintext).
     let without_secret = [

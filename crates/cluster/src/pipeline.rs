@@ -9,6 +9,7 @@ use portico_model::service::Service;
 use portico_model::snapshot::TlsSecret;
 
 use portico_model::control_plane::{self, Allocations, ControlPlaneConfig};
+use portico_model::routes::{self, ClassConfig, IngressCache};
 use portico_model::{ClusterState, Snapshot, translate};
 use portico_runtime::Publisher;
 use portico_runtime::metrics::ConfigMetrics;
@@ -36,6 +37,9 @@ pub struct Pipeline {
     /// TLS Secrets of the previous snapshot: a Secret edited into an invalid one (e.g. its
     /// `tls.key` removed) keeps its last good certificate serving, as a Service does.
     last_tls_secrets: BTreeMap<ObjectKey, Arc<TlsSecret>>,
+    /// The IngressClass whose Ingresses are routed into each snapshot, and what one translation
+    /// hands the next; `None`: no routes (a part without an HTTP data plane).
+    routes: Option<(ClassConfig, IngressCache)>,
 }
 
 impl Pipeline {
@@ -48,6 +52,7 @@ impl Pipeline {
             metrics: None,
             last_services: BTreeMap::new(),
             last_tls_secrets: BTreeMap::new(),
+            routes: None,
         }
     }
 
@@ -60,11 +65,19 @@ impl Pipeline {
             metrics: None,
             last_services: BTreeMap::new(),
             last_tls_secrets: BTreeMap::new(),
+            routes: None,
         }
     }
 
     pub fn with_metrics(mut self, metrics: ConfigMetrics) -> Self {
         self.metrics = Some(metrics);
+        self
+    }
+
+    /// Route every snapshot's Ingresses of `class` ([`routes::ingress::route`]): the routes are
+    /// published with the snapshot and their errors join its one error list.
+    pub fn with_routes(mut self, class: ClassConfig) -> Self {
+        self.routes = Some((class, IngressCache::default()));
         self
     }
 
@@ -98,13 +111,18 @@ impl Pipeline {
         self.keep_last_good(&mut snap);
         self.last_services = snap.services.clone();
         self.last_tls_secrets = snap.tls_secrets.clone();
+        let kept = t0.elapsed();
+        if let Some((class, cache)) = &mut self.routes {
+            routes::ingress::route(&mut snap, class, cache);
+        }
         debug!(
             generation = self.generation,
             clone_us = cloned.as_micros() as u64,
             control_plane_us = (completed - cloned).as_micros() as u64,
             hooks_us = (hooked - completed).as_micros() as u64,
             translate_us = (translated - hooked).as_micros() as u64,
-            last_good_us = (t0.elapsed() - translated).as_micros() as u64,
+            last_good_us = (kept - translated).as_micros() as u64,
+            routes_us = (t0.elapsed() - kept).as_micros() as u64,
             "snapshot built"
         );
         snap

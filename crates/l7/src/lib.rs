@@ -2,14 +2,15 @@
 //! cookie affinity, HTTP/1.1 and HTTP/2, WebSocket tunnelling and hot reload.
 //!
 //! ```text
-//! Publisher<Snapshot> -> RouteTable::build (pure) -> one ArcSwap<RouteTable> -> request path
+//! Publisher<Snapshot{routes, ..}> -> table::compile -> one ArcSwap<RouteTable> -> request path
 //! ```
+//! The routes are translated from the Ingresses before the snapshot is published (with their
+//! errors in the snapshot's one list); the router only binds them to endpoints and certificates.
 //! Per-endpoint state (EWMA, ejections) and parsed certificates live beside the table and
 //! survive rebuilds; upstream keepalive pools live in the shared clients.
 
 pub mod annotations;
 mod bind;
-pub mod class;
 pub mod fast;
 pub mod forwarded;
 pub mod framing;
@@ -41,9 +42,11 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 pub use bind::bind_listener;
-pub use class::{CONTROLLER, RouterConfig};
 pub use metrics::Metrics;
-pub use table::{BuildCache, BuildContext, Lookup, Route, RouteTable};
+/// The IngressClass the router serves (the route model's class configuration).
+pub use portico_model::routes::ClassConfig as RouterConfig;
+pub use portico_model::routes::class::CONTROLLER;
+pub use table::{CompileCache, CompileContext, Lookup, Route, RouteTable, compile};
 pub use view::{IngressRow, ingress_view};
 
 /// Access log format (one line per request).
@@ -173,9 +176,10 @@ impl L7 {
         self.shared.table.load_full()
     }
 
-    /// Problems of the current table: bad values, missing Secrets, unsupported annotations.
+    /// Problems found while compiling the current table: TLS Secrets whose certificate does
+    /// not parse. Every other Ingress problem is in the snapshot's errors.
     pub fn errors(&self) -> Arc<[Invalid]> {
-        self.shared.table.load().errors.clone()
+        self.shared.table.load().cert_errors.clone()
     }
 
     /// Rows for `gateway get ingresses`.
@@ -188,20 +192,20 @@ impl L7 {
         view::ingress_view(snap, &self.shared.router, addr.as_deref())
     }
 
-    /// Build and publish the table for `snap`, reusing what `cache` holds of earlier builds; logs
-    /// each problem once.
-    fn rebuild(&self, snap: &Snapshot, reported: &mut HashSet<String>, cache: &mut BuildCache) {
+    /// Compile and publish the table for `snap`, reusing what `cache` holds of earlier
+    /// compiles; logs each certificate problem once.
+    fn rebuild(&self, snap: &Snapshot, reported: &mut HashSet<String>, cache: &mut CompileCache) {
         let s = &self.shared;
-        let ctx = BuildContext {
+        let ctx = CompileContext {
             registry: &s.registry,
             certs: &s.certs,
             metrics: Some(&s.metrics),
         };
         let started = std::time::Instant::now();
-        let (table, errors) = RouteTable::build_incremental(snap, &s.router, &ctx, cache);
+        let table = table::compile(&snap.routes, snap, &ctx, cache);
         let built = started.elapsed();
-        let mut now = HashSet::with_capacity(errors.len());
-        for e in &errors {
+        let mut now = HashSet::with_capacity(table.cert_errors.len());
+        for e in table.cert_errors.iter() {
             let line = e.to_string();
             if !reported.contains(&line) {
                 warn!(object = ?e.object, field = %e.field, "ingress problem: {line}");
@@ -209,8 +213,11 @@ impl L7 {
             now.insert(line);
         }
         *reported = now;
+        // The route problems: the translation's (in the snapshot's list) and the certificates'.
+        let errors =
+            snap.errors.iter().filter(|e| e.kind == "Ingress").count() + table.cert_errors.len();
         let routes = table.served.len();
-        s.metrics.config_errors.set(errors.len() as i64);
+        s.metrics.config_errors.set(errors as i64);
         s.metrics.config_publishes.inc();
         let old = s.table.swap(Arc::new(table));
         s.ready.store(true, Ordering::Release);
@@ -222,7 +229,7 @@ impl L7 {
         info!(
             generation = snap.generation,
             ingresses = routes,
-            errors = errors.len(),
+            errors,
             build_us = built.as_micros() as u64,
             publish_us = (started.elapsed() - built).as_micros() as u64,
             "route table published"
@@ -261,7 +268,7 @@ impl L7 {
         let reload = tokio::spawn(async move {
             let mut rx = pubs.subscribe();
             let mut reported = HashSet::new();
-            let mut cache = BuildCache::default();
+            let mut cache = CompileCache::default();
             loop {
                 if pubs.is_ready() {
                     this.rebuild(&pubs.current(), &mut reported, &mut cache);

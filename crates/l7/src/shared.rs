@@ -16,7 +16,6 @@ use tracing::info;
 use portico_runtime::connections::ConnectionLimit;
 
 use super::AccessLog;
-use super::class::RouterConfig;
 use super::forwarded::TrustedProxies;
 use super::metrics::Metrics;
 use super::path::EncodedSlashes;
@@ -24,6 +23,7 @@ use super::proxy::{ConnInfo, ProxyBody};
 use super::table::{Route, RouteTable};
 use super::tls::CertCache;
 use super::upstream::EndpointRegistry;
+use portico_model::routes::ClassConfig as RouterConfig;
 
 /// `--request-buffer-size` default: ingress-nginx's default `proxy-body-size`, so a body within
 /// the default limit is read whole before any upstream connection is taken.

@@ -1,6 +1,7 @@
-//! The route table: every served Ingress merged into hosts and paths, in the Ingress API's
-//! precedence, with backends resolved to endpoints and certificates parsed. Built by one pure
-//! function from a snapshot; published whole; read without locks.
+//! The route table: the snapshot's routes (hosts and paths in lookup order, translated from the
+//! served Ingresses before the snapshot was published) compiled for the request path, with
+//! backends bound to endpoints and certificates parsed. Compiled by one function from a
+//! snapshot ([`compile`]); published whole; read without locks.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,17 +12,19 @@ use rustls::sign::CertifiedKey;
 
 use portico_model::{Invalid, ObjectKey};
 
-use super::annotations::{CanaryRules, Options};
 use super::metrics::RouteMetrics;
 use super::upstream::Upstream;
 
-mod build;
 mod cache;
+mod compile;
+pub mod options;
+mod ptr;
 #[cfg(test)]
 mod tests;
 
-pub use build::BuildContext;
-pub use cache::BuildCache;
+pub use cache::CompileCache;
+pub use compile::{CompileContext, compile};
+pub use options::{CanaryRules, HashKey, Options};
 
 /// How a path rule matches.
 #[derive(Debug)]
@@ -61,7 +64,7 @@ pub struct Canary {
     pub counter: AtomicU64,
 }
 
-/// What one Ingress path sends traffic to, with its Ingress's options.
+/// What one route sends traffic to, with its options.
 #[derive(Debug)]
 pub struct Route {
     pub ingress: ObjectKey,
@@ -107,8 +110,9 @@ pub struct RouteTable {
     pub(super) wildcard_certs: HashMap<Box<str>, Arc<CertifiedKey>>,
     /// The Ingresses served, for status and views.
     pub served: Vec<ObjectKey>,
-    /// Every problem found while building (bad values, missing Secrets, unsupported annotations).
-    pub errors: Arc<[Invalid]>,
+    /// TLS Secrets that do not parse, reported on the Ingress fields that name them: the one
+    /// kind of problem found while compiling (the translation's are in the snapshot's errors).
+    pub cert_errors: Arc<[Invalid]>,
 }
 
 /// `Host` header or authority to the name matched: port stripped (IPv6 brackets kept), lower case.

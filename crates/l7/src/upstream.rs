@@ -14,7 +14,7 @@ use pingora_ketama::{Bucket, Continuum};
 use portico_model::ObjectKey;
 use sha2::{Digest, Sha256};
 
-use super::annotations::Balance;
+use portico_model::routes::Balance;
 
 /// Consecutive failures (connect, or a connection that broke before any response byte) that
 /// eject an endpoint.

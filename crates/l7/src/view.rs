@@ -5,7 +5,8 @@ use serde::Serialize;
 
 use portico_model::{ObjectKey, Snapshot};
 
-use super::class::{self, RouterConfig};
+use portico_model::routes::ClassConfig as RouterConfig;
+use portico_model::routes::class::{ClassSelector, requested_class};
 
 /// One row of `gateway get ingresses`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -22,9 +23,10 @@ pub struct IngressRow {
 
 /// The Ingresses Portico serves, sorted by namespace and name.
 pub fn ingress_view(snap: &Snapshot, cfg: &RouterConfig, address: Option<&str>) -> Vec<IngressRow> {
+    let selector = ClassSelector::new(cfg, &snap.ingress_classes);
     snap.ingresses
         .iter()
-        .filter(|(_, ing)| class::is_ours(snap, cfg, ing))
+        .filter(|(_, ing)| selector.serves(ing))
         .map(|(key, ing): (&ObjectKey, _)| {
             let spec = ing.spec.as_ref();
             let mut hosts: Vec<String> = spec
@@ -42,7 +44,7 @@ pub fn ingress_view(snap: &Snapshot, cfg: &RouterConfig, address: Option<&str>) 
             IngressRow {
                 namespace: key.namespace.clone(),
                 name: key.name.clone(),
-                class: class::requested_class(ing).map(str::to_owned),
+                class: requested_class(ing).map(str::to_owned),
                 hosts,
                 address: address.map(str::to_owned),
                 ports: if tls { "80, 443".into() } else { "80".into() },

@@ -13,6 +13,7 @@ use crate::endpoints::ServiceEndpoints;
 use crate::invalid::Invalid;
 use crate::key::ObjectKey;
 use crate::metallb::{IPAddressPool, L2Advertisement};
+use crate::routes::Routes;
 use crate::service::Service;
 
 /// A `kubernetes.io/tls` Secret's certificate chain and key, as PEM bytes. The gateway parses
@@ -50,7 +51,10 @@ pub struct Snapshot {
     pub tls_secrets: BTreeMap<ObjectKey, Arc<TlsSecret>>,
     pub ip_address_pools: BTreeMap<ObjectKey, Arc<IPAddressPool>>,
     pub l2_advertisements: BTreeMap<ObjectKey, Arc<L2Advertisement>>,
-    /// Every object left out of this snapshot, and why.
+    /// What the served Ingresses ask the HTTP data plane to do ([`crate::routes::ingress::route`]);
+    /// empty until a snapshot is routed for an IngressClass.
+    pub routes: Arc<Routes>,
+    /// Every object left out of this snapshot, and why (the routes' translation errors too).
     pub errors: Arc<[Invalid]>,
 }
 

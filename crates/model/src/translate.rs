@@ -154,6 +154,7 @@ pub fn translate(state: &ClusterState, generation: u64) -> Snapshot {
         tls_secrets,
         ip_address_pools: state.ip_address_pools.clone(),
         l2_advertisements: state.l2_advertisements.clone(),
+        routes: Arc::default(),
         errors: errors.into(),
     }
 }

@@ -18,6 +18,14 @@ pub(super) struct Listeners {
     pub https: TcpListener,
 }
 
+/// The IngressClass the router serves (`--ingress-class`, and Portico's controller name).
+pub(super) fn class_config(args: &RunArgs) -> portico_model::routes::ClassConfig {
+    portico_model::routes::ClassConfig {
+        class_name: args.ingress_class.clone(),
+        controller: portico_l7::CONTROLLER.into(),
+    }
+}
+
 /// The router's configuration: the flags, the default certificate read from disk.
 async fn config(
     args: &RunArgs,

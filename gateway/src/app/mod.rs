@@ -63,7 +63,8 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
 
     let source = source::start(&mut parts, &args).await?;
     let hook = allocation::start(&mut parts, &args, &source)?;
-    let mut pipeline = source.pipeline;
+    // The Ingresses of the router's class are routed into every snapshot before it is published.
+    let mut pipeline = source.pipeline.with_routes(ingress::class_config(&args));
     if let Some(hook) = hook {
         pipeline = pipeline.with_hook(Box::new(hook));
     }

@@ -19,7 +19,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use portico_l7::{L7, L7Config, Metrics};
 use portico_model::control_plane::{Allocations, ControlPlaneConfig, complete};
 use portico_model::manifest::parse_file;
-use portico_model::{ClusterState, Snapshot, translate};
+use portico_model::routes::{ClassConfig, IngressCache, ingress as routing};
+use portico_model::{ClusterState, Invalid, Snapshot, translate};
 use portico_runtime::publisher::Publisher;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -165,6 +166,12 @@ pub fn snapshot(yaml: &str, generation: u64) -> Snapshot {
     snap
 }
 
+/// `snap` with its Ingresses routed, as the snapshot's writer publishes it.
+fn routed(mut snap: Snapshot, (class, cache): &mut (ClassConfig, IngressCache)) -> Snapshot {
+    routing::route(&mut snap, class, cache);
+    snap
+}
+
 /// The router running in-process.
 pub struct Gateway {
     pub http: SocketAddr,
@@ -173,6 +180,8 @@ pub struct Gateway {
     pub snapshots: Arc<Publisher<Snapshot>>,
     pub metrics: Arc<Metrics>,
     generation: std::sync::atomic::AtomicU64,
+    /// The router's class and the translation's cache, as the snapshot's writer keeps them.
+    routing: std::sync::Mutex<(ClassConfig, IngressCache)>,
     stop: CancellationToken,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -209,7 +218,8 @@ impl Gateway {
             https.local_addr().expect("addr"),
         );
         let snapshots = Publisher::new(Snapshot::default());
-        snapshots.publish(snapshot(yaml, 1));
+        let mut routing = (cfg.router(), IngressCache::default());
+        snapshots.publish(routed(snapshot(yaml, 1), &mut routing));
         let metrics = Arc::new(Metrics::default());
         let l7 = L7::new(cfg, metrics.clone(), Some(https_addr.port()));
         let stop = CancellationToken::new();
@@ -222,6 +232,7 @@ impl Gateway {
             snapshots,
             metrics,
             generation: 1.into(),
+            routing: std::sync::Mutex::new(routing),
             stop,
             task: Some(task),
         };
@@ -235,8 +246,20 @@ impl Gateway {
             .generation
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
             + 1;
-        self.snapshots.publish(snapshot(yaml, g));
+        let snap = {
+            let mut routing = self.routing.lock().expect("not poisoned");
+            routed(snapshot(yaml, g), &mut routing)
+        };
+        self.snapshots.publish(snap);
         self.wait_generation(g).await;
+    }
+
+    /// Every configuration error, as the admin API lists them: the snapshot's (the routes'
+    /// translation errors among them), then the router's (certificates that do not parse).
+    pub fn errors(&self) -> Vec<Invalid> {
+        let mut all = self.snapshots.current().errors.to_vec();
+        all.extend(self.l7.errors().iter().cloned());
+        all
     }
 
     pub async fn wait_generation(&self, g: u64) {

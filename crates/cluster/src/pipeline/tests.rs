@@ -103,3 +103,39 @@ fn a_tls_secret_edited_into_an_invalid_one_keeps_its_last_good_version() {
     let fourth = p.build(&state(&secret("tls.crt: CERT")));
     assert!(fourth.tls_secrets.is_empty());
 }
+
+const INGRESS: &str = "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: shop\n  annotations:\n    nginx.ingress.kubernetes.io/configuration-snippet: \"x\"\nspec:\n  ingressClassName: portico\n  rules:\n  - host: shop.example.com\n    http:\n      paths:\n      - path: /\n        pathType: Prefix\n        backend:\n          service:\n            name: web\n            port: {number: 80}\n";
+
+#[test]
+fn a_routing_pipeline_publishes_routes_and_their_errors_in_the_one_list() {
+    let yaml = format!("{GOOD}{INGRESS}");
+    let mut p =
+        Pipeline::standalone(ControlPlaneConfig::default()).with_routes(ClassConfig::default());
+    let snap = p.build(&state(&yaml));
+    let shop = ObjectKey::new("default", "shop");
+    assert_eq!(snap.routes.served, vec![shop.clone()]);
+    assert!(snap.routes.find("shop.example.com", "/cart").is_some());
+    let unsupported: Vec<_> = snap
+        .errors
+        .iter()
+        .filter(|e| e.object.as_ref() == Some(&shop))
+        .collect();
+    assert_eq!(unsupported.len(), 1, "{:?}", snap.errors);
+    assert_eq!(
+        unsupported[0].reason,
+        portico_model::InvalidReason::UnsupportedAnnotation
+    );
+
+    // The same state again: the same routes.
+    let again = p.build(&state(&yaml));
+    let (a, b) = (
+        snap.routes.find("shop.example.com", "/").expect("routed"),
+        again.routes.find("shop.example.com", "/").expect("routed"),
+    );
+    assert_eq!(a, b);
+
+    // Without routing (a part with no HTTP data plane): no routes, no Ingress errors.
+    let plain = Pipeline::standalone(ControlPlaneConfig::default()).build(&state(&yaml));
+    assert!(plain.routes.served.is_empty());
+    assert!(plain.errors.iter().all(|e| e.kind != "Ingress"));
+}

@@ -168,32 +168,12 @@ pub fn strip_response(h: &mut HeaderMap) {
     remove_hop_by_hop(h);
 }
 
-/// `$1` -> `${1}` so that `regex` reads the group number alone, as nginx does.
-fn nginx_template(t: &str) -> String {
-    let mut out = String::with_capacity(t.len() + 4);
-    let b = t.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'$' && i + 1 < b.len() && b[i + 1].is_ascii_digit() {
-            let mut j = i + 1;
-            while j < b.len() && b[j].is_ascii_digit() {
-                j += 1;
-            }
-            out.push_str("${");
-            out.push_str(&t[i + 1..j]);
-            out.push('}');
-            i = j;
-        } else {
-            out.push(b[i] as char);
-            i += 1;
-        }
-    }
-    out
-}
-
 /// The path and query sent upstream: the original, or `rewrite-target` with capture groups.
 pub fn rewritten(route: &Route, uri: &Uri) -> Result<PathAndQuery, ProxyError> {
-    let Some(target) = &route.options.rewrite_target else {
+    let (Some(target), Some(expansion)) = (
+        &route.options.rewrite_target,
+        &route.options.rewrite_expansion,
+    ) else {
         return Ok(uri
             .path_and_query()
             .cloned()
@@ -204,7 +184,7 @@ pub fn rewritten(route: &Route, uri: &Uri) -> Result<PathAndQuery, ProxyError> {
         Matcher::Regex(re) => match re.captures(path) {
             Some(c) => {
                 let mut dst = String::new();
-                c.expand(&nginx_template(target), &mut dst);
+                c.expand(expansion, &mut dst);
                 dst
             }
             None => target.clone(),
@@ -224,13 +204,6 @@ pub fn rewritten(route: &Route, uri: &Uri) -> Result<PathAndQuery, ProxyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nginx_groups_become_regex_groups() {
-        assert_eq!(nginx_template("/$2"), "/${2}");
-        assert_eq!(nginx_template("/v1/$1abc"), "/v1/${1}abc");
-        assert_eq!(nginx_template("/plain"), "/plain");
-    }
 
     fn conn(trusted: &[&str]) -> ConnInfo {
         let t = crate::forwarded::TrustedProxies::new(

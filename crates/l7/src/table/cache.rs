@@ -1,59 +1,43 @@
-//! What one route-table build hands the next, so that a rebuild after a small change costs about
-//! the change: parsed annotations per Ingress object, upstreams per Service port with the Service
-//! and endpoints they were resolved from, and the routes of every Ingress that built cleanly.
+//! What one compile hands the next, so that a compile after a small change costs about the
+//! change: compiled routes by the model route they came from, upstreams per Service port with
+//! the Service and endpoints they were bound to, and shared options.
 //!
-//! Reuse is decided by identity and equality only, never by time: an Ingress is the same when
-//! its `Arc` is the same object (sources share unchanged objects from one snapshot to the next);
-//! an upstream is the same when its Service and endpoints compare equal. A build with a warm
-//! cache gives the same table as a build with an empty one (see the tests).
+//! Reuse is decided by identity and equality only, never by time: a model route is the same when
+//! its `Arc` is the same object (the translation keeps an unchanged Ingress's routes); an
+//! upstream is the same when its Service and endpoints compare equal. A compile with a warm
+//! cache gives the same table as one with an empty cache (see the tests).
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use k8s_openapi::api::networking::v1::Ingress;
+use portico_model::routes;
 use portico_model::service::Service;
-use portico_model::{Invalid, ObjectKey, ServiceEndpoints, Snapshot};
+use portico_model::{ObjectKey, ServiceEndpoints, Snapshot};
 
 use super::Route;
-use super::build::HostKey;
-use crate::annotations::Options;
+use super::options::OptionsCache;
+use super::ptr::ByPtr;
 use crate::upstream::Upstream;
 
-/// (Service, port name or number, EWMA, hashed): what an upstream is resolved from.
+/// (Service, port name or number, EWMA, hashed): what an upstream is bound from.
 pub(super) type UpstreamKey = (ObjectKey, String, bool, bool);
 
-/// Caches carried from one build to the next. Use one per [`super::BuildContext`]'s caches (the
-/// endpoint registry and certificates): upstreams hold that registry's endpoint states.
+/// Caches carried from one compile to the next. Use one per [`super::CompileContext`]'s caches
+/// (the endpoint registry and certificates): upstreams hold that registry's endpoint states.
 #[derive(Default)]
-pub struct BuildCache {
-    pub(super) ingresses: HashMap<ObjectKey, CachedIngress>,
+pub struct CompileCache {
+    pub(super) routes: HashMap<ByPtr<routes::Route>, CachedRoute>,
     pub(super) upstreams: HashMap<UpstreamKey, CachedUpstream>,
-    /// Options by annotations, for annotation sets that parse cleanly: Ingresses annotated
-    /// alike share one `Options` (10,000 copies were 3 MB) and are parsed once.
-    pub(super) options: HashMap<BTreeMap<String, String>, Arc<Options>>,
-    /// Builds so far; marks what the latest one saw.
-    pub(super) build: u64,
-    /// Routes the latest build reused rather than built.
-    pub(super) reused: usize,
-}
-
-pub(super) struct CachedIngress {
-    /// The object the rest was computed from.
-    pub ing: Arc<Ingress>,
-    /// Boxed: an `Invalid` is large and rare, and there is one entry per Ingress.
-    pub options: Result<Arc<Options>, Box<Invalid>>,
-    pub unsupported: Box<[Invalid]>,
-    /// The routes of the latest build in which this Ingress was served without errors.
-    pub routes: Option<Arc<Vec<CachedRoute>>>,
-    pub seen: u64,
+    pub(super) options: OptionsCache,
+    /// Compiles so far; marks what the latest one saw.
+    pub(super) pass: u64,
+    /// Routes the latest compile reused rather than compiled.
+    pub reused: usize,
 }
 
 pub(super) struct CachedRoute {
-    pub host: HostKey,
-    /// Path length and rank (the order's first two parts; the third is the Ingress's age).
-    pub order: (Reverse<usize>, u8),
-    pub route: Arc<Route>,
+    pub compiled: Arc<Route>,
+    pub seen: u64,
 }
 
 pub(super) struct CachedUpstream {
@@ -71,11 +55,12 @@ fn same<T: PartialEq>(a: Option<&Arc<T>>, b: Option<&Arc<T>>) -> bool {
     }
 }
 
-impl BuildCache {
-    /// Start a build: drop upstreams whose Service or endpoints changed, and return their
-    /// addresses (a cached route that points at one of them must be rebuilt).
+impl CompileCache {
+    /// Start a compile: drop upstreams whose Service or endpoints changed, and return their
+    /// addresses (a cached route bound to one of them must be compiled again).
     pub(super) fn begin(&mut self, snap: &Snapshot) -> HashSet<usize> {
-        self.build += 1;
+        self.pass += 1;
+        self.reused = 0;
         let mut stale = HashSet::new();
         self.upstreams.retain(|(svc, ..), u| {
             let keep = same(u.service.as_ref(), snap.service(svc))
@@ -88,14 +73,46 @@ impl BuildCache {
         stale
     }
 
-    /// End a build: forget Ingresses it did not see, and upstreams no table uses any more (the
-    /// cache's reference is then the only one).
+    /// The compiled form of `model` from an earlier compile, when the upstreams it was bound
+    /// to are still valid.
+    pub(super) fn reuse(
+        &mut self,
+        model: &Arc<routes::Route>,
+        stale: &HashSet<usize>,
+    ) -> Option<Arc<Route>> {
+        let key = ByPtr(model.clone());
+        let cached = self.routes.get_mut(&key)?;
+        let c = &cached.compiled;
+        let bound = std::iter::once(&c.upstream).chain(c.canary.as_ref().map(|c| &c.upstream));
+        if bound
+            .into_iter()
+            .any(|u| stale.contains(&(Arc::as_ptr(u) as usize)))
+        {
+            return None;
+        }
+        cached.seen = self.pass;
+        self.reused += 1;
+        Some(c.clone())
+    }
+
+    pub(super) fn keep(&mut self, model: &Arc<routes::Route>, compiled: &Arc<Route>) {
+        self.routes.insert(
+            ByPtr(model.clone()),
+            CachedRoute {
+                compiled: compiled.clone(),
+                seen: self.pass,
+            },
+        );
+    }
+
+    /// End a compile: forget routes it did not see, and upstreams and options no table uses any
+    /// more (the cache's reference is then the only one).
     pub(super) fn finish(&mut self) {
-        let build = self.build;
-        self.ingresses.retain(|_, c| c.seen == build);
+        let pass = self.pass;
+        self.routes.retain(|_, c| c.seen == pass);
         self.upstreams
             .retain(|_, u| Arc::strong_count(&u.upstream) > 1);
-        self.options.retain(|_, o| Arc::strong_count(o) > 1);
+        self.options.prune();
     }
 }
 

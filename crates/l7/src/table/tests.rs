@@ -4,8 +4,11 @@ use portico_model::control_plane::{Allocations, ControlPlaneConfig, complete};
 use portico_model::manifest::parse_file;
 use portico_model::{ClusterState, Snapshot, translate};
 
+use portico_model::routes::{ClassConfig, IngressCache, ingress};
+
 use super::*;
-use crate::class::RouterConfig;
+use crate::tls::CertCache;
+use crate::upstream::EndpointRegistry;
 
 fn snapshot(yaml: &str) -> Snapshot {
     let mut state = ClusterState::default();
@@ -38,8 +41,25 @@ fn ingress(name: &str, created: &str, rules: &[(&str, &str, &str, &str)]) -> Str
     y
 }
 
+/// The table of a snapshot routed and compiled from scratch, and the problems found on the way:
+/// the translation's (which join the snapshot's errors) and the certificates'.
 fn table(yaml: &str) -> (RouteTable, Vec<Invalid>) {
-    RouteTable::build(&snapshot(yaml), &RouterConfig::default())
+    let mut snap = snapshot(yaml);
+    let before = snap.errors.len();
+    ingress::route(
+        &mut snap,
+        &ClassConfig::default(),
+        &mut IngressCache::default(),
+    );
+    let ctx = CompileContext {
+        registry: &EndpointRegistry::default(),
+        certs: &CertCache::default(),
+        metrics: None,
+    };
+    let t = compile(&snap.routes, &snap, &ctx, &mut CompileCache::default());
+    let mut errors = snap.errors[before..].to_vec();
+    errors.extend(t.cert_errors.iter().cloned());
+    (t, errors)
 }
 
 /// The Service a request goes to, or "404".

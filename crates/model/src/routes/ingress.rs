@@ -78,6 +78,19 @@ impl<'a> IngressInputs<'a> {
     }
 }
 
+/// Route a snapshot for `class`: its Ingresses are translated into [`Snapshot::routes`], and the
+/// translation's errors join [`Snapshot::errors`] (after the objects' own), so that there is one
+/// list of configuration errors, published with the snapshot. `cache` as for [`translate`].
+pub fn route(snap: &mut Snapshot, class: &ClassConfig, cache: &mut IngressCache) {
+    let (routes, errors) = translate(&IngressInputs::of(snap), class, cache);
+    snap.routes = Arc::new(routes);
+    if !errors.is_empty() {
+        let mut all = snap.errors.to_vec();
+        all.extend(errors);
+        snap.errors = all.into();
+    }
+}
+
 /// One served Ingress whose annotations parse.
 struct Served<'a> {
     key: &'a ObjectKey,

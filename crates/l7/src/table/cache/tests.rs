@@ -6,17 +6,17 @@ use std::sync::Arc;
 use k8s_openapi::api::networking::v1::Ingress;
 use portico_model::control_plane::{Allocations, ControlPlaneConfig, complete};
 use portico_model::manifest::parse_file;
-use portico_model::{ClusterState, Object, ObjectKey, Snapshot, translate};
+use portico_model::routes::{ClassConfig, IngressCache, ingress as routing};
+use portico_model::{ClusterState, Invalid, Object, ObjectKey, Snapshot, translate};
 use proptest::prelude::*;
 
-use super::super::{BuildContext, HostRules, RouteTable};
-use super::BuildCache;
-use crate::class::RouterConfig;
+use super::super::{CompileContext, HostRules, RouteTable, compile};
+use super::CompileCache;
 use crate::tls::CertCache;
 use crate::upstream::EndpointRegistry;
 
-/// Everything a request can observe of a table, as text.
-fn describe(t: &RouteTable) -> Vec<String> {
+/// Everything a request can observe of a table, and the problems reported, as text.
+fn describe(t: &RouteTable, errors: &[Invalid]) -> Vec<String> {
     let mut out = Vec::new();
     let mut rules = |name: &str, r: &HostRules| {
         for route in &r.routes {
@@ -56,7 +56,12 @@ fn describe(t: &RouteTable) -> Vec<String> {
         ));
     }
     out.push(format!("served {:?}", t.served));
-    out.extend(t.errors.iter().map(|e| format!("error {e}")));
+    out.extend(
+        errors
+            .iter()
+            .chain(t.cert_errors.iter())
+            .map(|e| format!("error {e}")),
+    );
     out
 }
 
@@ -234,11 +239,13 @@ impl World {
     }
 }
 
-/// The router's caches, kept across builds as the router keeps them.
+/// The caches kept across snapshots: the translation's (beside the snapshot's writer) and the
+/// router's.
 struct Router {
     registry: EndpointRegistry,
     certs: CertCache,
-    cache: BuildCache,
+    ingresses: IngressCache,
+    cache: CompileCache,
 }
 
 impl Router {
@@ -246,30 +253,40 @@ impl Router {
         Self {
             registry: EndpointRegistry::default(),
             certs: CertCache::default(),
-            cache: BuildCache::default(),
+            ingresses: IngressCache::default(),
+            cache: CompileCache::default(),
         }
     }
 
-    fn ctx(&self) -> BuildContext<'_> {
-        BuildContext {
+    fn ctx(&self) -> CompileContext<'_> {
+        CompileContext {
             registry: &self.registry,
             certs: &self.certs,
             metrics: None,
         }
     }
 
-    /// Incremental build, checked against a build from scratch.
+    /// Incremental translation and compile, checked against both from scratch.
     fn build(&mut self, snap: &Snapshot) -> RouteTable {
-        let cfg = RouterConfig::default();
-        let ctx = BuildContext {
+        let cfg = ClassConfig::default();
+        let mut routed = snap.clone();
+        routing::route(&mut routed, &cfg, &mut self.ingresses);
+        let ctx = CompileContext {
             registry: &self.registry,
             certs: &self.certs,
             metrics: None,
         };
-        let (t, errors) = RouteTable::build_incremental(snap, &cfg, &ctx, &mut self.cache);
-        let (full, full_errors) = RouteTable::build_with(snap, &cfg, &self.ctx());
-        assert_eq!(describe(&t), describe(&full));
-        assert_eq!(errors, full_errors);
+        let t = compile(&routed.routes, &routed, &ctx, &mut self.cache);
+        let mut fresh = snap.clone();
+        routing::route(&mut fresh, &cfg, &mut IngressCache::default());
+        let full = compile(
+            &fresh.routes,
+            &fresh,
+            &self.ctx(),
+            &mut CompileCache::default(),
+        );
+        assert_eq!(describe(&t, &routed.errors), describe(&full, &fresh.errors));
+        assert_eq!(routed.errors, fresh.errors);
         t
     }
 }
@@ -318,7 +335,7 @@ fn an_edit_rebuilds_one_ingress_and_reuses_the_others() {
     world.apply(&Op::Remove(4));
     let t = router.build(&world.snapshot());
     assert_eq!(t.served.len(), 4);
-    assert_eq!(router.cache.ingresses.len(), 4);
+    assert_eq!(router.ingresses.len(), 4);
 }
 
 proptest! {
