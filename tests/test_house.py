@@ -33,7 +33,6 @@ KNOWN_CIRCLES = {
 }
 KNOWN_LONG_FNS = {
     "crates/l7/src/proxy.rs fn proxy",
-    "crates/model/src/translate.rs fn translate",
 }
 
 FN_RE = re.compile(r"^\s*(pub(\([^)]*\))?\s+)?(const\s+)?(async\s+)?(unsafe\s+)?fn\s+(\w+)")

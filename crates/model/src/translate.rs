@@ -16,30 +16,76 @@ use crate::state::ClusterState;
 /// Build the snapshot for `state`. Invalid objects are left out and listed in
 /// `Snapshot::errors` (together with the source's own `state.invalid`); everything else is in.
 pub fn translate(state: &ClusterState, generation: u64) -> Snapshot {
-    let mut errors: Vec<Invalid> = state.invalid.clone();
-    let mut report = |kind: &'static str, e: Invalid| {
-        let origin = e
-            .object
-            .as_ref()
-            .map(|k| state.origin(kind, k))
-            .unwrap_or_default();
-        errors.push(if e.origin.file.is_none() {
-            e.with_origin(origin)
-        } else {
-            e
-        });
+    let mut errors = Errors {
+        state,
+        list: state.invalid.clone(),
     };
-
     let mut services = BTreeMap::new();
     for (key, svc) in &state.services {
         match service::from_k8s(key, svc) {
             Ok(s) => drop(services.insert(key.clone(), Arc::new(s))),
-            Err(e) => report("Service", e),
+            Err(e) => errors.report("Service", e),
         }
     }
+    let endpoints = endpoints(state, &mut errors);
+    let nodes = state
+        .nodes
+        .iter()
+        .map(|(key, node)| (key.name.clone(), Arc::new(node_of(&key.name, node))))
+        .collect();
+    let tls_secrets = tls_secrets(state, &mut errors);
 
-    // EndpointSlices win over legacy Endpoints for the same Service (the API mirrors the latter
-    // into the former; standalone, the endpoints controller writes slices).
+    Snapshot {
+        generation,
+        services,
+        endpoints,
+        nodes,
+        namespaces: state
+            .namespaces
+            .iter()
+            .map(|(k, v)| (k.name.clone(), v.clone()))
+            .collect(),
+        ingresses: state.ingresses.clone(),
+        ingress_classes: state
+            .ingress_classes
+            .iter()
+            .map(|(k, v)| (k.name.clone(), v.clone()))
+            .collect(),
+        tls_secrets,
+        ip_address_pools: state.ip_address_pools.clone(),
+        l2_advertisements: state.l2_advertisements.clone(),
+        routes: Arc::default(),
+        errors: errors.list.into(),
+    }
+}
+
+/// The snapshot's error list, each error placed at its object's origin (file and document).
+struct Errors<'a> {
+    state: &'a ClusterState,
+    list: Vec<Invalid>,
+}
+
+impl Errors<'_> {
+    fn report(&mut self, kind: &'static str, e: Invalid) {
+        let origin = e
+            .object
+            .as_ref()
+            .map(|k| self.state.origin(kind, k))
+            .unwrap_or_default();
+        self.list.push(if e.origin.file.is_none() {
+            e.with_origin(origin)
+        } else {
+            e
+        });
+    }
+}
+
+/// Every Service's endpoints. EndpointSlices win over legacy Endpoints for the same Service (the
+/// API mirrors the latter into the former; standalone, the endpoints controller writes slices).
+fn endpoints(
+    state: &ClusterState,
+    errors: &mut Errors<'_>,
+) -> BTreeMap<ObjectKey, Arc<ServiceEndpoints>> {
     let mut slices: BTreeMap<ObjectKey, Vec<&EndpointSlice>> = BTreeMap::new();
     for (key, slice) in &state.endpoint_slices {
         let owner = slice
@@ -52,7 +98,7 @@ pub fn translate(state: &ClusterState, generation: u64) -> Snapshot {
                 .entry(ObjectKey::new(key.namespace.clone(), svc.clone()))
                 .or_default()
                 .push(slice),
-            None => report(
+            None => errors.report(
                 "EndpointSlice",
                 Invalid::new(
                     "EndpointSlice",
@@ -75,33 +121,36 @@ pub fn translate(state: &ClusterState, generation: u64) -> Snapshot {
             endpoints.insert(key.clone(), Arc::new(ServiceEndpoints::from_endpoints(ep)));
         }
     }
+    endpoints
+}
 
-    let mut nodes = BTreeMap::new();
-    for (key, node) in &state.nodes {
-        let status = node.status.as_ref();
-        let addresses: Vec<IpAddr> = status
-            .and_then(|s| s.addresses.as_ref())
-            .map(|a| a.iter().filter_map(|a| a.address.parse().ok()).collect())
-            .unwrap_or_default();
-        let ready = status
-            .and_then(|s| s.conditions.as_ref())
-            .map(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-            .unwrap_or(false);
-        let labels = node.metadata.labels.clone().unwrap_or_default();
-        let exclude_from_lb =
-            labels.contains_key("node.kubernetes.io/exclude-from-external-load-balancers");
-        nodes.insert(
-            key.name.clone(),
-            Arc::new(Node {
-                name: key.name.clone(),
-                labels,
-                addresses,
-                ready,
-                exclude_from_lb,
-            }),
-        );
+fn node_of(name: &str, node: &k8s_openapi::api::core::v1::Node) -> Node {
+    let status = node.status.as_ref();
+    let addresses: Vec<IpAddr> = status
+        .and_then(|s| s.addresses.as_ref())
+        .map(|a| a.iter().filter_map(|a| a.address.parse().ok()).collect())
+        .unwrap_or_default();
+    let ready = status
+        .and_then(|s| s.conditions.as_ref())
+        .map(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        .unwrap_or(false);
+    let labels = node.metadata.labels.clone().unwrap_or_default();
+    let exclude_from_lb =
+        labels.contains_key("node.kubernetes.io/exclude-from-external-load-balancers");
+    Node {
+        name: name.to_owned(),
+        labels,
+        addresses,
+        ready,
+        exclude_from_lb,
     }
+}
 
+/// The `kubernetes.io/tls` Secrets with both halves; one without is an error on its field.
+fn tls_secrets(
+    state: &ClusterState,
+    errors: &mut Errors<'_>,
+) -> BTreeMap<ObjectKey, Arc<TlsSecret>> {
     let mut tls_secrets = BTreeMap::new();
     for (key, secret) in &state.secrets {
         if secret.type_.as_deref() != Some("kubernetes.io/tls") {
@@ -127,34 +176,12 @@ pub fn translate(state: &ClusterState, generation: u64) -> Snapshot {
                 } else {
                     "data[tls.key]"
                 };
-                report(
+                errors.report(
                     "Secret",
                     Invalid::new("Secret", key, field, "required for type kubernetes.io/tls"),
                 );
             }
         }
     }
-
-    Snapshot {
-        generation,
-        services,
-        endpoints,
-        nodes,
-        namespaces: state
-            .namespaces
-            .iter()
-            .map(|(k, v)| (k.name.clone(), v.clone()))
-            .collect(),
-        ingresses: state.ingresses.clone(),
-        ingress_classes: state
-            .ingress_classes
-            .iter()
-            .map(|(k, v)| (k.name.clone(), v.clone()))
-            .collect(),
-        tls_secrets,
-        ip_address_pools: state.ip_address_pools.clone(),
-        l2_advertisements: state.l2_advertisements.clone(),
-        routes: Arc::default(),
-        errors: errors.into(),
-    }
+    tls_secrets
 }
