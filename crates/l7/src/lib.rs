@@ -10,12 +10,12 @@
 pub mod annotations;
 mod bind;
 pub mod class;
-pub mod fast;
+pub mod engine;
 pub mod forwarded;
 pub mod framing;
 pub mod metrics;
 pub mod path;
-pub mod proxy;
+pub mod request;
 mod server;
 pub mod shared;
 pub mod table;
@@ -73,7 +73,7 @@ pub struct L7Config {
     /// `Strict-Transport-Security` max-age on HTTPS responses of TLS hosts; off when `None`.
     pub hsts_max_age: Option<u64>,
     /// `--drain-timeout`: how long shutdown waits for in-flight requests and lets idle
-    /// keepalive connections send a last request (see [`server::DRAIN_IDLE_GRACE`]).
+    /// keepalive connections send a last request (see [`engine::DRAIN_IDLE_GRACE`]).
     pub drain_timeout: Duration,
     /// Serve plain HTTP/1.1 on the fast path (`--http1-engine portico`, the default) or
     /// everything with hyper (`--http1-engine hyper`).

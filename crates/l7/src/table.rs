@@ -13,6 +13,7 @@ use portico_model::{Invalid, ObjectKey};
 
 use super::annotations::{CanaryRules, Options};
 use super::metrics::RouteMetrics;
+use super::request::Features;
 use super::upstream::Upstream;
 
 mod build;
@@ -74,6 +75,16 @@ pub struct Route {
     /// The route's host is listed in some served Ingress's `spec.tls`.
     pub tls_host: bool,
     pub metrics: RouteMetrics,
+    /// What the route uses, to choose an engine that implements all of it ([`Route::compiled`]).
+    pub features: Features,
+}
+
+impl Route {
+    /// The route with its [`Features`] computed: once, when the table is built.
+    pub(crate) fn compiled(mut self) -> Self {
+        self.features = Features::of(&self);
+        self
+    }
 }
 
 /// The rules of one host (or of every host), most specific first.

@@ -532,16 +532,20 @@ impl RouteTable {
                 match b.upstream(&s.key.namespace, def, &s.options, "spec.defaultBackend") {
                     Ok(upstream) => {
                         let metrics = b.metrics(s.key, &upstream);
-                        default_backend = Some(Arc::new(Route {
-                            ingress: (*s.key).clone(),
-                            path: "/".into(),
-                            matcher: Matcher::StrPrefix("/".into()),
-                            options: s.options.clone(),
-                            upstream,
-                            canary: None,
-                            tls_host: false,
-                            metrics,
-                        }));
+                        default_backend = Some(Arc::new(
+                            Route {
+                                ingress: (*s.key).clone(),
+                                path: "/".into(),
+                                matcher: Matcher::StrPrefix("/".into()),
+                                options: s.options.clone(),
+                                upstream,
+                                canary: None,
+                                tls_host: false,
+                                metrics,
+                                features: Default::default(),
+                            }
+                            .compiled(),
+                        ));
                     }
                     Err(e) => failed = Some(on_ingress(e, s.key)),
                 }
@@ -598,16 +602,20 @@ impl RouteTable {
                     seq += 1;
                     routes_of_this.push(Pending {
                         order: (Reverse(path.len()), rank, seq),
-                        route: Arc::new(Route {
-                            ingress: (*s.key).clone(),
-                            path: path.into(),
-                            matcher: m,
-                            options: s.options.clone(),
-                            upstream,
-                            canary,
-                            tls_host: host_has_tls(&host),
-                            metrics,
-                        }),
+                        route: Arc::new(
+                            Route {
+                                ingress: (*s.key).clone(),
+                                path: path.into(),
+                                matcher: m,
+                                options: s.options.clone(),
+                                upstream,
+                                canary,
+                                tls_host: host_has_tls(&host),
+                                metrics,
+                                features: Default::default(),
+                            }
+                            .compiled(),
+                        ),
                         host: host.clone(),
                     });
                 }
