@@ -6,8 +6,8 @@
 //! not counted (`--client-body-timeout` bounds it).
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -21,10 +21,12 @@ use super::client::{BoxError, ProxyBody};
 /// The largest piece of body handed to hyper at once.
 pub const PIECE: usize = 16 * 1024;
 
-/// When the last piece was handed over.
-#[derive(Debug)]
+/// When the last piece was handed over; the body itself, so that a stalled send can let go of
+/// it (hyper's connection task, stuck writing to the upstream, would otherwise hold the
+/// client's body, and with it the client connection, for as long as the upstream holds on).
 pub struct Progress {
     origin: Instant,
+    body: Mutex<Option<ProxyBody>>,
     /// Milliseconds after `origin`, plus one, of the last piece handed over that hyper has not
     /// yet followed with a request for the next; 0: none (hyper is asking, or the body is done).
     handed: AtomicU64,
@@ -40,6 +42,10 @@ impl Progress {
         self.handed.store(v, Ordering::Relaxed);
     }
 
+    fn body(&self) -> MutexGuard<'_, Option<ProxyBody>> {
+        self.body.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Resolves when a piece handed over waited `limit` for hyper to ask for the next one.
     pub async fn stalled(&self, limit: Duration) {
         loop {
@@ -50,6 +56,7 @@ impl Progress {
             }
             tokio::time::sleep_until(self.origin + Duration::from_millis(handed - 1) + limit).await;
             if self.handed.load(Ordering::Relaxed) == handed {
+                drop(self.body().take());
                 return;
             }
         }
@@ -58,20 +65,23 @@ impl Progress {
 
 /// A request body handed to hyper in pieces, with its [`Progress`] watched.
 pub struct Watched {
-    inner: ProxyBody,
     pending: Bytes,
+    /// The body has ended, or was let go of.
+    ended: bool,
     progress: Arc<Progress>,
 }
 
 impl Watched {
     pub fn new(inner: ProxyBody) -> (ProxyBody, Arc<Progress>) {
+        let ended = inner.is_end_stream();
         let progress = Arc::new(Progress {
             origin: Instant::now(),
+            body: Mutex::new(Some(inner)),
             handed: AtomicU64::new(0),
         });
         let body = Watched {
-            inner,
             pending: Bytes::new(),
+            ended,
             progress: progress.clone(),
         };
         (body.boxed_unsync(), progress)
@@ -83,6 +93,10 @@ impl Watched {
         self.progress.handed(self.is_end_stream());
         piece
     }
+}
+
+fn inner_end(body: &Option<ProxyBody>) -> bool {
+    body.as_ref().is_none_or(|b| b.is_end_stream())
 }
 
 impl Body for Watched {
@@ -99,7 +113,16 @@ impl Body for Watched {
         if !this.pending.is_empty() {
             return Poll::Ready(Some(Ok(Frame::data(this.piece()))));
         }
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        let mut body = this.progress.body();
+        let Some(inner) = body.as_mut() else {
+            this.ended = true;
+            return Poll::Ready(Some(Err("the upstream stopped reading the request".into())));
+        };
+        let polled = Pin::new(inner).poll_frame(cx);
+        let end = inner_end(&body);
+        drop(body);
+        this.ended = end;
+        match polled {
             Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                 Ok(data) => {
                     this.pending = data;
@@ -112,11 +135,14 @@ impl Body for Watched {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.pending.is_empty() && self.inner.is_end_stream()
+        self.pending.is_empty() && self.ended
     }
 
     fn size_hint(&self) -> SizeHint {
-        let h = self.inner.size_hint();
+        let h = match self.progress.body().as_ref() {
+            Some(b) => b.size_hint(),
+            None => SizeHint::with_exact(0),
+        };
         let p = self.pending.len() as u64;
         if let Some(n) = h.exact() {
             return SizeHint::with_exact(n + p);
