@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use http::header::{self, HeaderMap, HeaderValue};
-use http::uri::Scheme;
+use http::uri::{Authority, Scheme};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
@@ -23,7 +23,7 @@ use crate::request::upstream::{self, Outcome};
 use crate::request::{ConnInfo, affinity, policy, response};
 use crate::shared::Shared;
 use crate::table::{Canary, Route};
-use crate::upstream::Target;
+use crate::upstream::{Target, Upstream};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum RouteTarget {
@@ -120,6 +120,16 @@ async fn prepare_body(
     Ok((b.map_err(BoxError::from).boxed_unsync(), None))
 }
 
+/// The ExternalName to send to (`None`: the endpoints), or why there is nothing to send to.
+fn external_name(upstream: &Upstream) -> Result<Option<Authority>, ProxyError> {
+    match &upstream.target {
+        Target::NoService => Err(ProxyError::NoService(upstream.label.clone())),
+        Target::NoEndpoints => Err(ProxyError::NoEndpoints(upstream.label.clone())),
+        Target::External(a) => Ok(Some(a.clone())),
+        Target::Endpoints(_) => Ok(None),
+    }
+}
+
 /// Send the request upstream; returns the response and which backend served it.
 pub(super) async fn proxy(
     shared: &Shared,
@@ -136,17 +146,9 @@ pub(super) async fn proxy(
     if let Some(a) = policy::body_limit(opts, req.body().size_hint().lower()) {
         return (answer(a), target);
     }
-    let authority = match &upstream.target {
-        Target::NoService => {
-            let e = ProxyError::NoService(upstream.label.clone());
-            return (error_response(&e), target);
-        }
-        Target::NoEndpoints => {
-            let e = ProxyError::NoEndpoints(upstream.label.clone());
-            return (error_response(&e), target);
-        }
-        Target::External(a) => Some(a.clone()),
-        Target::Endpoints(_) => None,
+    let authority = match external_name(upstream) {
+        Ok(a) => a,
+        Err(e) => return (error_response(&e), target),
     };
 
     let upgrade = headers::is_upgrade(req.headers());
