@@ -6,6 +6,22 @@
 //! ```
 //! Per-endpoint state (EWMA, ejections) and parsed certificates live beside the table and
 //! survive rebuilds; upstream keepalive pools live in the shared clients.
+//!
+//! ## The request path
+//! One pipeline ([`request`]), in phases, each a function of the request's facts and the
+//! compiled route: `route` (host and normalised path) -> `policy` (allow-list, redirects,
+//! HTTPS redirection, body limit) -> `upstream` (THE loop over attempts: sticky endpoint,
+//! balancer, retries, ejection, in-flight count and latency, connect / send / read timeouts)
+//! -> `response` (affinity cookie, HSTS) -> `log` (metrics, access log).
+//!
+//! Two engines ([`engine`]) run it and differ only in how bytes move: [`engine::fast`] parses
+//! HTTP/1.1 in place and writes each side in one write; [`engine::hyper`] serves everything
+//! else (HTTP/2, upgrades, chunked requests) through hyper's server and pooled clients. The
+//! fast engine is opt-in: a compiled route carries the [`request::Features`] it uses, the fast
+//! engine declares those it implements ([`engine::fast::IMPLEMENTS`]), and a request goes fast
+//! only when its route's set is covered; anything else is the hyper engine's, so a new option
+//! never silently bypasses its own logic. The accept loops (`server.rs`) accept and hands each connection
+//! to an engine.
 
 pub mod annotations;
 mod bind;
