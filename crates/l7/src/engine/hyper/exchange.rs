@@ -73,7 +73,7 @@ impl Exchange for HyperExchange<'_> {
         let mut up = self.request(authority).map_err(|e| (e, Failure::Final))?;
         // proxy-send-timeout: watched while there is a body to send.
         let progress = (!up.body().is_end_stream()).then(|| {
-            let (b, p) = Watched::new(std::mem::replace(up.body_mut(), empty()));
+            let (b, p) = Watched::wrap(std::mem::replace(up.body_mut(), empty()));
             *up.body_mut() = b;
             p
         });

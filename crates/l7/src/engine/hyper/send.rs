@@ -72,7 +72,7 @@ pub struct Watched {
 }
 
 impl Watched {
-    pub fn new(inner: ProxyBody) -> (ProxyBody, Arc<Progress>) {
+    pub fn wrap(inner: ProxyBody) -> (ProxyBody, Arc<Progress>) {
         let ended = inner.is_end_stream();
         let progress = Arc::new(Progress {
             origin: Instant::now(),
