@@ -3,7 +3,7 @@
 //! the same number of body bytes and the same `done()` as feeding them whole.
 #![no_main]
 
-use portico_l7::fast::codec::{BadChunk, ChunkedScanner};
+use portico_l7::engine::fast::codec::{BadChunk, ChunkedScanner};
 use libfuzzer_sys::fuzz_target;
 use portico_fuzz::pieces;
 

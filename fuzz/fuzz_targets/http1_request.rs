@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use portico_l7::fast::codec::{Forwarding, parse_request, write_upstream_head};
+use portico_l7::engine::fast::codec::{Forwarding, parse_request, write_upstream_head};
 use libfuzzer_sys::fuzz_target;
 use portico_fuzz::{content_length, headers, values, written_headers};
 

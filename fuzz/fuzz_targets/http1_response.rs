@@ -5,7 +5,7 @@
 //! The first input byte chooses the request method and the extras; the rest is the response.
 #![no_main]
 
-use portico_l7::fast::codec::{Framing, ResponseExtras, parse_response, write_downstream_head};
+use portico_l7::engine::fast::codec::{Framing, ResponseExtras, parse_response, write_downstream_head};
 use libfuzzer_sys::fuzz_target;
 use portico_fuzz::{content_length, headers, values, written_headers};
 

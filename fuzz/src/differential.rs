@@ -13,7 +13,7 @@ use std::cell::RefCell;
 use std::convert::Infallible;
 use std::rc::Rc;
 
-use portico_l7::fast::codec::parse_request;
+use portico_l7::engine::fast::codec::parse_request;
 use hyper::body::{Body as _, Incoming};
 use hyper::service::service_fn;
 use hyper::{Request, Response};

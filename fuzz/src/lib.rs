@@ -7,14 +7,14 @@ pub mod differential;
 use httparse::Header;
 
 /// Headers for one parse, as the gateway's connection loop allocates them.
-pub fn headers<'b>() -> [Header<'b>; portico_l7::fast::codec::MAX_HEADERS] {
-    [httparse::EMPTY_HEADER; portico_l7::fast::codec::MAX_HEADERS]
+pub fn headers<'b>() -> [Header<'b>; portico_l7::engine::fast::codec::MAX_HEADERS] {
+    [httparse::EMPTY_HEADER; portico_l7::engine::fast::codec::MAX_HEADERS]
 }
 
 /// Room to parse a head the proxy wrote: the peer's header lines (at most
-/// [`MAX_HEADERS`](portico_l7::fast::codec::MAX_HEADERS)) plus the few the proxy adds
+/// [`MAX_HEADERS`](portico_l7::engine::fast::codec::MAX_HEADERS)) plus the few the proxy adds
 /// (`X-Forwarded-*`, `X-Real-IP`, `X-Request-ID`; `Set-Cookie`, HSTS, `Connection`).
-pub const WRITTEN_HEADERS: usize = portico_l7::fast::codec::MAX_HEADERS + 16;
+pub const WRITTEN_HEADERS: usize = portico_l7::engine::fast::codec::MAX_HEADERS + 16;
 
 pub fn written_headers<'b>() -> [Header<'b>; WRITTEN_HEADERS] {
     [httparse::EMPTY_HEADER; WRITTEN_HEADERS]

@@ -1,6 +1,6 @@
 //! Who a request is from, and which forwarding headers a client may set: the one decision both
 //! engines follow (the fast path's `codec::write_upstream_head`, the general path's
-//! `proxy::headers::forwarded` and its allow-list and access log).
+//! `engine::hyper::headers::forwarded` and its allow-list and access log).
 //!
 //! ingress-nginx's rules, with `--trust-forwarded-from` in the role of `proxy-real-ip-cidr` +
 //! `use-forwarded-headers`:

@@ -1,5 +1,5 @@
 //! HTTP/1.1 framing rules both engines share (the fast path's codec and the general path's
-//! `proxy.rs` / `proxy/headers.rs`), so that which engine serves a request never changes where
+//! `engine/hyper/proxy.rs` / `engine/hyper/headers.rs`), so that which engine serves a request never changes where
 //! it ends or what the upstream is told.
 //!
 //! Hop-by-hop headers (RFC 9110 section 7.6.1), in both directions: a `Connection` header may name further headers that apply to this hop only. A client must not

@@ -8,15 +8,31 @@
 //! errors in the snapshot's one list); the router only binds them to endpoints and certificates.
 //! Per-endpoint state (EWMA, ejections) and parsed certificates live beside the table and
 //! survive rebuilds; upstream keepalive pools live in the shared clients.
+//!
+//! ## The request path
+//! One pipeline ([`request`]), in phases, each a function of the request's facts and the
+//! compiled route: `route` (host and normalised path) -> `policy` (allow-list, redirects,
+//! HTTPS redirection, body limit) -> `upstream` (THE loop over attempts: sticky endpoint,
+//! balancer, retries, ejection, in-flight count and latency, connect / send / read timeouts)
+//! -> `response` (affinity cookie, HSTS) -> `log` (metrics, access log).
+//!
+//! Two engines ([`engine`]) run it and differ only in how bytes move: [`engine::fast`] parses
+//! HTTP/1.1 in place and writes each side in one write; [`engine::hyper`] serves everything
+//! else (HTTP/2, upgrades, chunked requests) through hyper's server and pooled clients. The
+//! fast engine is opt-in: a compiled route carries the [`request::Features`] it uses, the fast
+//! engine declares those it implements ([`engine::fast::IMPLEMENTS`]), and a request goes fast
+//! only when its route's set is covered; anything else is the hyper engine's, so a new option
+//! never silently bypasses its own logic. The accept loops (`server.rs`) accept and hands each connection
+//! to an engine.
 
 pub mod annotations;
 mod bind;
-pub mod fast;
+pub mod engine;
 pub mod forwarded;
 pub mod framing;
 pub mod metrics;
 pub mod path;
-pub mod proxy;
+pub mod request;
 mod server;
 pub mod shared;
 pub mod table;
@@ -76,7 +92,7 @@ pub struct L7Config {
     /// `Strict-Transport-Security` max-age on HTTPS responses of TLS hosts; off when `None`.
     pub hsts_max_age: Option<u64>,
     /// `--drain-timeout`: how long shutdown waits for in-flight requests and lets idle
-    /// keepalive connections send a last request (see [`server::DRAIN_IDLE_GRACE`]).
+    /// keepalive connections send a last request (see [`engine::DRAIN_IDLE_GRACE`]).
     pub drain_timeout: Duration,
     /// Serve plain HTTP/1.1 on the fast path (`--http1-engine portico`, the default) or
     /// everything with hyper (`--http1-engine hyper`).

@@ -7,19 +7,16 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use http::header::{HeaderMap, HeaderValue};
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tracing::info;
 
 use portico_runtime::connections::ConnectionLimit;
 
 use super::AccessLog;
+use super::engine::hyper::client::{self, UpstreamClient};
 use super::forwarded::TrustedProxies;
 use super::metrics::Metrics;
 use super::path::EncodedSlashes;
-use super::proxy::{ConnInfo, ProxyBody};
+use super::request::ConnInfo;
 use super::table::{Route, RouteTable};
 use super::tls::CertCache;
 use super::upstream::EndpointRegistry;
@@ -30,8 +27,6 @@ use portico_model::routes::ClassConfig as RouterConfig;
 pub const DEFAULT_REQUEST_BUFFER: usize = 1 << 20;
 /// `--client-body-timeout` default: nginx's `client_body_timeout`.
 pub const DEFAULT_CLIENT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
-
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, ProxyBody>;
 
 pub struct Shared {
     pub table: Arc<ArcSwap<RouteTable>>,
@@ -49,7 +44,7 @@ pub struct Shared {
     pub https_port: Option<u16>,
     /// A table built from a published snapshot is in place.
     pub ready: AtomicBool,
-    /// Plain HTTP/1.1 requests take the fast path ([`super::fast`]); off, hyper serves all.
+    /// Plain HTTP/1.1 requests take the fast path ([`super::engine::fast`]); off, hyper serves all.
     pub fast_h1: bool,
     /// How request paths with `%2F` / `%5C` are treated ([`super::path`]).
     pub encoded_slashes: EncodedSlashes,
@@ -63,28 +58,6 @@ pub struct Shared {
     pub connection_limit: Option<Arc<ConnectionLimit>>,
 }
 
-fn connector(connect_timeout: Duration) -> HttpConnector {
-    let mut c = HttpConnector::new();
-    c.set_connect_timeout(Some(connect_timeout));
-    c.set_nodelay(true);
-    // The TLS wrapper below handles `https` URIs (backend-protocol HTTPS and GRPCS).
-    c.enforce_http(false);
-    c
-}
-
-fn connector_with_tls(h2: bool) -> HttpsConnector<HttpConnector> {
-    let b = HttpsConnectorBuilder::new()
-        .with_tls_config(super::tls::upstream_client_config())
-        .https_or_http();
-    if h2 {
-        b.enable_http2()
-            .wrap_connector(connector(Duration::from_secs(5)))
-    } else {
-        b.enable_http1()
-            .wrap_connector(connector(Duration::from_secs(5)))
-    }
-}
-
 impl Shared {
     pub fn new(
         router: RouterConfig,
@@ -93,17 +66,7 @@ impl Shared {
         hsts_max_age: Option<u64>,
         https_port: Option<u16>,
     ) -> Self {
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(512)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector_with_tls(false));
-        let h2_client = Client::builder(TokioExecutor::new())
-            .http2_only(true)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector_with_tls(true));
+        let (client, h2_client) = (client::http1(), client::http2());
         let hsts = hsts_max_age
             .and_then(|s| HeaderValue::from_str(&format!("max-age={s}; includeSubDomains")).ok());
         Self {

@@ -13,6 +13,7 @@ use rustls::sign::CertifiedKey;
 use portico_model::{Invalid, ObjectKey};
 
 use super::metrics::RouteMetrics;
+use super::request::Features;
 use super::upstream::Upstream;
 
 mod cache;
@@ -20,7 +21,7 @@ mod compile;
 pub mod options;
 mod ptr;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use cache::CompileCache;
 pub use compile::{CompileContext, compile};
@@ -77,6 +78,8 @@ pub struct Route {
     /// The route's host is listed in some served Ingress's `spec.tls`.
     pub tls_host: bool,
     pub metrics: RouteMetrics,
+    /// What the route uses, to choose an engine that implements all of it ([`Route::compiled`]).
+    pub features: Features,
 }
 
 /// The rules of one host (or of every host), most specific first.

@@ -158,19 +158,23 @@ impl Compiler<'_, '_> {
                 counter: AtomicU64::new(0),
             }
         });
-        let compiled = Arc::new(Route {
-            ingress: ingress.clone(),
-            path: model.path.as_str().into(),
-            matcher: matcher(&model.matches.path),
-            options: self
-                .cache
-                .options
-                .get(policy, &model.filters, model.backend.protocol),
-            metrics: self.metrics(ingress, &upstream),
-            upstream,
-            canary,
-            tls_host: model.tls_host,
-        });
+        let compiled = Arc::new(
+            Route {
+                ingress: ingress.clone(),
+                path: model.path.as_str().into(),
+                matcher: matcher(&model.matches.path),
+                options: self
+                    .cache
+                    .options
+                    .get(policy, &model.filters, model.backend.protocol),
+                metrics: self.metrics(ingress, &upstream),
+                upstream,
+                canary,
+                tls_host: model.tls_host,
+                features: Default::default(),
+            }
+            .compiled(),
+        );
         self.cache.keep(model, &compiled);
         compiled
     }

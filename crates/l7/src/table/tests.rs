@@ -43,7 +43,7 @@ fn ingress(name: &str, created: &str, rules: &[(&str, &str, &str, &str)]) -> Str
 
 /// The table of a snapshot routed and compiled from scratch, and the problems found on the way:
 /// the translation's (which join the snapshot's errors) and the certificates'.
-fn table(yaml: &str) -> (RouteTable, Vec<Invalid>) {
+pub(crate) fn table(yaml: &str) -> (RouteTable, Vec<Invalid>) {
     let mut snap = snapshot(yaml);
     let before = snap.errors.len();
     ingress::route(

@@ -13,7 +13,8 @@ use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::time::{Instant, Sleep};
 
-use super::{BoxError, ProxyBody, ProxyError};
+use super::client::{BoxError, ProxyBody};
+use super::error::ProxyError;
 
 /// Why reading a request body stopped.
 #[derive(Debug, thiserror::Error)]

@@ -1,3 +1,7 @@
+use std::net::IpAddr;
+
+use httparse::Header;
+
 use super::*;
 use proptest::prelude::*;
 

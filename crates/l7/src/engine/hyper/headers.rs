@@ -7,7 +7,8 @@ use http::Uri;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery};
 
-use super::{ConnInfo, ProxyError};
+use super::error::ProxyError;
+use crate::request::ConnInfo;
 use crate::table::{Matcher, Route};
 use crate::{forwarded, framing};
 

@@ -6,7 +6,8 @@ use http::uri::Scheme;
 use http::{Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 
-use super::{ProxyBody, local_response};
+use super::client::ProxyBody;
+use super::error::local_response;
 use crate::framing::{self, RequestCoding};
 
 /// Why a request is refused before routing.
