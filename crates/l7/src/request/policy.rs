@@ -7,8 +7,16 @@ use std::net::IpAddr;
 use http::StatusCode;
 use http::header::HeaderValue;
 
+use super::Features;
 use crate::annotations::Options;
 use crate::table::Route;
+
+/// The route features [`check`] can answer for: a route (on a connection) with none of them
+/// gets `None`, so an engine may skip the phase per route instead of testing each option per
+/// request.
+pub const CHECKED: Features = Features::ALLOW_LIST
+    .union(Features::REDIRECT)
+    .union(Features::HTTPS_REDIRECT);
 
 /// What the policy phase needs to know of a request.
 #[derive(Debug, Clone, Copy)]

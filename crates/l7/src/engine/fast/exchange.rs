@@ -220,6 +220,7 @@ where
             // A failed connect consumed nothing: the request is still in `out` and `inbuf`.
             resendable: true,
             replayable: plan.idempotent && plan.body_left == 0,
+            start,
         };
         let mut exchange = FastExchange {
             conn: self,

@@ -12,7 +12,7 @@ use super::codec::{self, Handoff, MAX_HEADERS};
 use super::{CHUNK, Conn, End, takes};
 use crate::engine::hyper::headers;
 use crate::path;
-use crate::request::{ConnInfo, affinity, policy, route};
+use crate::request::{ConnInfo, Features, affinity, policy, route};
 use crate::shared::Shared;
 use crate::table::Route;
 
@@ -63,16 +63,25 @@ where
         let client = info
             .for_request(&shared.trusted, req.values("x-forwarded-for"))
             .client;
-        // The hyper engine writes every policy answer (it runs the same phase).
-        let facts = policy::Facts {
-            tls: info.tls,
-            client,
-            host: &host,
-            path: &path,
-            path_and_query: req.target,
-        };
-        if policy::check(&facts, &route, shared.https_port).is_some()
-            || policy::body_limit(&route.options, req.content_length).is_some()
+        // The hyper engine writes every policy answer (it runs the same phase). Whether the
+        // route has anything the phase could answer was decided when the table was compiled.
+        let uses = route.features.on(info.tls);
+        let answered = uses.intersects(policy::CHECKED)
+            && policy::check(
+                &policy::Facts {
+                    tls: info.tls,
+                    client,
+                    host: &host,
+                    path: &path,
+                    path_and_query: req.target,
+                },
+                &route,
+                shared.https_port,
+            )
+            .is_some();
+        if answered
+            || (uses.contains(Features::BODY_LIMIT)
+                && policy::body_limit(&route.options, req.content_length).is_some())
         {
             return Err(Handoff::Route);
         }

@@ -11,6 +11,7 @@ use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
 use hyper_util::rt::TokioIo;
+use tokio::time::Instant;
 use tracing::debug;
 
 use super::body::{self, Whole};
@@ -205,6 +206,7 @@ pub(super) async fn proxy(
         hash: hash.as_deref(),
         resendable,
         replayable: resendable && is_idempotent(&parts.method),
+        start: Instant::now(),
     };
     let mut exchange = HyperExchange {
         client: if grpc {

@@ -48,6 +48,11 @@ impl Features {
         self.0 & other.0 == other.0
     }
 
+    /// Whether the two sets have a feature in common.
+    pub const fn intersects(self, other: Features) -> bool {
+        self.0 & other.0 != 0
+    }
+
     /// What a request on a connection (`tls` or not) needs of an engine: HTTPS redirection
     /// does nothing on a TLS connection.
     #[inline]

@@ -112,3 +112,49 @@ fn a_backend_without_endpoints_is_not_for_the_fast_engine() {
     assert!(r.features.contains(Features::NOT_ENDPOINTS));
     assert!(!fast::takes(r, false));
 }
+
+/// The fast engine runs the policy phase only for routes whose features intersect
+/// [`policy::CHECKED`]: every route the phase answers must carry one of them, on the
+/// connection it answers on.
+#[test]
+fn the_policy_phase_answers_only_routes_with_a_checked_feature() {
+    use crate::request::policy;
+    let facts = |tls| policy::Facts {
+        tls,
+        client: "192.0.2.1".parse().expect("literal"),
+        host: "app.test",
+        path: "/",
+        path_and_query: "/",
+    };
+    let cases: [(&[(&str, &str)], bool); 10] = [
+        (&[], false),
+        (&[], true),
+        (&[("ssl-redirect", "false")], true),
+        (&[("whitelist-source-range", "10.0.0.0/8")], false),
+        (&[("permanent-redirect", "https://elsewhere.test/")], false),
+        (&[("temporal-redirect", "https://elsewhere.test/")], false),
+        (&[("app-root", "/app")], false),
+        (&[("force-ssl-redirect", "true")], false),
+        (&[("proxy-body-size", "1k"), ("affinity", "cookie")], false),
+        (&[("load-balance", "ewma")], false),
+    ];
+    for (annotations, tls_host) in cases {
+        let r = route_with(annotations, tls_host);
+        for tls in [false, true] {
+            let answered = policy::check(&facts(tls), &r, None).is_some();
+            let checked = r.features.on(tls).intersects(policy::CHECKED);
+            assert!(
+                !answered || checked,
+                "{annotations:?} (TLS host {tls_host}, TLS {tls}) is answered by the policy phase \
+                 without a checked feature: {:?}",
+                r.features
+            );
+        }
+    }
+    // The answered cases do answer (the test above is not vacuous).
+    let r = route_with(&[("whitelist-source-range", "10.0.0.0/8")], false);
+    assert!(policy::check(&facts(false), &r, None).is_some());
+    let r = route_with(&[], true);
+    assert!(policy::check(&facts(false), &r, None).is_some());
+    assert!(policy::check(&facts(true), &r, None).is_none());
+}
