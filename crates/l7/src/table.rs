@@ -10,6 +10,7 @@ use std::sync::atomic::AtomicU64;
 use regex::Regex;
 use rustls::sign::CertifiedKey;
 
+use portico_model::routes::Routes;
 use portico_model::{Invalid, ObjectKey};
 
 use super::metrics::RouteMetrics;
@@ -111,8 +112,8 @@ pub struct RouteTable {
     pub(super) default_backend: Option<Arc<Route>>,
     pub(super) certs: HashMap<Box<str>, Arc<CertifiedKey>>,
     pub(super) wildcard_certs: HashMap<Box<str>, Arc<CertifiedKey>>,
-    /// The Ingresses served, for status and views.
-    pub served: Vec<ObjectKey>,
+    /// The routes compiled (shared with the snapshot): the Ingresses served, for status and views.
+    pub(super) routes: Arc<Routes>,
     /// TLS Secrets that do not parse, reported on the Ingress fields that name them: the one
     /// kind of problem found while compiling (the translation's are in the snapshot's errors).
     pub cert_errors: Arc<[Invalid]>,
@@ -174,6 +175,11 @@ impl RouteTable {
         wildcard_parent(&name)
             .and_then(|p| self.wildcard_certs.get(p))
             .cloned()
+    }
+
+    /// The Ingresses served (canaries included), sorted: for status and views.
+    pub fn served(&self) -> &[ObjectKey] {
+        &self.routes.served
     }
 
     /// Whether a host has a certificate of its own (not the default).

@@ -219,10 +219,12 @@ fn served<'a>(
 /// Ingress with a default backend is never reused (whether it claims the default depends on the
 /// others); the caller checks that.
 fn reusable(t: &Translation<'_>, built: &cache::Built) -> bool {
-    let services_same = built
-        .services
-        .iter()
-        .all(|(k, s)| same(s.as_ref(), t.inputs.services.get(k)));
+    let services_same = built.routes.iter().all(|r| {
+        same(
+            r.service.as_ref(),
+            t.inputs.services.get(&r.route.backend.service),
+        )
+    });
     let routes_same = built.routes.iter().all(|r| {
         r.route.canary.is_none()
             && r.route.tls_host == t.host_has_tls(&r.host)

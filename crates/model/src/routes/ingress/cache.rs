@@ -17,7 +17,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use k8s_openapi::api::networking::v1::Ingress;
 
@@ -80,17 +80,18 @@ pub(super) struct CachedIngress {
     seen: u64,
 }
 
-/// The routes of one Ingress, and what they were resolved from.
+/// The routes of one Ingress.
 pub(super) struct Built {
-    pub routes: Vec<BuiltRoute>,
-    /// Every Service its backends looked up, as it was then (`None`: absent).
-    pub services: Vec<(ObjectKey, Option<Arc<Service>>)>,
+    pub routes: Box<[BuiltRoute]>,
 }
 
+/// A route, and what it was resolved from.
 pub(super) struct BuiltRoute {
     pub host: HostMatch,
     pub path_type: PathType,
     pub route: Arc<Route>,
+    /// The Service its backend looked up, as it was then (`None`: absent).
+    pub service: Option<Arc<Service>>,
 }
 
 /// The address of an Ingress's `Arc`: its entry's key.
@@ -208,15 +209,19 @@ fn parse(
         ing: ing.clone(),
         annotated,
         unsupported,
-        tls: tls_entries(key, ing).into(),
+        tls: tls_entries(key, ing),
         built: None,
         seen: pass,
     }
 }
 
-/// An Ingress's `spec.tls` entries.
-fn tls_entries(key: &ObjectKey, ing: &Ingress) -> Vec<Arc<TlsEntry>> {
+/// An Ingress's `spec.tls` entries. Most Ingresses have none: they share one empty list.
+fn tls_entries(key: &ObjectKey, ing: &Ingress) -> Arc<[Arc<TlsEntry>]> {
+    static NONE: OnceLock<Arc<[Arc<TlsEntry>]>> = OnceLock::new();
     let tls = ing.spec.iter().flat_map(|s| s.tls.iter().flatten());
+    if tls.clone().next().is_none() {
+        return NONE.get_or_init(|| Arc::from(Vec::new())).clone();
+    }
     tls.enumerate()
         .map(|(i, t)| {
             Arc::new(TlsEntry {
