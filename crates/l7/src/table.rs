@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicU64;
 use regex::Regex;
 use rustls::sign::CertifiedKey;
 
-use portico_model::routes::Routes;
+use portico_model::routes::{self, Routes};
 use portico_model::{Invalid, ObjectKey};
 
 use super::metrics::RouteMetrics;
@@ -69,9 +69,9 @@ pub struct Canary {
 /// What one route sends traffic to, with its options.
 #[derive(Debug)]
 pub struct Route {
-    pub ingress: ObjectKey,
-    /// The rule's path as written (cookie path default, logs).
-    pub path: Box<str>,
+    /// The model route this was compiled from (shared with the snapshot, not copied): its
+    /// Ingress and its path as written ([`Route::ingress`], [`Route::path`]).
+    pub model: Arc<routes::Route>,
     pub matcher: Matcher,
     pub options: Arc<Options>,
     pub upstream: Arc<Upstream>,
@@ -81,6 +81,18 @@ pub struct Route {
     pub metrics: RouteMetrics,
     /// What the route uses, to choose an engine that implements all of it ([`Route::compiled`]).
     pub features: Features,
+}
+
+impl Route {
+    /// The Ingress the route came from.
+    pub fn ingress(&self) -> &ObjectKey {
+        &self.model.origin.object
+    }
+
+    /// The rule's path as written (cookie path default, logs).
+    pub fn path(&self) -> &str {
+        &self.model.path
+    }
 }
 
 /// The rules of one host (or of every host), most specific first.

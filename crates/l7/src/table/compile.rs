@@ -160,8 +160,7 @@ impl Compiler<'_, '_> {
         });
         let compiled = Arc::new(
             Route {
-                ingress: ingress.clone(),
-                path: model.path.as_str().into(),
+                model: model.clone(),
                 matcher: matcher(&model.matches.path),
                 options: self
                     .cache

@@ -22,8 +22,8 @@ fn describe(t: &RouteTable, errors: &[Invalid]) -> Vec<String> {
         for route in &r.routes {
             out.push(format!(
                 "{name} {} {} {:?} {} {:?} tls={} options={:?} canary={:?}",
-                route.ingress,
-                route.path,
+                route.ingress(),
+                route.path(),
                 route.matcher,
                 route.upstream.label,
                 route.upstream.target,
@@ -52,7 +52,9 @@ fn describe(t: &RouteTable, errors: &[Invalid]) -> Vec<String> {
     if let Some(d) = &t.default_backend {
         out.push(format!(
             "default {} {} {:?}",
-            d.ingress, d.upstream.label, d.upstream.target
+            d.ingress(),
+            d.upstream.label,
+            d.upstream.target
         ));
     }
     out.push(format!("served {:?}", t.served()));
