@@ -266,9 +266,10 @@ fn by_host(
     pending.sort_unstable_by_key(|(_, p, _)| *p);
     let mut hosts: BTreeMap<HostMatch, Vec<RankedRoute>> = BTreeMap::new();
     for (host, precedence, route) in pending {
+        // Most hosts have one route: no room for more until a second comes.
         hosts
             .entry(host)
-            .or_default()
+            .or_insert_with(|| Vec::with_capacity(1))
             .push(RankedRoute { precedence, route });
     }
     hosts
