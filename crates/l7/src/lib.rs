@@ -232,7 +232,7 @@ impl L7 {
         // The route problems: the translation's (in the snapshot's list) and the certificates'.
         let errors =
             snap.errors.iter().filter(|e| e.kind == "Ingress").count() + table.cert_errors.len();
-        let routes = table.served.len();
+        let routes = table.served().len();
         s.metrics.config_errors.set(errors as i64);
         s.metrics.config_publishes.inc();
         let old = s.table.swap(Arc::new(table));

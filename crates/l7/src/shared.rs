@@ -119,7 +119,7 @@ impl Shared {
         status: u16,
         elapsed: Duration,
     ) {
-        let ingress = route.map(|r| r.ingress.to_string()).unwrap_or_default();
+        let ingress = route.map(|r| r.ingress().to_string()).unwrap_or_default();
         let service = route
             .map(|r| r.upstream.label.to_string())
             .unwrap_or_default();

@@ -10,6 +10,7 @@ use std::sync::atomic::AtomicU64;
 use regex::Regex;
 use rustls::sign::CertifiedKey;
 
+use portico_model::routes::{self, Routes};
 use portico_model::{Invalid, ObjectKey};
 
 use super::metrics::RouteMetrics;
@@ -68,9 +69,9 @@ pub struct Canary {
 /// What one route sends traffic to, with its options.
 #[derive(Debug)]
 pub struct Route {
-    pub ingress: ObjectKey,
-    /// The rule's path as written (cookie path default, logs).
-    pub path: Box<str>,
+    /// The model route this was compiled from (shared with the snapshot, not copied): its
+    /// Ingress and its path as written ([`Route::ingress`], [`Route::path`]).
+    pub model: Arc<routes::Route>,
     pub matcher: Matcher,
     pub options: Arc<Options>,
     pub upstream: Arc<Upstream>,
@@ -80,6 +81,18 @@ pub struct Route {
     pub metrics: RouteMetrics,
     /// What the route uses, to choose an engine that implements all of it ([`Route::compiled`]).
     pub features: Features,
+}
+
+impl Route {
+    /// The Ingress the route came from.
+    pub fn ingress(&self) -> &ObjectKey {
+        &self.model.origin.object
+    }
+
+    /// The rule's path as written (cookie path default, logs).
+    pub fn path(&self) -> &str {
+        &self.model.path
+    }
 }
 
 /// The rules of one host (or of every host), most specific first.
@@ -111,8 +124,8 @@ pub struct RouteTable {
     pub(super) default_backend: Option<Arc<Route>>,
     pub(super) certs: HashMap<Box<str>, Arc<CertifiedKey>>,
     pub(super) wildcard_certs: HashMap<Box<str>, Arc<CertifiedKey>>,
-    /// The Ingresses served, for status and views.
-    pub served: Vec<ObjectKey>,
+    /// The routes compiled (shared with the snapshot): the Ingresses served, for status and views.
+    pub(super) routes: Arc<Routes>,
     /// TLS Secrets that do not parse, reported on the Ingress fields that name them: the one
     /// kind of problem found while compiling (the translation's are in the snapshot's errors).
     pub cert_errors: Arc<[Invalid]>,
@@ -174,6 +187,11 @@ impl RouteTable {
         wildcard_parent(&name)
             .and_then(|p| self.wildcard_certs.get(p))
             .cloned()
+    }
+
+    /// The Ingresses served (canaries included), sorted: for status and views.
+    pub fn served(&self) -> &[ObjectKey] {
+        &self.routes.served
     }
 
     /// Whether a host has a certificate of its own (not the default).

@@ -29,7 +29,7 @@ pub fn added<'a>(
 ) -> Added<'a> {
     let set_cookie = match (set_cookie, &route.options.affinity) {
         (Some(e), Some(a)) => {
-            affinity::set_cookie(a, &e.cookie, &route.path, tls, omit_samesite_none).ok()
+            affinity::set_cookie(a, &e.cookie, route.path(), tls, omit_samesite_none).ok()
         }
         _ => None,
     };

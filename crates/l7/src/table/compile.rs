@@ -32,7 +32,7 @@ pub struct CompileContext<'a> {
 /// reusing from `cache` what earlier compiles bound and is still valid. The table is the one a
 /// fresh cache gives; only the work differs.
 pub fn compile(
-    routes: &Routes,
+    routes: &Arc<Routes>,
     snap: &Snapshot,
     ctx: &CompileContext<'_>,
     cache: &mut CompileCache,
@@ -47,7 +47,7 @@ pub fn compile(
         exact: HashMap::with_capacity(routes.hosts.len()),
         certs,
         wildcard_certs,
-        served: routes.served.clone(),
+        routes: routes.clone(),
         cert_errors: cert_errors.into(),
         ..Default::default()
     };
@@ -160,8 +160,7 @@ impl Compiler<'_, '_> {
         });
         let compiled = Arc::new(
             Route {
-                ingress: ingress.clone(),
-                path: model.path.as_str().into(),
+                model: model.clone(),
                 matcher: matcher(&model.matches.path),
                 options: self
                     .cache

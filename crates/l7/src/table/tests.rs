@@ -307,7 +307,7 @@ fn only_ingresses_of_our_class_are_served() {
         "404",
         "no class and no default class"
     );
-    assert_eq!(t.served, [ObjectKey::new("default", "legacy")]);
+    assert_eq!(t.served(), [ObjectKey::new("default", "legacy")]);
 
     let defaulted = CLASSES.replace(
         "  name: portico\n",

@@ -52,7 +52,7 @@ mod cache;
 pub use cache::IngressCache;
 
 use build::{PendingCanary, Translation};
-use cache::{Annotated, BuiltRoute, same};
+use cache::{Annotated, addr, same};
 
 /// What Ingress translation reads: borrowed from a [`Snapshot`], or from the maps a snapshot is
 /// being built from.
@@ -135,20 +135,23 @@ pub fn translate(
         let Some(spec) = s.ing.spec.as_ref() else {
             continue;
         };
-        let Some(entry) = cache.ingresses.get_mut(s.key) else {
+        let Some(entry) = cache.ingresses.get_mut(&addr(s.ing)) else {
             continue; // Unreachable: `served` put it there.
         };
-        let routes = match reusable(&t, &entry.built, spec.default_backend.is_none()) {
-            Some(routes) => {
-                cache.reused += routes.len();
-                routes
+        let no_default_backend = spec.default_backend.is_none();
+        let fresh;
+        let routes = match &entry.built {
+            Some(built) if no_default_backend && reusable(&t, built) => {
+                cache.reused += built.routes.len();
+                &built.routes
             }
-            None => match t.main_routes(s.key, spec, &s.annotated) {
+            _ => match t.main_routes(s.key, spec, &s.annotated) {
+                // An Ingress whose default backend may change hands is built every time.
+                Ok(built) if no_default_backend => &entry.built.insert(built).routes,
                 Ok(built) => {
-                    let routes = built.routes.iter().map(clone_built).collect();
-                    // An Ingress whose default backend may change hands is built every time.
-                    entry.built = spec.default_backend.is_none().then_some(built);
-                    routes
+                    entry.built = None;
+                    fresh = built;
+                    &fresh.routes
                 }
                 Err(e) => {
                     t.errors.push(e);
@@ -163,7 +166,7 @@ pub fn translate(
                 path_type: r.path_type,
                 position: pending.len(),
             };
-            pending.push((r.host, precedence, r.route));
+            pending.push((r.host.clone(), precedence, r.route.clone()));
         }
         served_ok.push(s.key.clone());
     }
@@ -211,27 +214,17 @@ fn served<'a>(
     served
 }
 
-fn clone_built(r: &BuiltRoute) -> BuiltRoute {
-    BuiltRoute {
-        host: r.host.clone(),
-        path_type: r.path_type,
-        route: r.route.clone(),
-    }
-}
-
-/// The routes of the latest clean translation of an Ingress, when nothing they depend on
-/// changed: the same Services, no canary before or now, the same TLS hosts. An Ingress with a
-/// default backend is never reused (whether it claims the default depends on the others).
-fn reusable(
-    t: &Translation<'_>,
-    built: &Option<cache::Built>,
-    no_default_backend: bool,
-) -> Option<Vec<BuiltRoute>> {
-    let built = built.as_ref().filter(|_| no_default_backend)?;
-    let services_same = built
-        .services
-        .iter()
-        .all(|(k, s)| same(s.as_ref(), t.inputs.services.get(k)));
+/// Whether the routes of the latest clean translation of an Ingress can be reused: nothing they
+/// depend on changed (the same Services, no canary before or now, the same TLS hosts). An
+/// Ingress with a default backend is never reused (whether it claims the default depends on the
+/// others); the caller checks that.
+fn reusable(t: &Translation<'_>, built: &cache::Built) -> bool {
+    let services_same = built.routes.iter().all(|r| {
+        same(
+            r.service.as_ref(),
+            t.inputs.services.get(&r.route.backend.service),
+        )
+    });
     let routes_same = built.routes.iter().all(|r| {
         r.route.canary.is_none()
             && r.route.tls_host == t.host_has_tls(&r.host)
@@ -240,7 +233,7 @@ fn reusable(
                     .canaries
                     .contains_key(&(r.host.clone(), r.route.path.clone())))
     });
-    (services_same && routes_same).then(|| built.routes.iter().map(clone_built).collect())
+    services_same && routes_same
 }
 
 /// Canaries no main route took, reported in a stable order (by Ingress, then field).
@@ -273,9 +266,10 @@ fn by_host(
     pending.sort_unstable_by_key(|(_, p, _)| *p);
     let mut hosts: BTreeMap<HostMatch, Vec<RankedRoute>> = BTreeMap::new();
     for (host, precedence, route) in pending {
+        // Most hosts have one route: no room for more until a second comes.
         hosts
             .entry(host)
-            .or_default()
+            .or_insert_with(|| Vec::with_capacity(1))
             .push(RankedRoute { precedence, route });
     }
     hosts

@@ -22,8 +22,8 @@ fn describe(t: &RouteTable, errors: &[Invalid]) -> Vec<String> {
         for route in &r.routes {
             out.push(format!(
                 "{name} {} {} {:?} {} {:?} tls={} options={:?} canary={:?}",
-                route.ingress,
-                route.path,
+                route.ingress(),
+                route.path(),
                 route.matcher,
                 route.upstream.label,
                 route.upstream.target,
@@ -52,10 +52,12 @@ fn describe(t: &RouteTable, errors: &[Invalid]) -> Vec<String> {
     if let Some(d) = &t.default_backend {
         out.push(format!(
             "default {} {} {:?}",
-            d.ingress, d.upstream.label, d.upstream.target
+            d.ingress(),
+            d.upstream.label,
+            d.upstream.target
         ));
     }
-    out.push(format!("served {:?}", t.served));
+    out.push(format!("served {:?}", t.served()));
     out.extend(
         errors
             .iter()
@@ -324,7 +326,7 @@ fn an_edit_rebuilds_one_ingress_and_reuses_the_others() {
     world.apply(&Op::Upsert(edited));
     let t = router.build(&world.snapshot());
     assert_eq!(router.cache.reused, 4);
-    assert_eq!(t.served.len(), 5);
+    assert_eq!(t.served().len(), 5);
 
     // A Service's port changes: every route to it is resolved again, the others are reused.
     world.apply(&Op::ServicePort(1, 81));
@@ -334,7 +336,7 @@ fn an_edit_rebuilds_one_ingress_and_reuses_the_others() {
     // A deleted Ingress is gone from the table and from the cache.
     world.apply(&Op::Remove(4));
     let t = router.build(&world.snapshot());
-    assert_eq!(t.served.len(), 4);
+    assert_eq!(t.served().len(), 4);
     assert_eq!(router.ingresses.len(), 4);
 }
 

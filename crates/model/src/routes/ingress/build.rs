@@ -43,6 +43,8 @@ struct Resolved {
     service: ObjectKey,
     port: PortRef,
     target: BackendTarget,
+    /// The Service as it was looked up (`None`: absent).
+    found: Option<Arc<Service>>,
 }
 
 impl Resolved {
@@ -141,13 +143,12 @@ impl<'a> Translation<'a> {
         }
     }
 
-    /// Resolve an Ingress backend against the Services; `used` records the Service looked up.
+    /// Resolve an Ingress backend against the Services.
     fn resolve(
         &self,
         ingress: &ObjectKey,
         b: &IngressBackend,
         field: &str,
-        used: &mut Vec<(ObjectKey, Option<Arc<Service>>)>,
     ) -> Result<Resolved, Invalid> {
         let bad = |reason, field: String, msg: String| {
             Invalid::because(reason, "Ingress", ingress, field, msg)
@@ -176,11 +177,9 @@ impl<'a> Translation<'a> {
             }
         };
         let svc = self.inputs.services.get(&service);
-        if !used.iter().any(|(k, _)| *k == service) {
-            used.push((service.clone(), svc.cloned()));
-        }
         match backend::resolve(svc, &service, name, number) {
             Ok(target) => Ok(Resolved {
+                found: svc.cloned(),
                 service,
                 port,
                 target,
@@ -201,7 +200,6 @@ impl<'a> Translation<'a> {
         let Some(rules) = &a.canary else {
             return;
         };
-        let mut scratch = Vec::new();
         for (ri, rule) in ing
             .spec
             .iter()
@@ -213,7 +211,7 @@ impl<'a> Translation<'a> {
             };
             for (pi, p) in rule.http.iter().flat_map(|h| h.paths.iter()).enumerate() {
                 let field = format!("spec.rules[{ri}].http.paths[{pi}].backend");
-                match self.resolve(key, &p.backend, &field, &mut scratch) {
+                match self.resolve(key, &p.backend, &field) {
                     Ok(backend) => {
                         let path = p.path.clone().unwrap_or_else(|| "/".into());
                         let origin = RouteOrigin {
@@ -248,13 +246,12 @@ impl<'a> Translation<'a> {
         spec: &IngressSpec,
         a: &Annotated,
     ) -> Result<Built, Invalid> {
-        let mut services = Vec::new();
         let mut failed = None;
         let mut claimed = false;
         if let Some(def) = &spec.default_backend
             && self.default_backend.is_none()
         {
-            match self.resolve(key, def, "spec.defaultBackend", &mut services) {
+            match self.resolve(key, def, "spec.defaultBackend") {
                 Ok(r) => {
                     let route = default_route(key, a, r);
                     self.default_backend = Some(Claim {
@@ -267,7 +264,7 @@ impl<'a> Translation<'a> {
             }
         }
         let mut routes = Vec::new();
-        if let Err(e) = self.rules(key, spec, a, &mut routes, &mut services) {
+        if let Err(e) = self.rules(key, spec, a, &mut routes) {
             failed = Some(e);
         }
         match failed {
@@ -282,7 +279,9 @@ impl<'a> Translation<'a> {
                 }
                 Err(e)
             }
-            None => Ok(Built { routes, services }),
+            None => Ok(Built {
+                routes: routes.into(),
+            }),
         }
     }
 
@@ -294,7 +293,6 @@ impl<'a> Translation<'a> {
         spec: &IngressSpec,
         a: &Annotated,
         routes: &mut Vec<BuiltRoute>,
-        services: &mut Vec<(ObjectKey, Option<Arc<Service>>)>,
     ) -> Result<(), Invalid> {
         for (ri, rule) in spec.rules.iter().flatten().enumerate() {
             let host = HostMatch::parse(rule.host.as_deref()).map_err(|msg| {
@@ -309,8 +307,8 @@ impl<'a> Translation<'a> {
                         Invalid::because(reason, "Ingress", key, format!("{field}.{f}"), msg)
                     },
                 )?;
-                let backend =
-                    self.resolve(key, &p.backend, &format!("{field}.backend"), services)?;
+                let backend = self.resolve(key, &p.backend, &format!("{field}.backend"))?;
+                let service = backend.found.clone();
                 let canary = if self.canaries.is_empty() {
                     None
                 } else {
@@ -337,6 +335,7 @@ impl<'a> Translation<'a> {
                     host: host.clone(),
                     path_type,
                     route: Arc::new(route),
+                    service,
                 });
             }
         }

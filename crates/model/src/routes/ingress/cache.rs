@@ -6,11 +6,18 @@
 //! its `Arc` is the same object (sources share unchanged objects from one snapshot to the next);
 //! a Service is the same when it is the same `Arc` or compares equal. A translation with a warm
 //! cache gives what a translation with an empty one gives (see the tests).
+//!
+//! Entries are found by the address of the Ingress's `Arc` (the entry holds that `Arc`, so the
+//! address is not reused while the entry exists): a lookup hashes one word and compares no
+//! strings, which matters when every translation looks up every Ingress. An Ingress's key is
+//! its metadata's namespace and name, so one object has one key.
 
 #![allow(clippy::result_large_err)] // `Invalid` is the model's report type, built once per bad value.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, OnceLock};
 
 use k8s_openapi::api::networking::v1::Ingress;
 
@@ -28,7 +35,8 @@ use crate::service::Service;
 /// a fresh one (`IngressCache::default()`) is a translation from scratch.
 #[derive(Default)]
 pub struct IngressCache {
-    pub(super) ingresses: HashMap<ObjectKey, CachedIngress>,
+    /// By [`addr`] of the Ingress.
+    pub(super) ingresses: HashMap<usize, CachedIngress, BuildHasherDefault<AddrHasher>>,
     /// Parsed annotations by the annotations themselves, for sets that parse cleanly: Ingresses
     /// annotated alike share one policy and one set of filters, parsed once.
     shared: HashMap<BTreeMap<String, String>, Arc<Annotated>>,
@@ -61,7 +69,7 @@ impl From<Options> for Annotated {
 }
 
 pub(super) struct CachedIngress {
-    /// The object the rest was computed from.
+    /// The object the rest was computed from (held: its address is the entry's key).
     pub ing: Arc<Ingress>,
     /// Boxed: an `Invalid` is large and rare, and there is one entry per Ingress.
     pub annotated: Result<Arc<Annotated>, Box<Invalid>>,
@@ -72,17 +80,49 @@ pub(super) struct CachedIngress {
     seen: u64,
 }
 
-/// The routes of one Ingress, and what they were resolved from.
+/// The routes of one Ingress.
 pub(super) struct Built {
-    pub routes: Vec<BuiltRoute>,
-    /// Every Service its backends looked up, as it was then (`None`: absent).
-    pub services: Vec<(ObjectKey, Option<Arc<Service>>)>,
+    pub routes: Box<[BuiltRoute]>,
 }
 
+/// A route, and what it was resolved from.
 pub(super) struct BuiltRoute {
     pub host: HostMatch,
     pub path_type: PathType,
     pub route: Arc<Route>,
+    /// The Service its backend looked up, as it was then (`None`: absent).
+    pub service: Option<Arc<Service>>,
+}
+
+/// The address of an Ingress's `Arc`: its entry's key.
+pub(super) fn addr(ing: &Arc<Ingress>) -> usize {
+    Arc::as_ptr(ing) as usize
+}
+
+/// Hashes an address: a folded multiply, so that the low bits (zero in aligned addresses) and
+/// the high bits both spread over the table.
+#[derive(Default)]
+pub(super) struct AddrHasher(u64);
+
+impl Hasher for AddrHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        let m = u128::from(self.0 ^ n) * 0x9e37_79b9_7f4a_7c15;
+        self.0 = (m as u64) ^ ((m >> 64) as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// Same object, or equal values.
@@ -117,49 +157,18 @@ impl IngressCache {
     /// The entry of an Ingress the router serves, parsed again when the object changed.
     pub(super) fn entry(&mut self, key: &ObjectKey, ing: &Arc<Ingress>) -> &mut CachedIngress {
         let pass = self.pass;
-        let stale = self
-            .ingresses
-            .get(key)
-            .is_none_or(|c| !Arc::ptr_eq(&c.ing, ing));
-        if stale {
-            let entry = self.parse(key, ing);
-            self.ingresses.insert(key.clone(), entry);
-        }
-        let entry = self
-            .ingresses
-            .get_mut(key)
-            .expect("present: inserted above when missing");
+        let entry = match self.ingresses.entry(addr(ing)) {
+            Entry::Occupied(o) => {
+                debug_assert!(
+                    Arc::ptr_eq(&o.get().ing, ing),
+                    "held: the address is not reused"
+                );
+                o.into_mut()
+            }
+            Entry::Vacant(v) => v.insert(parse(&mut self.shared, key, ing, pass)),
+        };
         entry.seen = pass;
         entry
-    }
-
-    fn parse(&mut self, key: &ObjectKey, ing: &Arc<Ingress>) -> CachedIngress {
-        let none = BTreeMap::new();
-        let ann = ing.metadata.annotations.as_ref().unwrap_or(&none);
-        let (annotated, unsupported) = match self.shared.get(ann) {
-            Some(a) => (Ok(a.clone()), Box::default()),
-            None => {
-                let parsed = annotations::parse(key, ann);
-                let annotated = parsed
-                    .options
-                    .map(|o| Arc::new(Annotated::from(o)))
-                    .map_err(Box::new);
-                if let Ok(a) = &annotated
-                    && parsed.unsupported.is_empty()
-                {
-                    self.shared.insert(ann.clone(), a.clone());
-                }
-                (annotated, parsed.unsupported.into_boxed_slice())
-            }
-        };
-        CachedIngress {
-            ing: ing.clone(),
-            annotated,
-            unsupported,
-            tls: tls_entries(key, ing).into(),
-            built: None,
-            seen: self.pass,
-        }
     }
 
     /// End a translation: forget Ingresses it did not see, and shared annotations no Ingress
@@ -171,9 +180,48 @@ impl IngressCache {
     }
 }
 
-/// An Ingress's `spec.tls` entries.
-fn tls_entries(key: &ObjectKey, ing: &Ingress) -> Vec<Arc<TlsEntry>> {
+/// An Ingress's entry, its annotations parsed (or shared with an Ingress annotated alike).
+fn parse(
+    shared: &mut HashMap<BTreeMap<String, String>, Arc<Annotated>>,
+    key: &ObjectKey,
+    ing: &Arc<Ingress>,
+    pass: u64,
+) -> CachedIngress {
+    let none = BTreeMap::new();
+    let ann = ing.metadata.annotations.as_ref().unwrap_or(&none);
+    let (annotated, unsupported) = match shared.get(ann) {
+        Some(a) => (Ok(a.clone()), Box::default()),
+        None => {
+            let parsed = annotations::parse(key, ann);
+            let annotated = parsed
+                .options
+                .map(|o| Arc::new(Annotated::from(o)))
+                .map_err(Box::new);
+            if let Ok(a) = &annotated
+                && parsed.unsupported.is_empty()
+            {
+                shared.insert(ann.clone(), a.clone());
+            }
+            (annotated, parsed.unsupported.into_boxed_slice())
+        }
+    };
+    CachedIngress {
+        ing: ing.clone(),
+        annotated,
+        unsupported,
+        tls: tls_entries(key, ing),
+        built: None,
+        seen: pass,
+    }
+}
+
+/// An Ingress's `spec.tls` entries. Most Ingresses have none: they share one empty list.
+fn tls_entries(key: &ObjectKey, ing: &Ingress) -> Arc<[Arc<TlsEntry>]> {
+    static NONE: OnceLock<Arc<[Arc<TlsEntry>]>> = OnceLock::new();
     let tls = ing.spec.iter().flat_map(|s| s.tls.iter().flatten());
+    if tls.clone().next().is_none() {
+        return NONE.get_or_init(|| Arc::from(Vec::new())).clone();
+    }
     tls.enumerate()
         .map(|(i, t)| {
             Arc::new(TlsEntry {
